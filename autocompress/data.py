@@ -1,0 +1,238 @@
+"""Task data: load (local files or hub) through `datasets`, tokenize once, cache, bucket batches."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._io import atomic_path, digest, file_digest
+from .config import Experiment, TaskConfig
+from .errors import DataError
+
+_FORMATS = {".tsv": "csv", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenized split stored ragged: row i is ids[offsets[i]:offsets[i+1]]."""
+
+    ids: np.ndarray  # int32, all rows concatenated
+    types: np.ndarray  # int8 token type ids, same layout
+    offsets: np.ndarray  # int64, len = rows + 1
+    labels: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, idx: np.ndarray) -> "Encoded":
+        rows = [self.row(int(i)) for i in idx]
+        return _pack([r[0] for r in rows], [r[1] for r in rows], self.labels[idx])
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return self.ids[a:b], self.types[a:b]
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: Encoded
+    dev: Encoded
+    label_names: tuple[str, ...]
+    fingerprint: str
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+def _pack(ids: list, types: list, labels: np.ndarray) -> Encoded:
+    lengths = np.array([len(x) for x in ids], dtype=np.int64)
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat_ids = np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]) if ids else np.zeros(0, np.int32)
+    flat_types = np.concatenate([np.asarray(x, dtype=np.int8) for x in types]) if types else np.zeros(0, np.int8)
+    return Encoded(flat_ids, flat_types, offsets, np.asarray(labels, dtype=np.int64))
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def load_raw(exp: Experiment) -> dict[str, Any]:
+    """The train and dev splits as `datasets.Dataset`s, from local files or the hub."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    task = exp.task
+    if task.hub is None:
+        out = {}
+        for split, name in (("train", task.train), ("dev", task.dev)):
+            out[split] = _load_local(exp.path(name))
+        return out
+    hub = task.hub
+    try:
+        d = datasets.load_dataset(hub.path, hub.name, cache_dir=str(exp.cache / "hub-datasets"))
+    except Exception as err:  # offline, unknown id, bad config: all one message for the user
+        offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = "the hub is off (HF_DATASETS_OFFLINE=1) and there is no local copy" if offline else str(err).splitlines()[0]
+        raise DataError(
+            f"dataset '{hub.path}'{'/' + hub.name if hub.name else ''} could not be loaded: {hint}; "
+            "use local files (task.train / task.dev) or check the id"
+        ) from None
+    for split in (hub.train_split, hub.dev_split):
+        if split not in d:
+            raise DataError(f"dataset '{hub.path}' has no split '{split}' (has {', '.join(d)}); set task.hub.*_split")
+    return {"train": d[hub.train_split], "dev": d[hub.dev_split]}
+
+
+def _load_local(path: Path):
+    import datasets
+
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found; fix task.train / task.dev in the experiment file")
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown data format '{path.suffix}'; use one of {', '.join(_FORMATS)}")
+    kwargs: dict[str, Any] = {}
+    if fmt == "csv":
+        # GLUE TSVs hold unbalanced quotes: quoting off, and keep strings like "NA" as text.
+        kwargs = {"delimiter": "\t" if path.suffix.lower() == ".tsv" else ",", "quoting": csv.QUOTE_NONE,
+                  "keep_default_na": False}
+    try:
+        return datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
+    except Exception as err:
+        raise DataError(f"{path}: could not be parsed as {fmt} ({str(err).splitlines()[0]})") from None
+
+
+def _label_names(task: TaskConfig, columns: dict[str, list]) -> tuple[str, ...]:
+    if task.labels is not None:
+        return tuple(task.labels)
+    values = set(columns["train"]) | set(columns["dev"])
+    if all(isinstance(v, (int, np.integer)) for v in values):
+        return tuple(str(i) for i in range(max(values) + 1))
+    return tuple(sorted(str(v) for v in values))
+
+
+def _label_ids(values: list, names: tuple[str, ...], where: str) -> np.ndarray:
+    index = {n: i for i, n in enumerate(names)}
+    out = np.empty(len(values), dtype=np.int64)
+    for j, v in enumerate(values):
+        key = str(v)
+        if key not in index:
+            raise DataError(f"{where}: label '{v}' is not one of {list(names)}; fix task.labels")
+        out[j] = index[key]
+    return out
+
+
+def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
+    """Tokenized train/dev splits, cached under the experiment's cache folder by content."""
+    task = exp.task
+    if task.hub is None:
+        sources = [file_digest(exp.path(task.train)) if exp.path(task.train).is_file() else task.train,
+                   file_digest(exp.path(task.dev)) if exp.path(task.dev).is_file() else task.dev]
+    else:
+        sources = [task.hub.model_dump()]
+    key = digest("data-v1", sources, task.model_dump(), tokenizer_id)
+    cache_file = exp.cache / "data" / f"{key}.npz"
+    if cache_file.is_file():
+        z = np.load(cache_file, allow_pickle=False)
+        split = lambda p: Encoded(z[p + "ids"], z[p + "types"], z[p + "offsets"], z[p + "labels"])  # noqa: E731
+        return TaskData(split("train_"), split("dev_"), tuple(str(x) for x in z["label_names"]), key)
+
+    raw = load_raw(exp)
+    cols = [task.text] + ([task.text_pair] if task.text_pair else []) + [task.label]
+    for split, ds in raw.items():
+        missing = [c for c in cols if c not in ds.column_names]
+        if missing:
+            raise DataError(
+                f"{split} data has no column '{missing[0]}' (columns: {', '.join(ds.column_names)}); "
+                "fix task.text / task.text_pair / task.label"
+            )
+    if task.train_limit is not None and task.train_limit < len(raw["train"]):
+        raw["train"] = raw["train"].select(sample_indices(len(raw["train"]), task.train_limit, 0))
+    labels = {s: raw[s][task.label] for s in raw}
+    names = _label_names(task, labels)
+    enc = {}
+    for split, ds in raw.items():
+        a = [str(x) for x in ds[task.text]]
+        b = [str(x) for x in ds[task.text_pair]] if task.text_pair else None
+        tok = tokenizer(a, b, truncation=True, max_length=task.max_length, return_token_type_ids=True)
+        enc[split] = _pack(tok["input_ids"], tok["token_type_ids"], _label_ids(labels[split], names, f"{split} data"))
+    with atomic_path(cache_file) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, label_names=np.array(names), **{
+                f"{s}_{k}": getattr(enc[s], k) for s in enc for k in ("ids", "types", "offsets", "labels")
+            })
+    return TaskData(enc["train"], enc["dev"], names, key)
+
+
+# ---- batching ------------------------------------------------------------------------------
+
+
+def collate(enc: Encoded, idx: np.ndarray, pad_id: int = 0, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad rows `idx` to the longest (or `pad_to`) into input_ids / attention_mask / token_type_ids / labels."""
+    lengths = enc.lengths[idx]
+    width = int(pad_to if pad_to is not None else lengths.max())
+    ids = np.full((len(idx), width), pad_id, dtype=np.int64)
+    types = np.zeros((len(idx), width), dtype=np.int64)
+    mask = np.zeros((len(idx), width), dtype=np.int64)
+    for r, i in enumerate(idx):
+        a, t = enc.row(int(i))
+        n = min(len(a), width)
+        ids[r, :n], types[r, :n], mask[r, :n] = a[:n], t[:n], 1
+    return {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask),
+        "token_type_ids": torch.from_numpy(types),
+        "labels": torch.from_numpy(enc.labels[idx]),
+        "index": torch.from_numpy(np.asarray(idx, dtype=np.int64)),
+    }
+
+
+def bucketed_batches(
+    enc: Encoded, batch_size: int, *, shuffle: bool, seed: int = 0, pool: int = 50
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of batches of similar length (little padding); order shuffled when asked.
+
+    Rows are shuffled, cut into pools of `pool` batches, sorted by length inside each pool and
+    split into batches; the batch order is then shuffled. Without shuffle, rows go by length.
+    """
+    n = len(enc)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    lengths = enc.lengths
+    chunk = batch_size * pool if shuffle else n
+    batches = []
+    for s in range(0, n, chunk):
+        part = order[s : s + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    if shuffle:
+        rng.shuffle(batches)
+    for b in batches:
+        yield collate(enc, b)
+
+
+def infinite_batches(enc: Encoded, batch_size: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Epoch after epoch of shuffled bucketed batches, a new order each epoch."""
+    epoch = 0
+    while True:
+        yield from bucketed_batches(enc, batch_size, shuffle=True, seed=seed + epoch)
+        epoch += 1
+
+
+def sample_indices(n: int, k: int | None, seed: int) -> np.ndarray:
+    """`k` distinct row indices out of `n` (all rows, in order, when k is None or >= n)."""
+    if k is None or k >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))

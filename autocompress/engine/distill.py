@@ -1,0 +1,131 @@
+"""Knowledge distillation: the KD loss and the training loop every fine-tuning step uses.
+
+Plain task fine-tuning is the same loop with alpha = 0 (cross-entropy on labels only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """alpha * T^2 * KL(softmax(z_T/T) || softmax(z_S/T)) + (1 - alpha) * CE(z_S, labels)."""
+    hard = F.cross_entropy(student_logits, labels)
+    if teacher_logits is None or alpha == 0:
+        return hard
+    t = temperature
+    soft = F.kl_div(
+        F.log_softmax(student_logits / t, dim=-1),
+        F.log_softmax(teacher_logits / t, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    return alpha * t * t * soft + (1 - alpha) * hard
+
+
+def hidden_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence[torch.Tensor],
+                layer_map: Sequence[int], mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between student layer i's output and teacher layer layer_map[i]'s output."""
+    m = mask.unsqueeze(-1).to(student_hidden[0].dtype)
+    total = student_hidden[0].new_zeros(())
+    for i, j in enumerate(layer_map):
+        diff = (student_hidden[i + 1] - teacher_hidden[j + 1]) * m
+        total = total + diff.pow(2).sum() / (m.sum() * diff.shape[-1])
+    return total / max(len(layer_map), 1)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int
+    lr: float
+    temperature: float = 2.0
+    alpha: float = 0.0
+    hidden_mse: float = 0.0
+    warmup_frac: float = 0.06
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+
+
+# after_step(step, total_steps, loss) runs after every optimizer step (pruning schedules,
+# progress, early stopping: it may raise to stop training).
+StepHook = Callable[[int, int, float], None]
+
+
+def train_(
+    model: nn.Module,
+    batches: Iterator[dict[str, torch.Tensor]],
+    settings: TrainSettings,
+    *,
+    teacher_logits: torch.Tensor | None = None,
+    teacher: nn.Module | None = None,
+    layer_map: Sequence[int] = (),
+    hooks: Sequence[StepHook] = (),
+) -> list[float]:
+    """Train `model` in place for `settings.steps` steps; returns the loss of each step.
+
+    teacher_logits[i] are the cached teacher logits of training row i (batches carry 'index').
+    `teacher` is only needed for hidden-state MSE (settings.hidden_mse > 0).
+    """
+    if settings.steps == 0:
+        return []
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.lr,
+    )
+    warmup = max(1, int(settings.steps * settings.warmup_frac))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (settings.steps - step) / max(1, settings.steps - warmup))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    use_hidden = settings.hidden_mse > 0 and teacher is not None
+    model.train()
+    losses: list[float] = []
+    for step in range(settings.steps):
+        batch = next(batches)
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        t_logits = teacher_logits[batch["index"]] if teacher_logits is not None else None
+        if use_hidden:
+            logits, s_hidden = model(**inputs, output_hidden_states=True)
+            with torch.no_grad():
+                _, t_hidden = teacher(**inputs, output_hidden_states=True)
+        else:
+            logits = model(**inputs)
+        loss = kd_loss(logits, t_logits, batch["labels"], settings.temperature, settings.alpha)
+        if use_hidden:
+            loss = loss + settings.hidden_mse * hidden_loss(s_hidden, t_hidden, layer_map, batch["attention_mask"])
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss became {value} at step {step}; lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        opt.step()
+        sched.step()
+        losses.append(value)
+        for hook in hooks:
+            hook(step + 1, settings.steps, value)
+    model.eval()
+    return losses

@@ -1,0 +1,84 @@
+"""Measurements: task metrics, bytes on disk, latency on the target runtime, sparsity."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@torch.inference_mode()
+def predict_logits(model: Callable, enc, batch_size: int = 64) -> np.ndarray:
+    """Logits for every row of an Encoded split, in row order (batches bucketed by length)."""
+    from ..data import bucketed_batches
+
+    if isinstance(model, nn.Module):
+        model.eval()
+    out: np.ndarray | None = None
+    for batch in bucketed_batches(enc, batch_size, shuffle=False):
+        logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        logits = np.asarray(logits.float() if isinstance(logits, torch.Tensor) else logits, dtype=np.float32)
+        if out is None:
+            out = np.zeros((len(enc), logits.shape[-1]), dtype=np.float32)
+        out[batch["index"].numpy()] = logits
+    assert out is not None
+    return out
+
+
+def task_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro F1 and Matthews correlation of argmax predictions."""
+    pred = logits.argmax(-1)
+    k = max(int(labels.max()), int(pred.max()), logits.shape[-1] - 1) + 1
+    cm = np.zeros((k, k), dtype=np.float64)
+    np.add.at(cm, (labels, pred), 1)
+    tp = np.diag(cm)
+    precision = np.divide(tp, cm.sum(0), out=np.zeros(k), where=cm.sum(0) > 0)
+    recall = np.divide(tp, cm.sum(1), out=np.zeros(k), where=cm.sum(1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    # multiclass MCC (Gorodkin): (c*s - sum p_k t_k) / sqrt((s^2 - sum p_k^2)(s^2 - sum t_k^2))
+    s, c = cm.sum(), tp.sum()
+    p_k, t_k = cm.sum(0), cm.sum(1)
+    denom = np.sqrt((s * s - (p_k**2).sum()) * (s * s - (t_k**2).sum()))
+    mcc = float((c * s - (p_k * t_k).sum()) / denom) if denom > 0 else 0.0
+    return {"accuracy": float(c / s), "f1": float(f1.mean()), "mcc": mcc}
+
+
+def latency_ms(
+    run: Callable[[], object], *, warmup: int, repeats: int, threads: int
+) -> float:
+    """Median wall time of `run()` in milliseconds after warm-up, with a fixed torch thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                run()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                run()
+                times.append((time.perf_counter() - t0) * 1000.0)
+    finally:
+        torch.set_num_threads(before)
+    return statistics.median(times)
+
+
+def folder_bytes(path: Path, pattern: str = "*") -> int:
+    """Bytes on disk of the files matching `pattern` under `path`."""
+    return sum(f.stat().st_size for f in Path(path).rglob(pattern) if f.is_file())
+
+
+def sparsity(model: nn.Module, names: Callable[[str], bool] | None = None) -> float:
+    """Fraction of exactly-zero entries among weight matrices (optionally filtered by name)."""
+    zeros = total = 0
+    for name, p in model.named_parameters():
+        if p.dim() < 2 or (names is not None and not names(name)):
+            continue
+        zeros += int((p == 0).sum())
+        total += p.numel()
+    return zeros / total if total else 0.0

@@ -1,0 +1,72 @@
+"""The classifier module every technique works on: a BERT-style encoder with a task head.
+
+A thin wrapper around a transformers `...ForSequenceClassification` model with a plain
+`forward(input_ids, attention_mask, token_type_ids) -> logits` (ONNX-friendly) and an
+optional vocabulary map for students whose embedding table was pruned.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Classifier(nn.Module):
+    def __init__(self, hf: nn.Module):
+        super().__init__()
+        self.hf = hf
+        self.register_buffer("token_map", torch.zeros(0, dtype=torch.int64), persistent=False)
+        self.register_buffer("kept", torch.zeros(0, dtype=torch.int64), persistent=False)
+        self.unk_id: int | None = None
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    @property
+    def encoder_layers(self) -> nn.ModuleList:
+        return self.hf.base_model.encoder.layer
+
+    @property
+    def kept_tokens(self) -> torch.Tensor | None:
+        """Original token ids kept by vocabulary pruning, sorted (None: full vocabulary)."""
+        return self.kept if self.kept.numel() else None
+
+    def set_vocab(self, kept_tokens: torch.Tensor, full_size: int, unk_id: int) -> None:
+        """Map original token ids to rows of a pruned embedding table; dropped ids go to [UNK].
+
+        `kept_tokens` must be sorted and include `unk_id`.
+        """
+        kept = torch.as_tensor(kept_tokens, dtype=torch.int64)
+        m = torch.full((full_size,), -1, dtype=torch.int64)
+        m[kept] = torch.arange(len(kept))
+        m[m < 0] = m[unk_id]
+        self.token_map = m
+        self.kept = kept
+        self.unk_id = unk_id
+
+    def remap(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.token_map.numel() == 0:
+            return input_ids
+        return self.token_map[input_ids]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ):
+        out = self.hf(
+            input_ids=self.remap(input_ids),
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=output_hidden_states,
+        )
+        if output_hidden_states:
+            return out.logits, out.hidden_states
+        return out.logits
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,242 @@
+"""Weight quantization: per-row symmetric k-bit codes, fake-quant for training, bit packing.
+
+A quantized 2-D tensor is a pair (codes, scale): int8 codes of the tensor's shape and one
+float32 scale per row (dim 0: an output channel of an `nn.Linear`, a token of an embedding
+table); its value is `codes * scale[:, None]`. For k >= 2 bits the codes are symmetric integers
+in [-qmax, qmax] with qmax = 2^(k-1) - 1; binary (1-bit) codes are the signs, scaled by the mean
+magnitude of the row's nonzero weights. Exact zeros (pruned weights) always get code 0.
+
+Two properties matter to the rest of the engine:
+
+* `fake_quant(w)` is bitwise `dequantize_rows(*quantize_rows(w))`, and quantizing those values
+  again gives back the same codes and scales. The exporter re-derives codes from materialized
+  weights, so the stored model computes exactly what was trained and evaluated. To make this
+  exact for k >= 2, each scale is rounded to a float32 with few enough significant bits that
+  every `code * scale` product is exact (a relative change below 2^-16 for 8-bit).
+* Training sees the quantized weights through `torch.nn.utils.parametrize` with the
+  straight-through estimator, chained after any pruning mask registered earlier.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from .model import Classifier
+
+QUANT_BITS: tuple[int, ...] = (8, 4, 2, 1)
+_WIDTHS = (*QUANT_BITS, 16, 32)  # 16: bfloat16 storage; 32: untouched
+
+
+def _check_bits(bits: int, allowed: tuple[int, ...] = QUANT_BITS) -> None:
+    if bits not in allowed:
+        raise ValueError(f"bit-width must be one of {allowed}, got {bits!r}")
+
+
+def _qmax(bits: int) -> int:
+    """Largest code magnitude: 2^(k-1) - 1 for k >= 2, 1 for binary."""
+    return max(2 ** (bits - 1) - 1, 1)
+
+
+def levels(bits: int) -> int:
+    """How many distinct codes a row can use: 2^k - 1 for k >= 2 (-qmax..qmax), 2 for binary (±1).
+
+    Binary rows may also hold 0, but only for weights that were exactly zero (pruned).
+    """
+    _check_bits(bits)
+    return 2 if bits == 1 else 2 * _qmax(bits) + 1
+
+
+def _round_significand(x: Tensor, drop: int) -> Tensor:
+    """Round positive finite float32 values to 24 - `drop` significant bits (half up)."""
+    if drop == 0:
+        return x
+    i = x.contiguous().view(torch.int32)
+    i = (i + (1 << (drop - 1))) & ~((1 << drop) - 1)
+    return i.view(torch.float32)
+
+
+def _check_2d(w: Tensor) -> None:
+    if w.dim() != 2:
+        raise ValueError(f"per-row quantization needs a 2-D tensor, got shape {tuple(w.shape)}")
+
+
+def quantize_rows(w: Tensor, bits: int) -> tuple[Tensor, Tensor]:
+    """Per-row symmetric quantization of a 2-D tensor: (int8 codes of w's shape, float32 scale [rows]).
+
+    k >= 2: scale = max|row| / qmax (rounded so that code * scale is exact), codes = round(w / scale)
+    clamped to [-qmax, qmax]. k = 1: scale = mean |w| over the row's nonzero entries, codes = sign(w).
+    All-zero rows get scale 1. Exact zeros map to code 0 at every width.
+    """
+    _check_bits(bits)
+    _check_2d(w)
+    w = w.detach().to(torch.float32)
+    if bits == 1:
+        # Accumulate in float64 so that re-quantizing ±alpha rows returns alpha exactly
+        # (n copies of a float32 sum exactly in float64). MPS has no float64.
+        acc = torch.float32 if w.device.type == "mps" else torch.float64
+        count = (w != 0).sum(dim=1)
+        alpha = (w.abs().to(acc).sum(dim=1) / count.clamp(min=1)).to(torch.float32)
+        scale = torch.where(count > 0, alpha, torch.ones_like(alpha))
+        return torch.sign(w).to(torch.int8), scale
+    qmax = _qmax(bits)
+    top = w.abs().amax(dim=1)
+    # With <= 24 - bitlen(qmax) significant bits in the scale, |code| * scale fits float32 exactly.
+    scale = _round_significand(top / qmax, 0 if qmax == 1 else qmax.bit_length())
+    scale = torch.where(top > 0, scale, torch.ones_like(scale))
+    codes = torch.round(w / scale[:, None]).clamp_(-qmax, qmax)
+    return codes.to(torch.int8), scale
+
+
+def dequantize_rows(codes: Tensor, scale: Tensor) -> Tensor:
+    """float32 values `codes * scale[:, None]`."""
+    _check_2d(codes)
+    return codes.to(torch.float32) * scale.to(torch.float32)[:, None]
+
+
+def fake_quant(w: Tensor, bits: int) -> Tensor:
+    """Quantize-dequantize `w` in the forward pass; identity gradient (straight-through estimator).
+
+    bits in QUANT_BITS: per-row quantization; 16: round to bfloat16; 32: `w` unchanged.
+    """
+    _check_bits(bits, _WIDTHS)
+    if bits == 32:
+        return w
+    with torch.no_grad():
+        if bits == 16:
+            q = w.to(torch.bfloat16).to(w.dtype)
+        else:
+            q = dequantize_rows(*quantize_rows(w, bits)).to(w.dtype)
+    # `q + 0` keeps q bitwise (unlike `w + (q - w)`), while d/dw (w - w.detach()) = 1.
+    return q + (w - w.detach())
+
+
+def _pack_fields(u: Tensor, bits: int) -> Tensor:
+    """Pack non-negative integers < 2^bits (bits | 8) into bytes, first value in the low bits."""
+    per = 8 // bits
+    u = u.reshape(-1).to(torch.int32)
+    u = F.pad(u, (0, -u.numel() % per)).view(-1, per)
+    shifts = torch.arange(per, dtype=torch.int32, device=u.device) * bits
+    return (u << shifts).sum(dim=1).to(torch.uint8)
+
+
+def _unpack_fields(packed: Tensor, bits: int, n: int) -> Tensor:
+    """Inverse of `_pack_fields`: n int32 values."""
+    if packed.dim() != 1 or packed.dtype != torch.uint8:
+        raise ValueError(f"packed data must be a 1-D uint8 tensor, got {packed.dtype} {tuple(packed.shape)}")
+    expected = (n * bits + 7) // 8
+    if packed.numel() != expected:
+        raise ValueError(f"{n} values at {bits} bits need {expected} bytes, got {packed.numel()}")
+    per = 8 // bits
+    shifts = torch.arange(per, dtype=torch.int32, device=packed.device) * bits
+    u = (packed.to(torch.int32)[:, None] >> shifts) & ((1 << bits) - 1)
+    return u.reshape(-1)[:n]
+
+
+def pack(codes: Tensor, bits: int) -> Tensor:
+    """Flatten `codes` and pack them into ceil(n * bits / 8) bytes (uint8, 1-D).
+
+    k >= 2: offset binary (code + 2^(k-1)), 8 // k codes per byte; k = 1: one bit per code
+    (set for code > 0, so zeros are not representable: store them in a bitmap).
+    """
+    _check_bits(bits)
+    flat = codes.reshape(-1).to(torch.int32)
+    if bits == 1:
+        return _pack_fields(flat > 0, 1)
+    qmax = _qmax(bits)
+    if flat.numel() and int(flat.abs().max()) > qmax:
+        raise ValueError(f"{bits}-bit codes must lie in [-{qmax}, {qmax}]")
+    return _pack_fields(flat + 2 ** (bits - 1), bits)
+
+
+def unpack(packed: Tensor, bits: int, n: int) -> Tensor:
+    """The n int8 codes `pack(codes, bits)` stored (±1 at 1 bit)."""
+    _check_bits(bits)
+    u = _unpack_fields(packed, bits, n)
+    out = u * 2 - 1 if bits == 1 else u - 2 ** (bits - 1)
+    return out.to(torch.int8)
+
+
+def pack_bitmap(mask: Tensor) -> Tensor:
+    """A boolean tensor, flattened, as bits: ceil(n / 8) uint8 bytes."""
+    return _pack_fields(mask.reshape(-1).to(torch.bool), 1)
+
+
+def unpack_bitmap(packed: Tensor, n: int) -> Tensor:
+    """The n booleans `pack_bitmap` stored (flat)."""
+    return _unpack_fields(packed, 1, n).to(torch.bool)
+
+
+class FakeQuant(nn.Module):
+    """Parametrization: the weight as `fake_quant(original, bits)` (16: bfloat16, 32: identity)."""
+
+    def __init__(self, bits: int):
+        super().__init__()
+        _check_bits(bits, _WIDTHS)
+        self.bits = bits
+
+    def forward(self, w: Tensor) -> Tensor:
+        return fake_quant(w, self.bits)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
+
+
+def _widths(model: Classifier, bits: int, embedding_bits: int) -> dict[str, int]:
+    """Every quantizable weight with its width (16 and 32 included), keyed by parameter name."""
+    _check_bits(bits, _WIDTHS)
+    _check_bits(embedding_bits, _WIDTHS)
+    names = {id(m): name for name, m in model.named_modules()}
+    base = model.hf.base_model
+    out: dict[str, int] = {}
+    for m in base.encoder.modules():
+        if isinstance(m, nn.Linear):
+            out[names[id(m)] + ".weight"] = bits
+    pooler_dense = getattr(getattr(base, "pooler", None), "dense", None)
+    if isinstance(pooler_dense, nn.Linear):
+        out[names[id(pooler_dense)] + ".weight"] = bits
+    for attr in ("word_embeddings", "position_embeddings"):
+        emb = getattr(base.embeddings, attr, None)
+        if isinstance(emb, nn.Embedding):
+            out[names[id(emb)] + ".weight"] = embedding_bits
+    return out
+
+
+def quant_targets(model: Classifier, bits: int, embedding_bits: int) -> dict[str, int]:
+    """Integer-quantized weights -> bit-width (in QUANT_BITS).
+
+    Encoder linear weights and the pooler dense weight get `bits`; the word and position
+    embedding tables get `embedding_bits`. Token-type embeddings, LayerNorms, biases and the
+    classifier head are never quantized; widths 16 and 32 are left out. Keys are the plain
+    parameter names (`hf.bert.encoder.layer.0.attention.self.query.weight`), as
+    `named_parameters()` / `state_dict()` spell them on a model without parametrizations.
+    """
+    return {name: k for name, k in _widths(model, bits, embedding_bits).items() if k in QUANT_BITS}
+
+
+def attach_fake_quant_(model: Classifier, bits: int, embedding_bits: int) -> None:
+    """Register `FakeQuant` on every target weight (width 16 included, 32 skipped).
+
+    Chained after parametrizations already on the weight (e.g. a pruning mask), so the quantizer
+    sees their output. Raises ValueError if fake-quant is already attached.
+    """
+    for name, k in _widths(model, bits, embedding_bits).items():
+        if k == 32:
+            continue
+        module_name, tensor_name = name.rsplit(".", 1)
+        module = model.get_submodule(module_name)
+        if parametrize.is_parametrized(module, tensor_name) and any(
+            isinstance(p, FakeQuant) for p in module.parametrizations[tensor_name]
+        ):
+            raise ValueError(f"fake-quant is already attached to {name}")
+        parametrize.register_parametrization(module, tensor_name, FakeQuant(k))
+
+
+def materialize_(model: nn.Module) -> None:
+    """Remove every parametrization, leaving plain parameters that hold the parametrized values."""
+    for module in list(model.modules()):
+        if parametrize.is_parametrized(module):
+            for tensor_name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)

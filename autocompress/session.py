@@ -1,0 +1,57 @@
+"""Glue between an Experiment and the engine: prepare the shared inputs once, run recipes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from ._io import atomic_dir, write_json
+from .config import Experiment
+from .engine.pipeline import EngineInputs, Result, compress
+from .errors import ConfigError
+from .recipe import Recipe
+from .teacher import Teacher, prepare
+
+Log = Callable[[str], None]
+
+
+def engine_inputs(exp: Experiment, log: Log = lambda _m: None) -> tuple[EngineInputs, Teacher]:
+    """The fine-tuned teacher, its cached logits and the tokenized data, ready for candidates."""
+    t = prepare(exp, log)
+    tok = t.tokenizer
+    unk = tok.unk_token_id if tok.unk_token_id is not None else 0
+    inputs = EngineInputs(
+        teacher=t.model, data=t.data, teacher_logits=t.train_logits,
+        special_ids=tuple(int(i) for i in tok.all_special_ids), unk_id=int(unk),
+        measure=exp.measure, runtime=exp.runtime,
+    )
+    return inputs, t
+
+
+def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -> None:
+    """Recipe values that depend on the teacher (layer indices) give a clear error up front."""
+    n = len(inputs.teacher.encoder_layers)
+    if recipe.layers is not None and max(recipe.layers) >= n:
+        raise ConfigError(f"{source}: layers: the teacher has layers 0..{n - 1}, got {list(recipe.layers)}")
+
+
+def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher | None = None,
+               source: str = "recipe") -> Result:
+    """Compress one recipe into folder `out` (written atomically) with recipe.json and metrics.json."""
+    check_recipe(recipe, inputs, source)
+    with atomic_dir(out) as tmp:
+        result = compress(inputs, recipe, tmp)
+        write_json(tmp / "recipe.json", recipe.to_dict())
+        if teacher is not None:
+            result.metrics["teacher_accuracy"] = teacher.metrics["accuracy"]
+            result.metrics["retention"] = result.metrics["accuracy"] / teacher.metrics["accuracy"]
+        write_json(tmp / "metrics.json", result.metrics)
+        if teacher is not None:
+            teacher.tokenizer.save_pretrained(tmp / "tokenizer")
+    result.folder = out
+    return result
+
+
+def read_metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())

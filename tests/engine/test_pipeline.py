@@ -1,0 +1,78 @@
+"""End to end on a tiny teacher and generated data: build, store, reload, measure."""
+
+import numpy as np
+import pytest
+import torch
+
+from autocompress.engine.measure import predict_logits, task_metrics
+from autocompress.engine.pipeline import compress
+from autocompress.engine.storage import load_model
+from autocompress.errors import ConfigError
+from autocompress.recipe import Recipe
+from autocompress.session import run_recipe
+
+
+def test_identity_recipe_measures_the_teacher(tiny_inputs, tmp_path):
+    res = compress(tiny_inputs, Recipe(), tmp_path / "a")
+    teacher_acc = task_metrics(predict_logits(tiny_inputs.teacher, tiny_inputs.data.dev), tiny_inputs.data.dev.labels)
+    assert res.metrics["accuracy"] == pytest.approx(teacher_acc["accuracy"])
+    assert res.metrics["bytes"] == (tmp_path / "a" / "weights.safetensors").stat().st_size
+    assert res.metrics["runtime"] == "torch-fp32" and res.metrics["fast_kernel"] is True
+    assert res.metrics["latency_ms_b1"] > 0 and res.metrics["latency_ms_b32"] > 0
+    # float32 weights: the file is the parameters' bytes plus a small header
+    assert 4 * res.metrics["params"] <= res.metrics["bytes"] < 4 * res.metrics["params"] + 20_000
+
+
+def test_every_technique_together(tiny_inputs, tmp_path):
+    recipe = Recipe(layers=(0, 2), heads_keep=0.5, ffn_keep=0.5, vocab_prune=True, prune_ratio=0.5,
+                    bits=4, embedding_bits=8, train_steps=8, lr=1e-3, batch_size=16)
+    base = compress(tiny_inputs, Recipe(), tmp_path / "teacher")
+    res = compress(tiny_inputs, recipe, tmp_path / "c")
+    m = res.metrics
+    assert (m["layers"], m["heads"], m["ffn"]) == (2, 4, 64)
+    assert m["vocab"] < tiny_inputs.teacher.config.vocab_size
+    assert m["sparsity"] >= 0.5 - 1e-3
+    assert m["bytes"] < base.metrics["bytes"] / 6
+    assert m["fast_kernel"] is False and "no fast CPU kernel" in m["runtime_note"]
+    assert len(res.losses) == 8 and np.isfinite(res.losses).all()
+    # the numbers describe the stored bytes: a fresh reload predicts the same
+    again = load_model(tmp_path / "c")
+    dev = tiny_inputs.data.dev
+    assert task_metrics(predict_logits(again, dev), dev.labels)["accuracy"] == pytest.approx(m["accuracy"])
+
+
+@pytest.mark.parametrize("bits, runtime", [(16, "torch-bf16"), (8, "torch-int8-dynamic")])
+def test_fast_runtimes_for_16_and_8_bits(tiny_inputs, tmp_path, bits, runtime):
+    res = compress(tiny_inputs, Recipe(bits=bits), tmp_path / str(bits))
+    assert res.metrics["runtime"] == runtime and res.metrics["fast_kernel"] is True
+    assert 0.0 <= res.metrics["accuracy"] <= 1.0
+
+
+def test_onnxruntime_int8(tiny_inputs, tmp_path):
+    from dataclasses import replace
+
+    ort_inputs = replace(tiny_inputs, runtime="onnxruntime")
+    torch_res = compress(tiny_inputs, Recipe(bits=8), tmp_path / "t")
+    ort_res = compress(ort_inputs, Recipe(bits=8), tmp_path / "o")
+    assert ort_res.metrics["runtime"] == "onnxruntime-int8"
+    assert ort_res.metrics["bytes"] == (tmp_path / "o" / "runtime" / "model.int8.onnx").stat().st_size
+    assert abs(ort_res.metrics["accuracy"] - torch_res.metrics["accuracy"]) <= 0.1
+
+
+def test_start_from_a_student_continues_compression(tiny_inputs, tmp_path):
+    first = compress(tiny_inputs, Recipe(layers=(0, 1)), tmp_path / "s")
+    second = compress(tiny_inputs, Recipe(layers=(0, 1), heads_keep=0.25), tmp_path / "s2", start=first.model)
+    assert second.metrics["heads"] == 2 and second.metrics["layers"] == 2
+
+
+def test_bad_layer_index_is_a_config_error(tiny_inputs, tmp_path):
+    with pytest.raises(ConfigError, match="layers 0..2"):
+        run_recipe(tiny_inputs, Recipe(layers=(0, 7)), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_gradual_pruning_reaches_target_through_training(tiny_inputs, tmp_path):
+    res = compress(tiny_inputs, Recipe(prune_ratio=0.7, prune_schedule="gradual", train_steps=10, lr=1e-3,
+                                       batch_size=16), tmp_path / "g")
+    assert res.metrics["sparsity"] == pytest.approx(0.7, abs=0.01)
+    assert torch.isfinite(torch.tensor(res.losses)).all()

@@ -1,0 +1,104 @@
+"""The command line: real runs on a tiny teacher; bad input gives one line and exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autocompress.cli import main
+from conftest import make_teacher_dir, write_experiment, write_task
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["autocompress", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    p = tmp_path / "recipe.yaml"
+    p.write_text("layers: [0, 2]\nbits: 8\ntrain_steps: 4\nbatch_size: 16\n")
+    return p
+
+
+def test_compress_prints_and_writes_json(tiny_experiment, recipe_file, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "model"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "compress", tiny_experiment, "--recipe", recipe_file,
+                              "--out", out, "--json", tmp_path / "m.json")
+    assert code == 0
+    assert "accuracy" in stdout and "torch-int8-dynamic" in stdout
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["layers"] == 2 and m["bits"] == 8
+    assert m["bytes"] == (out / "weights.safetensors").stat().st_size
+    assert json.loads((out / "recipe.json").read_text())["layers"] == [0, 2]
+    assert (out / "tokenizer" / "vocab.txt").is_file()
+
+
+def test_teacher_that_is_no_classifier_is_finetuned_and_cached(tmp_path, recipe_file, monkeypatch, capsys):
+    teacher = make_teacher_dir(tmp_path / "enc", task_model=False)
+    exp = write_experiment(tmp_path, teacher, write_task(tmp_path / "d", 96, 32))
+    code, _, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe_file, "--out", tmp_path / "o")
+    assert code == 0 and "fine-tuning on 96 rows" in err
+    code, _, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe_file, "--out", tmp_path / "o2")
+    assert code == 0 and "fine-tuning" not in err  # the fine-tuned teacher and its logits come from the cache
+
+
+def _bad_cases(tmp_path):
+    teacher = make_teacher_dir(tmp_path / "t")
+    task = write_task(tmp_path / "d", 20, 8)
+    good = write_experiment(tmp_path, teacher, task)
+    malformed = tmp_path / "malformed.yaml"
+    malformed.write_text("task: {train: [\n")
+    unknown_key = tmp_path / "unknown.yaml"
+    unknown_key.write_text(good.read_text() + "budjet: 3\n")
+    bad_recipe = tmp_path / "bad_recipe.yaml"
+    bad_recipe.write_text("bits: 3\n")
+    far_layer = tmp_path / "far.yaml"
+    far_layer.write_text("layers: [0, 9]\n")
+    ok_recipe = tmp_path / "ok.yaml"
+    ok_recipe.write_text("bits: 32\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    return {
+        "missing experiment": ([tmp_path / "nope.yaml", ok_recipe], "experiment file not found"),
+        "malformed yaml": ([malformed, ok_recipe], "malformed YAML"),
+        "unknown key": ([unknown_key, ok_recipe], "budjet: unknown key"),
+        "bad recipe value": ([good, bad_recipe], "bits"),
+        "missing recipe": ([good, tmp_path / "none.yaml"], "recipe file not found"),
+        "layer out of range": ([good, far_layer], "the teacher has layers 0..2"),
+        "missing data file": ([write_experiment(sub, teacher, {**task, "dev": tmp_path / "gone.tsv"}), ok_recipe],
+                              "gone.tsv: data file not found"),
+        "wrong column": ([write_experiment(sub, teacher, task, task={"text": "review"}), ok_recipe],
+                         "no column 'review'"),
+        "unknown teacher": ([write_experiment(sub, "no-such-teacher-pkg", task), ok_recipe], "not found"),
+        "hub teacher offline": ([write_experiment(sub, "someone/missing-model", task), ok_recipe],
+                                "could not be loaded"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing experiment", "malformed yaml", "unknown key", "bad recipe value",
+                                  "missing recipe", "layer out of range", "missing data file", "wrong column",
+                                  "unknown teacher", "hub teacher offline"])
+def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (exp, recipe), needle = _bad_cases(tmp_path)[case]
+    code, out, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe, "--out", tmp_path / "o")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_console_script_runs_in_a_fresh_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "autocompress.cli", "compress", str(tmp_path / "x.yaml"),
+                           "--recipe", str(tmp_path / "r.yaml")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
