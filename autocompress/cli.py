@@ -14,6 +14,11 @@ from .errors import AutocompressError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML compression for transformer classifiers.")
 
 
+@app.callback()
+def _root() -> None:
+    """AutoML compression for transformer classifiers: distill, prune, quantize, measure."""
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 

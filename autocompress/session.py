@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ._io import atomic_dir, write_json
 from .config import Experiment
+from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
 from .errors import ConfigError
 from .recipe import Recipe
@@ -37,11 +38,14 @@ def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -
 
 
 def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher | None = None,
-               source: str = "recipe") -> Result:
-    """Compress one recipe into folder `out` (written atomically) with recipe.json and metrics.json."""
+               source: str = "recipe", start: Classifier | None = None) -> Result:
+    """Compress one recipe into folder `out` (written atomically) with recipe.json and metrics.json.
+
+    `start`: continue from this student instead of the teacher (a chain of compression steps).
+    """
     check_recipe(recipe, inputs, source)
     with atomic_dir(out) as tmp:
-        result = compress(inputs, recipe, tmp)
+        result = compress(inputs, recipe, tmp, start=start)
         write_json(tmp / "recipe.json", recipe.to_dict())
         if teacher is not None:
             result.metrics["teacher_accuracy"] = teacher.metrics["accuracy"]

@@ -52,6 +52,12 @@ def resolve_source(source: str) -> Path | str:
     )
 
 
+def _load_error(source: Path | str, err: OSError) -> TeacherError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    why = "the hub is off (HF_HUB_OFFLINE=1) and there is no local copy" if offline else str(err).splitlines()[0]
+    return TeacherError(f"teacher '{source}' could not be loaded: {why}; use a local folder or package")
+
+
 def _load_pretrained(source: Path | str, num_labels: int):
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -66,9 +72,7 @@ def _load_pretrained(source: Path | str, num_labels: int):
             config.num_labels = num_labels
         hf = AutoModelForSequenceClassification.from_pretrained(str(source), config=config)
     except OSError as err:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        why = "the hub is off (HF_HUB_OFFLINE=1) and there is no local copy" if offline else str(err).splitlines()[0]
-        raise TeacherError(f"teacher '{source}' could not be loaded: {why}; use a local folder or package") from None
+        raise _load_error(source, err) from None
     if getattr(config, "model_type", None) not in ("bert",):
         raise TeacherError(f"teacher '{source}' is a {config.model_type} model; autocompress supports BERT encoders")
     return hf, tokenizer, is_task_model
@@ -101,7 +105,7 @@ def prepare(exp: Experiment, log: Log = lambda _m: None) -> Teacher:
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(source))
     except OSError as err:
-        raise TeacherError(f"teacher '{source}': tokenizer could not be loaded ({str(err).splitlines()[0]})") from None
+        raise _load_error(source, err) from None
     log(f"data: loading and tokenizing ({exp.task.train or exp.task.hub})")
     data = load_task(exp, tokenizer, tokenizer_id(source))
     log(f"data: {len(data.train)} train / {len(data.dev)} dev rows, labels {list(data.label_names)}")

@@ -38,7 +38,7 @@ def test_compress_prints_and_writes_json(tiny_experiment, recipe_file, tmp_path,
     assert m["layers"] == 2 and m["bits"] == 8
     assert m["bytes"] == (out / "weights.safetensors").stat().st_size
     assert json.loads((out / "recipe.json").read_text())["layers"] == [0, 2]
-    assert (out / "tokenizer" / "vocab.txt").is_file()
+    assert (out / "tokenizer" / "tokenizer_config.json").is_file()
 
 
 def test_teacher_that_is_no_classifier_is_finetuned_and_cached(tmp_path, recipe_file, monkeypatch, capsys):
@@ -64,8 +64,10 @@ def _bad_cases(tmp_path):
     far_layer.write_text("layers: [0, 9]\n")
     ok_recipe = tmp_path / "ok.yaml"
     ok_recipe.write_text("bits: 32\n")
-    sub = tmp_path / "sub"
-    sub.mkdir()
+    def sub(name):
+        (tmp_path / name).mkdir()
+        return tmp_path / name
+
     return {
         "missing experiment": ([tmp_path / "nope.yaml", ok_recipe], "experiment file not found"),
         "malformed yaml": ([malformed, ok_recipe], "malformed YAML"),
@@ -73,12 +75,12 @@ def _bad_cases(tmp_path):
         "bad recipe value": ([good, bad_recipe], "bits"),
         "missing recipe": ([good, tmp_path / "none.yaml"], "recipe file not found"),
         "layer out of range": ([good, far_layer], "the teacher has layers 0..2"),
-        "missing data file": ([write_experiment(sub, teacher, {**task, "dev": tmp_path / "gone.tsv"}), ok_recipe],
+        "missing data file": ([write_experiment(sub("e1"), teacher, {**task, "dev": tmp_path / "gone.tsv"}), ok_recipe],
                               "gone.tsv: data file not found"),
-        "wrong column": ([write_experiment(sub, teacher, task, task={"text": "review"}), ok_recipe],
+        "wrong column": ([write_experiment(sub("e2"), teacher, task, task={"text": "review"}), ok_recipe],
                          "no column 'review'"),
-        "unknown teacher": ([write_experiment(sub, "no-such-teacher-pkg", task), ok_recipe], "not found"),
-        "hub teacher offline": ([write_experiment(sub, "someone/missing-model", task), ok_recipe],
+        "unknown teacher": ([write_experiment(sub("e3"), "no-such-teacher-pkg", task), ok_recipe], "not found"),
+        "hub teacher offline": ([write_experiment(sub("e4"), "someone/missing-model", task), ok_recipe],
                                 "could not be loaded"),
     }
 
