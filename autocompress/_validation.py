@@ -14,11 +14,11 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 def describe(err: pydantic.ValidationError) -> str:
     """First error of a ValidationError as 'a.b.c: message'."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    where = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
-    return f"{where}: {msg}"
+    return f"{where}: {msg}" if where else msg
 
 
 def validate(model: type[M], data: Any, source: str) -> M:

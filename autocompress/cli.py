@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import AutocompressError
+from .errors import AutocompressError, ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML compression for transformer classifiers.")
 
@@ -70,6 +70,120 @@ def compress(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.metrics, indent=2, sort_keys=True) + "\n")
         print(f"written: {json_out}")
+
+
+StudyOpt = Annotated[str | None, typer.Option("--study", help="study name (default: <experiment>-<space>); resumes if it exists")]
+StorageOpt = Annotated[str, typer.Option("--storage", help="Optuna storage URL")]
+TrackingOpt = Annotated[str, typer.Option("--tracking-uri", help="MLflow tracking URI (a server, or sqlite)")]
+
+
+@app.command()
+def search(
+    experiment: Annotated[Path, typer.Argument(help="experiment YAML")],
+    space: Annotated[Path, typer.Option("--space", help="search space YAML")] = Path("search_spaces/default.yaml"),
+    trials: Annotated[int, typer.Option("--trials", min=1, help="run until the study holds this many finished trials")] = 20,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="stop starting trials after this many seconds")] = None,
+    study: StudyOpt = None,
+    storage: StorageOpt = "sqlite:///autocompress.db",
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe (default), nsga2 or random")] = "tpe",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_size_mb: Annotated[float | None, typer.Option("--max-size-mb", help="budget: bytes on disk")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option("--max-latency-ms", help="budget: batch-1 latency")] = None,
+    min_accuracy: Annotated[float | None, typer.Option("--min-accuracy", help="budget: dev accuracy")] = None,
+    min_retention: Annotated[float | None, typer.Option("--min-retention", help="budget: fraction of teacher accuracy")] = None,
+    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
+    out: Annotated[Path, typer.Option("--out", help="folder for trial artifacts and reports")] = Path("out"),
+) -> None:
+    """Search the compression space with Optuna under a budget; log every trial to MLflow."""
+    from .config import Experiment
+    from .search.budget import Budget
+    from .search.report import write_report
+    from .search.space import load_space
+    from .search.study import SAMPLERS, SearchSettings, run_search
+
+    exp = Experiment.from_file(experiment)
+    sp = load_space(space)
+    if sampler not in SAMPLERS:
+        raise typer.BadParameter(f"use one of {', '.join(SAMPLERS)}", param_hint="--sampler")
+    budget = Budget(
+        max_bytes=int(max_size_mb * 1e6) if max_size_mb is not None else None,
+        max_latency_ms=max_latency_ms, min_accuracy=min_accuracy, min_retention=min_retention,
+    )
+    name = study or f"{exp.name}-{sp.name}"
+    settings = SearchSettings(study=name, space=sp, budget=budget, trials=trials, timeout=timeout, storage=storage,
+                              sampler=sampler, seed=seed, out_dir=out)
+    tracker = _tracker(tracking_uri, no_tracking, exp.name)
+    st, _ref, parent = run_search(exp, settings, tracker, _log)
+    rep, md, png = write_report(st, out / name)
+    _log_report(tracker, parent, md, png, rep)
+    tracker.end(parent, "FINISHED")
+    print(rep.markdown())
+    print(f"written: {md} and {png}")
+    if not no_tracking:
+        print(f"inspect the trials: autocompress ui --tracking-uri {tracking_uri}")
+
+
+def _tracker(uri: str, off: bool, experiment: str):
+    from .tracking import MlflowTracker, NullTracker
+
+    if off:
+        return NullTracker()
+    try:
+        return MlflowTracker(uri, experiment=f"autocompress-{experiment}")
+    except Exception as err:
+        raise ConfigError(f"MLflow tracking store '{uri}' cannot be used ({str(err).splitlines()[0]}); "
+                          "check --tracking-uri or pass --no-tracking") from None
+
+
+def _log_report(tracker, parent, md: Path, png: Path, rep) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in (md, png):
+            (Path(tmp) / f.name).write_bytes(f.read_bytes())
+        tracker.log_artifacts(parent, Path(tmp), "report")
+    tracker.log_metrics(parent, {"hypervolume": rep.hypervolume, "pareto_size": len(rep.front)})
+    if rep.best:
+        tracker.set_tags(parent, {"best_trial": str(rep.best.key)})
+    if rep.knee:
+        tracker.set_tags(parent, {"knee_trial": str(rep.knee.key)})
+
+
+@app.command()
+def report(
+    study: Annotated[str, typer.Option("--study", help="study name")],
+    storage: StorageOpt = "sqlite:///autocompress.db",
+    out: Annotated[Path, typer.Option("--out", help="folder for report.md and pareto.png")] = Path("out"),
+) -> None:
+    """Print the Pareto table, hypervolume, recommended pick and knee of a study; write the plot."""
+    from .search.report import write_report
+    from .search.space import SearchSpace
+    from .search.study import SearchSettings, open_study
+
+    st = open_study(SearchSettings(study=study, space=SearchSpace(dims={}), storage=storage), create=False)
+    rep, md, png = write_report(st, out / study)
+    print(rep.markdown())
+    print(f"written: {md} and {png}")
+
+
+@app.command()
+def ui(
+    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+    host: Annotated[str, typer.Option("--host", help="interface to bind (default: this machine only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 5000,
+) -> None:
+    """Start the MLflow UI on the tracking store the searches log to."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
+    print(f"MLflow UI: http://{host}:{port}  (store: {tracking_uri}; Ctrl-C to stop)", flush=True)
+    cmd = [exe, "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port), "--workers", "1"]
+    try:
+        raise SystemExit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise SystemExit(0) from None
 
 
 def main() -> None:

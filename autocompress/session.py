@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._io import atomic_dir, write_json
 from .config import Experiment
+from .engine.distill import StepHook
 from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
 from .errors import ConfigError
@@ -38,14 +39,14 @@ def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -
 
 
 def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher | None = None,
-               source: str = "recipe", start: Classifier | None = None) -> Result:
+               source: str = "recipe", start: Classifier | None = None, hooks: Sequence[StepHook] = ()) -> Result:
     """Compress one recipe into folder `out` (written atomically) with recipe.json and metrics.json.
 
     `start`: continue from this student instead of the teacher (a chain of compression steps).
     """
     check_recipe(recipe, inputs, source)
     with atomic_dir(out) as tmp:
-        result = compress(inputs, recipe, tmp, start=start)
+        result = compress(inputs, recipe, tmp, start=start, hooks=hooks)
         write_json(tmp / "recipe.json", recipe.to_dict())
         if teacher is not None:
             result.metrics["teacher_accuracy"] = teacher.metrics["accuracy"]

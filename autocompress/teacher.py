@@ -157,7 +157,7 @@ def _finetune_(model: Classifier, data: TaskData, exp: Experiment, log: Log) -> 
     every = max(1, steps // 20)
     losses: list[float] = []
 
-    def progress(step: int, total: int, loss: float) -> None:
+    def progress(step: int, total: int, loss: float, _model: object) -> None:
         losses.append(loss)
         if step % every == 0 or step == total:
             recent = losses[-every:]

@@ -62,9 +62,9 @@ class TrainSettings:
     grad_clip: float = 1.0
 
 
-# after_step(step, total_steps, loss) runs after every optimizer step (pruning schedules,
-# progress, early stopping: it may raise to stop training).
-StepHook = Callable[[int, int, float], None]
+# after_step(step, total_steps, loss, model) runs after every optimizer step (pruning
+# schedules, progress, early stopping: it may raise to stop training).
+StepHook = Callable[[int, int, float, nn.Module], None]
 
 
 def train_(
@@ -126,6 +126,6 @@ def train_(
         sched.step()
         losses.append(value)
         for hook in hooks:
-            hook(step + 1, settings.steps, value)
+            hook(step + 1, settings.steps, value, model)
     model.eval()
     return losses

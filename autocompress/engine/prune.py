@@ -213,7 +213,7 @@ class GradualPruner:
             p = (t - self.start_frac) / (self.end_frac - self.start_frac)
         return cubic_sparsity(p, float(self.final_ratio))
 
-    def __call__(self, step: int, total: int, loss: float) -> None:
+    def __call__(self, step: int, total: int, loss: float, model: nn.Module | None = None) -> None:
         """After optimizer step number `step` (1-based) of `total`: update the masks if due."""
         if not self._started:
             raise RuntimeError("call GradualPruner.start_() before training")

@@ -46,8 +46,8 @@ def test_training_lowers_the_distillation_loss(tiny, batch):
 
 def test_hooks_see_every_step(tiny, batch):
     seen = []
-    train_(tiny, _batches(batch), TrainSettings(steps=4, lr=1e-4), hooks=[lambda s, n, l: seen.append((s, n))])
-    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    train_(tiny, _batches(batch), TrainSettings(steps=4, lr=1e-4), hooks=[lambda s, n, l, m: seen.append((s, n, m is tiny))])
+    assert seen == [(1, 4, True), (2, 4, True), (3, 4, True), (4, 4, True)]
 
 
 def test_nan_loss_raises(tiny, batch):

@@ -1,0 +1,191 @@
+"""Search spaces: YAML data -> typed dimensions -> Optuna suggestions -> Recipe.
+
+A space file maps dimension names to ranges or choices:
+
+    depth:       {low: 2, high: 6}                  # student layers, evenly spread over the teacher
+    temperature: {low: 1.0, high: 8.0, log: true}
+    bits:        {choices: [32, 16, 8, 4, 2, 1]}
+    embedding_bits: {choices: [8, 4], when: {bits: [4, 2, 1]}}   # only sampled under a condition
+    prune_scope: {choices: [global, layer], when: {prune_ratio: {gt: 0}}}
+    fixed:       {batch_size: 32}                   # constant recipe values
+
+Dimension names are Recipe fields (except `layers`) plus `depth`. The mapping from a trial to a
+Recipe is pure: it only calls the trial's suggest_* methods (testable with optuna's FixedTrial).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .._validation import describe
+from ..engine.student import evenly_spaced_layers
+from ..errors import ConfigError
+from ..recipe import Recipe, _yaml_where
+
+DIMENSIONS = tuple(k for k in Recipe.model_fields if k != "layers") + ("depth",)
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    gt: float | None = None
+    lt: float | None = None
+
+    def holds(self, value: Any) -> bool:
+        return (self.gt is None or value > self.gt) and (self.lt is None or value < self.lt)
+
+
+class Dim(BaseModel):
+    """One dimension: a numeric range (low/high, optional log or step) or a list of choices."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+    choices: tuple[Any, ...] | None = None
+    when: dict[str, tuple[Any, ...] | Condition] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Dim":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            if not self.choices:
+                raise ValueError("choices is empty")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high, or choices")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log scale needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        return self
+
+    def values_to_check(self) -> list[Any]:
+        return list(self.choices) if self.choices is not None else [self.low, self.high]
+
+    def applies(self, chosen: dict[str, Any]) -> bool:
+        for key, cond in (self.when or {}).items():
+            if key not in chosen:
+                return False
+            value = chosen[key]
+            if isinstance(cond, Condition):
+                if not cond.holds(value):
+                    return False
+            elif value not in cond:
+                return False
+        return True
+
+
+_INT_DIMS = {k for k, f in Recipe.model_fields.items() if f.annotation in (int, int | None)} | {"depth"}
+
+
+class SearchSpace(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = "space"
+    dims: dict[str, Dim]
+    fixed: dict[str, Any] = {}
+
+    def suggest(self, trial: Any, n_teacher_layers: int) -> Recipe:
+        """Ask `trial` for every applicable dimension, in file order, and build the Recipe."""
+        chosen: dict[str, Any] = {}
+        for name, dim in self.dims.items():
+            if not dim.applies(chosen):
+                continue
+            if dim.choices is not None:
+                chosen[name] = trial.suggest_categorical(name, list(dim.choices))
+            elif name in _INT_DIMS:
+                chosen[name] = trial.suggest_int(name, int(dim.low), int(dim.high), step=int(dim.step or 1),
+                                                 log=dim.log)
+            else:
+                chosen[name] = trial.suggest_float(name, dim.low, dim.high, step=dim.step, log=dim.log)
+        return self.to_recipe(chosen, n_teacher_layers)
+
+    def to_recipe(self, chosen: dict[str, Any], n_teacher_layers: int) -> Recipe:
+        values = {**self.fixed, **chosen}
+        depth = values.pop("depth", None)
+        if depth is not None:
+            depth = min(int(depth), n_teacher_layers)
+            values["layers"] = None if depth == n_teacher_layers else list(evenly_spaced_layers(n_teacher_layers, depth))
+        return Recipe.from_dict(values, f"search space '{self.name}'")
+
+    def snap(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Starting-point params moved inside this space: unknown or inapplicable keys dropped,
+        numbers clipped to the range, categorical values kept only when they are a choice."""
+        out: dict[str, Any] = {}
+        for name, dim in self.dims.items():
+            if name not in params or not dim.applies(out):
+                continue
+            v = params[name]
+            if dim.choices is not None:
+                if v in dim.choices:
+                    out[name] = v
+                continue
+            v = min(max(v, dim.low), dim.high)
+            if dim.step:
+                v = dim.low + round((v - dim.low) / dim.step) * dim.step
+                v = min(v, dim.high)
+            out[name] = int(round(v)) if name in _INT_DIMS else float(v)
+        return out
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: search space file not found; see search_spaces/ for examples")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: malformed YAML ({_yaml_where(err)}); fix the syntax") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{path}: expected a mapping of dimension names to ranges or choices")
+    return parse_space(data, str(path), path.stem)
+
+
+def parse_space(data: dict[str, Any], source: str, name: str = "space") -> SearchSpace:
+    import pydantic
+
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise ConfigError(f"{source}: fixed: expected a mapping of recipe keys to values")
+    try:
+        Recipe.model_validate(fixed)
+    except pydantic.ValidationError as err:
+        raise ConfigError(f"{source}: fixed: {describe(err)}") from None
+    dims: dict[str, Dim] = {}
+    for key, spec in data.items():
+        if key == "fixed":
+            continue
+        if key not in DIMENSIONS:
+            raise ConfigError(f"{source}: '{key}' is not a search dimension; use one of {', '.join(DIMENSIONS)}")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{source}: {key}: expected {{low: .., high: ..}} or {{choices: [..]}}")
+        try:
+            dims[key] = Dim.model_validate(spec)
+        except pydantic.ValidationError as err:
+            raise ConfigError(f"{source}: {key}: {describe(err)}") from None
+    for key in fixed:
+        if key in dims:
+            raise ConfigError(f"{source}: fixed: '{key}' is also a dimension; keep one")
+    for key, dim in dims.items():
+        for target in dim.when or {}:
+            if target not in dims or list(dims).index(target) > list(dims).index(key):
+                raise ConfigError(f"{source}: {key}: 'when' refers to '{target}', which must be a dimension listed before it")
+        # every end of every range must make a valid recipe
+        for value in dim.values_to_check():
+            probe = {**fixed, key: value}
+            if key == "depth":
+                if not isinstance(value, (int, float)) or value < 1:
+                    raise ConfigError(f"{source}: depth: {value} is not a valid depth (>= 1)")
+                continue
+            try:
+                Recipe.model_validate(probe)
+            except pydantic.ValidationError as err:
+                raise ConfigError(f"{source}: {key}: value {value!r} is out of range ({describe(err)})") from None
+    return SearchSpace(name=name, dims=dims, fixed=fixed)

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autocompress.errors import ConfigError
+from autocompress.recipe import Recipe
+from autocompress.search.space import load_space, parse_space
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["default", "quick", "quantization", "distillation"])
+def test_shipped_spaces_load_and_sample_valid_recipes(name):
+    space = load_space(ROOT / "search_spaces" / f"{name}.yaml")
+    study = optuna.create_study(directions=["maximize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(10):
+        trial = study.ask()
+        recipe = space.suggest(trial, n_teacher_layers=6)
+        assert isinstance(recipe, Recipe)
+        study.tell(trial, 0.0)
+
+
+def test_fixed_trial_maps_to_the_expected_recipe():
+    space = load_space(ROOT / "search_spaces" / "default.yaml")
+    params = dict(depth=3, heads_keep=0.75, ffn_keep=0.5, vocab_prune=True, temperature=4.0, alpha=0.6,
+                  prune_ratio=0.3, prune_scope="layer", bits=4, embedding_bits=8, train_steps=300, lr=1e-4)
+    r = space.suggest(optuna.trial.FixedTrial(params), n_teacher_layers=6)
+    assert r.layers == (0, 2, 4)
+    assert (r.heads_keep, r.ffn_keep, r.vocab_prune, r.temperature, r.alpha) == (0.75, 0.5, True, 4.0, 0.6)
+    assert (r.prune_ratio, r.prune_scope, r.bits, r.embedding_bits, r.train_steps) == (0.3, "layer", 4, 8, 300)
+    assert (r.batch_size, r.train_subset) == (32, 20000)  # from `fixed`
+
+
+def test_conditions_skip_dimensions():
+    space = load_space(ROOT / "search_spaces" / "default.yaml")
+    params = dict(depth=6, heads_keep=1.0, ffn_keep=1.0, vocab_prune=False, temperature=2.0, alpha=0.5,
+                  prune_ratio=0.0, bits=8, train_steps=200, lr=1e-4)
+    # FixedTrial raises if asked for a parameter it lacks: prune_scope and embedding_bits are not asked
+    r = space.suggest(optuna.trial.FixedTrial(params), n_teacher_layers=6)
+    assert r.layers is None and r.embedding_bits is None and r.prune_scope == "global"
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"depht": {"low": 1, "high": 3}}, "'depht' is not a search dimension"),
+        ({"alpha": {"low": 0.5, "high": 1.5}}, "alpha: value 1.5 is out of range"),
+        ({"bits": {"choices": [8, 3]}}, "bits: value 3 is out of range"),
+        ({"lr": {"low": 1e-3, "high": 1e-4}}, "lr: low (0.001) is above high"),
+        ({"lr": {"low": 0.0, "high": 1e-4, "log": True}}, "log scale needs low > 0"),
+        ({"bits": {"choices": [8]}, "embedding_bits": {"choices": [8], "when": {"depth": [1]}}}, "must be a dimension listed before"),
+        ({"bits": {"choices": [8]}, "fixed": {"bits": 4}}, "also a dimension"),
+        ({"bits": {"choices": [8]}, "fixed": {"colour": 1}}, "fixed: colour: unknown key"),
+        ({"bits": {"low": 1}}, "give low and high"),
+        ({"bits": 8}, "expected {low"),
+    ],
+)
+def test_bad_spaces_name_file_and_key(data, needle):
+    with pytest.raises(ConfigError) as err:
+        parse_space(data, "spaces/x.yaml")
+    assert str(err.value).startswith("spaces/x.yaml: ") and needle in str(err.value)
+
+
+def test_space_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_space(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bits: {choices: [8\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_space(bad)
+
+
+def test_snap_moves_starting_points_inside_the_space():
+    space = load_space(ROOT / "search_spaces" / "quick.yaml")
+    snapped = space.snap(dict(depth=6, bits=16, prune_ratio=0.0, train_steps=0, vocab_prune=False))
+    assert snapped == {"depth": 4, "vocab_prune": False, "prune_ratio": 0.0, "train_steps": 100}

@@ -1,0 +1,153 @@
+"""A real (tiny) search: Optuna study, MLflow runs, Pareto report, resume, failures."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import optuna
+import pytest
+
+from autocompress.config import Experiment
+from autocompress.search.budget import Budget
+from autocompress.search.pareto import dominates
+from autocompress.search.report import build_report, write_report
+from autocompress.search.space import parse_space
+from autocompress.search.study import SearchSettings, run_search
+from autocompress.session import engine_inputs
+from autocompress.tracking import MlflowTracker
+
+SPACE = {
+    "depth": {"low": 1, "high": 3},
+    "bits": {"choices": [32, 8, 4]},
+    "prune_ratio": {"low": 0.0, "high": 0.5, "step": 0.25},
+    "train_steps": {"low": 2, "high": 4},
+    "fixed": {"batch_size": 16, "lr": 1e-3},
+}
+
+
+@pytest.fixture
+def prepared(tiny_experiment):
+    exp = Experiment.from_file(tiny_experiment)
+    return exp, engine_inputs(exp)
+
+
+def _settings(tmp_path, **kw):
+    base = dict(study="tiny", space=parse_space(SPACE, "test-space"), trials=4, sampler="tpe", seed=0,
+                storage=f"sqlite:///{tmp_path / 'optuna.db'}", out_dir=tmp_path / "out")
+    base.update(kw)
+    return SearchSettings(**base)
+
+
+def test_search_logs_one_nested_run_per_trial(prepared, tmp_path):
+    exp, prep = prepared
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, experiment="t", artifact_root=tmp_path / "art")
+    study, ref, parent = run_search(exp, _settings(tmp_path), tracker, prepared=prep)
+    assert len(study.trials) == 4
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # the enqueued starting points came first: the teacher's shape in fp32, then in int8
+    assert study.trials[0].params["depth"] == 3 and study.trials[0].params["bits"] == 32
+    assert study.trials[1].params["bits"] == 8
+
+    client = tracker.client
+    runs = client.search_runs([tracker.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    assert len(runs) == 4
+    by_trial = {int(r.data.params["trial"]): r for r in runs}
+    for t in study.trials:
+        r = by_trial[t.number]
+        assert r.data.metrics["accuracy"] == pytest.approx(t.values[0])
+        assert r.data.metrics["bytes"] == t.values[1]
+        assert r.data.params["bits"] == str(t.user_attrs["recipe"]["bits"])
+        assert r.info.status == "FINISHED" and r.data.tags["state"] == "COMPLETE"
+        history = client.get_metric_history(r.info.run_id, "train_loss")
+        assert len(history) >= 1  # per-step training curve
+    parent_run = client.get_run(parent)
+    assert parent_run.data.metrics["teacher_accuracy"] == pytest.approx(ref.accuracy)
+
+    rep, md, png = write_report(study, tmp_path / "report")
+    assert png.stat().st_size > 5000 and "hypervolume" in md.read_text()
+    for a in rep.front:
+        for b in rep.points:
+            assert not dominates(b, a)
+    assert rep.hypervolume > 0
+
+
+def test_resume_adds_trials_instead_of_starting_over(prepared, tmp_path):
+    exp, prep = prepared
+    s2 = _settings(tmp_path, trials=2)
+    study, _, _ = run_search(exp, s2, prepared=prep)
+    first = [(t.number, t.values) for t in study.trials]
+    assert len(first) == 2 and all(v is not None for _, v in first)
+    study, _, _ = run_search(exp, _settings(tmp_path, trials=4), prepared=prep)
+    assert len(study.trials) == 4
+    assert [(t.number, t.values) for t in study.trials[:2]] == first
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_a_raising_trial_fails_and_the_search_goes_on(prepared, tmp_path, monkeypatch):
+    exp, prep = prepared
+    import autocompress.search.study as study_mod
+
+    real = study_mod.run_recipe
+    calls = {"n": 0}
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(study_mod, "run_recipe", flaky)
+    study, _, _ = run_search(exp, _settings(tmp_path, trials=3), prepared=prep)
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2
+    failed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
+    assert "out of memory" in failed.user_attrs["error"]
+
+
+def test_budget_becomes_constraints_and_hopeless_trials_are_pruned(prepared, tmp_path):
+    exp, prep = prepared
+    space = dict(SPACE, train_steps={"low": 20, "high": 24})
+    s = _settings(tmp_path, space=parse_space(space, "s"), trials=3, budget=Budget(min_accuracy=0.99, max_bytes=10_000),
+                  early_stop_margin=0.0)
+    study, _, _ = run_search(exp, s, prepared=prep)
+    states = {t.state for t in study.trials}
+    # a random tiny teacher is nowhere near 99 %: trials that train are stopped half-way
+    assert optuna.trial.TrialState.PRUNED in states
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.constraints["accuracy"] > 0 and "bytes" in t.constraints
+    rep = build_report(study)
+    assert rep.best is None  # nothing met the budget
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_answers_http_on_loopback(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "autocompress.cli", "ui", "--tracking-uri",
+                             f"sqlite:///{tmp_path / 'mlflow.db'}", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.time() + 90
+        status = None
+        while time.time() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    status = r.status
+            except OSError:
+                time.sleep(1)
+        assert status == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
