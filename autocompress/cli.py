@@ -80,7 +80,7 @@ TrackingOpt = Annotated[str, typer.Option("--tracking-uri", help="MLflow trackin
 @app.command()
 def search(
     experiment: Annotated[Path, typer.Argument(help="experiment YAML")],
-    space: Annotated[Path, typer.Option("--space", help="search space YAML")] = Path("search_spaces/default.yaml"),
+    space: Annotated[Path, typer.Option("--space", help="search space YAML, or a shipped space's name")] = Path("default"),
     trials: Annotated[int, typer.Option("--trials", min=1, help="run until the study holds this many finished trials")] = 20,
     timeout: Annotated[float | None, typer.Option("--timeout", help="stop starting trials after this many seconds")] = None,
     study: StudyOpt = None,

@@ -104,3 +104,39 @@ def test_console_script_runs_in_a_fresh_process(tmp_path):
                            "--recipe", str(tmp_path / "r.yaml")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_search_then_report(tiny_experiment, tmp_path, monkeypatch, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\ntrain_steps: {low: 2, high: 3}\n"
+                     "fixed: {batch_size: 16}\n")
+    monkeypatch.chdir(tmp_path)  # default sqlite stores land in the working directory
+    code, out, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--space", space, "--trials", 3,
+                             "--study", "demo", "--max-size-mb", 1)
+    assert code == 0, err
+    assert "Search report: study `demo`" in out and "autocompress ui" in out
+    assert (tmp_path / "autocompress.db").is_file() and (tmp_path / "mlflow.db").is_file()
+    assert (tmp_path / "out" / "demo" / "pareto.png").is_file()
+    assert "trial 2" in err and "3/3 done" in err  # live progress
+    code, out, _ = run_cli(monkeypatch, capsys, "report", "--study", "demo")
+    assert code == 0 and "hypervolume" in out
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--space", "nope.yaml"], "search space file not found"),
+        (["--min-retention", "1.5"], "--min-retention 1.5 is impossible"),
+        (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot be opened"),
+    ],
+)
+def test_search_bad_input(tiny_experiment, tmp_path, monkeypatch, capsys, args, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--trials", 1, "--no-tracking", *args)
+    assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_report_of_unknown_study(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "report", "--study", "ghost")
+    assert code == 2 and "no study named 'ghost'" in err

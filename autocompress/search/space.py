@@ -135,8 +135,14 @@ class SearchSpace(BaseModel):
         return out
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "search_spaces"  # the repository's spaces (source checkouts)
+
+
 def load_space(path: str | Path) -> SearchSpace:
+    """A space file, or the name of a shipped space (`default`, `quick`, ...)."""
     path = Path(path)
+    if not path.is_file() and path.suffix == "" and (SHIPPED / f"{path}.yaml").is_file():
+        path = SHIPPED / f"{path}.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: search space file not found; see search_spaces/ for examples")
     try:
