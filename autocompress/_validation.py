@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
+import yaml
 
 from .errors import ConfigError
 
@@ -29,3 +31,15 @@ def validate(model: type[M], data: Any, source: str) -> M:
         return model.model_validate(data)
     except pydantic.ValidationError as err:
         raise ConfigError(f"{source}: {describe(err)}") from None
+
+
+def read_yaml(path: Path, what: str, hint: str) -> Any:
+    """Parse a YAML (or JSON) file; a missing file or bad syntax is one ConfigError line."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found; {hint}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else str(err).splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML ({where}); fix the syntax") from None

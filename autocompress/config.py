@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._validation import validate
+from ._validation import read_yaml, validate
 from .errors import ConfigError
-from .recipe import _yaml_where
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
@@ -93,12 +91,7 @@ class Experiment(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path) -> "Experiment":
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: experiment file not found; pass the path of an experiment YAML")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: malformed YAML ({_yaml_where(err)}); fix the syntax") from None
+        data = read_yaml(path, "experiment", "pass the path of an experiment YAML")
         if isinstance(data, dict):
             data = {**data, "base_dir": str(path.resolve().parent)}
         exp = validate(cls, data, str(path))

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._validation import validate
-from .errors import ConfigError
+from ._validation import read_yaml, validate
 
 Bits = Literal[32, 16, 8, 4, 2, 1]
 
@@ -86,12 +84,7 @@ class Recipe(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path) -> "Recipe":
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: recipe file not found; pass an existing YAML or JSON file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: malformed YAML ({_yaml_where(err)}); fix the syntax") from None
+        data = read_yaml(path, "recipe", "pass an existing YAML or JSON file") or {}
         return cls.from_dict(data, str(path))
 
     def fingerprint(self) -> str:
@@ -102,9 +95,3 @@ class Recipe(BaseModel):
         """A new validated Recipe with some fields changed."""
         return Recipe.from_dict({**self.to_dict(), **changes})
 
-
-def _yaml_where(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    if mark is None:
-        return str(err).splitlines()[0]
-    return f"line {mark.line + 1}, column {mark.column + 1}"

@@ -126,7 +126,7 @@ def write_task(folder, n_train: int = 160, n_dev: int = 48, fmt: str = "tsv", st
     return paths
 
 
-def write_experiment(folder, teacher_dir, task_paths, **extra) -> "Path":
+def write_experiment(folder, teacher_dir, task_paths, **extra):
     import yaml
 
     exp = {

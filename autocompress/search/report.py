@@ -27,15 +27,15 @@ class Report:
         lines = [
             f"# Search report: study `{self.study}`",
             "",
-            f"- trials: " + ", ".join(f"{v} {k.lower()}" for k, v in self.counts.items()),
+            "- trials: " + ", ".join(f"{v} {k.lower()}" for k, v in self.counts.items()),
             f"- budget: {self.budget or 'none'}",
             f"- teacher: accuracy {t['accuracy']:.4f}, {t['bytes']:,} bytes, batch-1 {t['latency_ms_b1']:.2f} ms, "
             f"batch-32 {t['latency_ms_b32']:.1f} ms",
             f"- hypervolume of the front (1 - accuracy, bytes / teacher, latency / teacher; "
             f"reference 1, 1.1, 1.1): **{self.hypervolume:.4f}**",
-            f"- recommended (highest accuracy within budget): "
+            "- recommended (highest accuracy within budget): "
             + (f"**trial {self.best.key}**" if self.best else "none: no trial met the budget"),
-            f"- knee (balanced trade-off): " + (f"trial {self.knee.key}" if self.knee else "none"),
+            "- knee (balanced trade-off): " + (f"trial {self.knee.key}" if self.knee else "none"),
             "",
             "| trial | accuracy | % of teacher | bytes | x smaller | batch-1 ms | x faster | within budget | recipe |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -69,7 +69,6 @@ def summarize(r: dict) -> str:
 
 
 def build_report(study) -> Report:
-    import optuna
 
     teacher = study.user_attrs.get("teacher")
     if teacher is None:

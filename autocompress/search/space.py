@@ -18,13 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .._validation import describe
+from .._validation import describe, read_yaml
 from ..engine.student import evenly_spaced_layers
 from ..errors import ConfigError
-from ..recipe import Recipe, _yaml_where
+from ..recipe import Recipe
 
 DIMENSIONS = tuple(k for k in Recipe.model_fields if k != "layers") + ("depth",)
 
@@ -143,12 +142,7 @@ def load_space(path: str | Path) -> SearchSpace:
     path = Path(path)
     if not path.is_file() and path.suffix == "" and (SHIPPED / f"{path}.yaml").is_file():
         path = SHIPPED / f"{path}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{path}: search space file not found; see search_spaces/ for examples")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: malformed YAML ({_yaml_where(err)}); fix the syntax") from None
+    data = read_yaml(path, "search space", "see search_spaces/ for examples")
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: expected a mapping of dimension names to ranges or choices")
     return parse_space(data, str(path), path.stem)

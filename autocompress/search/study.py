@@ -24,7 +24,7 @@ from ..session import engine_inputs, read_metrics, run_recipe
 from ..teacher import Teacher
 from ..tracking import NullTracker, Tracker
 from .budget import Budget
-from .pareto import Point, best, front
+from .pareto import Point, best
 from .space import SearchSpace
 
 Log = Callable[[str], None]
