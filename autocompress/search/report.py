@@ -32,7 +32,7 @@ class Report:
             f"- teacher: accuracy {t['accuracy']:.4f}, {t['bytes']:,} bytes, batch-1 {t['latency_ms_b1']:.2f} ms, "
             f"batch-32 {t['latency_ms_b32']:.1f} ms",
             f"- hypervolume of the front (1 - accuracy, bytes / teacher, latency / teacher; "
-            f"reference 1, 1.1, 1.1): **{self.hypervolume:.4f}**",
+            f"reference 1, 2, 2): **{self.hypervolume:.4f}**",
             "- recommended (highest accuracy within budget): "
             + (f"**trial {self.best.key}**" if self.best else "none: no trial met the budget"),
             "- knee (balanced trade-off): " + (f"trial {self.knee.key}" if self.knee else "none"),

@@ -11,7 +11,7 @@ import pytest
 
 from autocompress.config import Experiment
 from autocompress.search.budget import Budget
-from autocompress.search.pareto import dominates
+from autocompress.search.pareto import REFERENCE, dominates, normalized_hypervolume
 from autocompress.search.report import build_report, write_report
 from autocompress.search.space import parse_space
 from autocompress.search.study import SearchSettings, run_search
@@ -71,7 +71,11 @@ def test_search_logs_one_nested_run_per_trial(prepared, tmp_path):
     for a in rep.front:
         for b in rep.points:
             assert not dominates(b, a)
-    assert rep.hypervolume > 0
+    # dominated points add no volume: the front's hypervolume is that of all points
+    t = rep.teacher
+    assert rep.hypervolume == pytest.approx(normalized_hypervolume(rep.points, t["bytes"], t["latency_ms_b1"]))
+    inside = any(all(v < r for v, r in zip(p.losses(t["bytes"], t["latency_ms_b1"]), REFERENCE)) for p in rep.points)
+    assert (rep.hypervolume > 0) == inside
 
 
 def test_resume_adds_trials_instead_of_starting_over(prepared, tmp_path):
