@@ -5,6 +5,14 @@ from .config import Experiment
 from .errors import ArtifactError, AutocompressError, ConfigError, DataError, TeacherError
 from .recipe import Recipe
 
+
+def load_compressed(folder, runtime=None, threads=None):
+    """Load an exported compressed model (see autocompress.export.load_compressed)."""
+    from .export import load_compressed as _load
+
+    return _load(folder, runtime, threads)
+
+
 __all__ = ["ArtifactError", "AutocompressError", "ConfigError", "DataError", "Experiment", "Recipe",
-           "TeacherError"]
+           "TeacherError", "load_compressed"]
 __version__ = "0.1.0"

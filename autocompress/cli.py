@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from .errors import AutocompressError, ConfigError
@@ -184,6 +185,56 @@ def ui(
         raise SystemExit(subprocess.call(cmd))
     except KeyboardInterrupt:
         raise SystemExit(0) from None
+
+
+@app.command()
+def export(
+    study: Annotated[str, typer.Option("--study", help="study name")],
+    out: Annotated[Path, typer.Option("--out", help="folder to create")],
+    pick: Annotated[str, typer.Option("--pick", help="best (most accurate within budget), knee, or a trial number")] = "best",
+    storage: StorageOpt = "sqlite:///autocompress.db",
+    fmt: Annotated[str, typer.Option("--format", help="torch (compressed safetensors) or onnx (adds model.onnx)")] = "torch",
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --out folder")] = False,
+    register: Annotated[str | None, typer.Option("--register", help="also register in the MLflow Model Registry")] = None,
+    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+) -> None:
+    """Export a trial's compressed model to a self-contained folder (and log it to its MLflow run)."""
+    from .export import export_folder
+    from .search.select import trial_for_pick
+
+    if fmt not in ("torch", "onnx"):
+        raise ConfigError(f"--format {fmt}: use torch or onnx")
+    trial = trial_for_pick(study, storage, pick)
+    folder = export_folder(Path(trial.user_attrs["folder"]), out, force=force, onnx=fmt == "onnx")
+    print(f"exported trial {trial.number} of study '{study}' to {folder}")
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        from .tracking import MlflowTracker
+
+        tracker = MlflowTracker(tracking_uri, experiment=None)
+        tracker.log_artifacts(run_id, folder, "export")
+        print(f"logged to MLflow run {run_id}")
+        if register:
+            version = tracker.register(run_id, "export", register)
+            print(f"registered as '{register}' version {version}")
+    elif register:
+        raise ConfigError("this trial has no MLflow run (searched with --no-tracking): cannot --register")
+
+
+@app.command()
+def predict(
+    folder: Annotated[Path, typer.Argument(help="an exported model folder")],
+    texts: Annotated[list[str], typer.Argument(help="sentences to classify")],
+) -> None:
+    """Classify sentences with an exported model (no teacher, study or MLflow needed)."""
+    from .export import load_compressed
+
+    model = load_compressed(folder)
+    logits = model.logits(texts)
+    for text, row in zip(texts, logits):
+        p = np.exp(row - row.max())
+        p /= p.sum()
+        print(f"{model.label_names[int(row.argmax())]}\t{p.max():.3f}\t{text}")
 
 
 def main() -> None:

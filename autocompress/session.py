@@ -54,6 +54,7 @@ def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher
         write_json(tmp / "metrics.json", result.metrics)
         if teacher is not None:
             teacher.tokenizer.save_pretrained(tmp / "tokenizer")
+            write_json(tmp / "task.json", teacher.task)
     result.folder = out
     return result
 

@@ -93,6 +93,7 @@ class Teacher:
     train_logits: torch.Tensor  # [train rows, labels]
     metrics: dict[str, float]  # on the dev split
     folder: Path  # the cached task teacher (weights + tokenizer)
+    task: dict  # what a compressed model needs to predict: label names, max length, pair or not
 
 
 def prepare(exp: Experiment, log: Log = lambda _m: None) -> Teacher:
@@ -136,7 +137,9 @@ def prepare(exp: Experiment, log: Log = lambda _m: None) -> Teacher:
             with open(tmp, "wb") as f:
                 np.save(f, logits)
     logits = torch.from_numpy(np.load(logits_file))
-    return Teacher(model, tokenizer, data, logits, meta["dev"], folder)
+    task = {"label_names": list(data.label_names), "max_length": exp.task.max_length,
+            "text_pair": exp.task.text_pair is not None}
+    return Teacher(model, tokenizer, data, logits, meta["dev"], folder, task)
 
 
 def _source_stamp(source: Path | str) -> object:

@@ -57,7 +57,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
 class MlflowTracker:
     """MLflow through its client API (no global active run): safe with several trials in flight."""
 
-    def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI, experiment: str = "autocompress",
+    def __init__(self, tracking_uri: str = DEFAULT_TRACKING_URI, experiment: str | None = "autocompress",
                  artifact_root: Path | None = None):
         import logging
 
@@ -67,6 +67,8 @@ class MlflowTracker:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
+        if experiment is None:  # only runs that already exist are used
+            return
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
             self.experiment_id = found.experiment_id
@@ -120,3 +122,14 @@ class MlflowTracker:
     def end(self, run, status="FINISHED"):
         if run is not None:
             self.client.set_terminated(run, status=status)
+
+    def register(self, run: str, artifact_path: str, name: str) -> str:
+        """Register a run's artifact folder as a new version of model `name`; returns the version."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException:
+            pass  # it exists already
+        source = f"{self.client.get_run(run).info.artifact_uri}/{artifact_path}"
+        return self.client.create_model_version(name, source, run_id=run).version

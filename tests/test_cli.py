@@ -140,3 +140,36 @@ def test_report_of_unknown_study(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(monkeypatch, capsys, "report", "--study", "ghost")
     assert code == 2 and "no study named 'ghost'" in err
+
+
+def test_export_predict_and_register(tiny_experiment, tmp_path, monkeypatch, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\ntrain_steps: {low: 2, high: 3}\n"
+                     "fixed: {batch_size: 16}\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--space", space, "--trials", 2,
+                           "--study", "s")
+    assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, "export", "--study", "s", "--pick", "best", "--out", "model",
+                             "--register", "tiny-classifier")
+    assert code == 0, err
+    assert "registered as 'tiny-classifier' version 1" in out
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    assert client.get_registered_model("tiny-classifier").name == "tiny-classifier"
+    code, out, err = run_cli(monkeypatch, capsys, "predict", "model", "good fun great", "awful sad")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and all(ln.split("\t")[0] in ("0", "1") for ln in lines)
+    # an existing folder, an unknown trial, a corrupted export: one line, exit 2
+    for args, needle in [
+        (["export", "--study", "s", "--out", "model"], "already exists"),
+        (["export", "--study", "s", "--pick", "99", "--out", "m2"], "no trial 99"),
+        (["export", "--study", "nope", "--out", "m3"], "no study named 'nope'"),
+    ]:
+        code, _, err = run_cli(monkeypatch, capsys, *args)
+        assert code == 2 and needle in err, err
+    (tmp_path / "model" / "task.json").write_text("{}")
+    code, _, err = run_cli(monkeypatch, capsys, "predict", "model", "good")
+    assert code == 2 and "task.json is corrupted" in err

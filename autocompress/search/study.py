@@ -176,6 +176,7 @@ def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | Non
         if run:
             trial.set_user_attr("mlflow_run_id", run)
         folder = out / f"trial-{trial.number:04d}"
+        trial.set_user_attr("folder", str(folder.resolve()))
         hooks = [_curve_logger(tracker, run, settings.curve_every)]
         if floor is not None:
             hooks.append(_early_stop(inputs, floor - settings.early_stop_margin))

@@ -1,0 +1,36 @@
+"""Find the trial a user means: `best`, `knee` or a trial number, in a stored study."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+
+def trial_for_pick(study_name: str, storage: str, pick: str):
+    import optuna
+
+    from .report import build_report
+    from .space import SearchSpace
+    from .study import SearchSettings, open_study
+
+    study = open_study(SearchSettings(study=study_name, space=SearchSpace(dims={}), storage=storage), create=False)
+    if pick in ("best", "knee"):
+        rep = build_report(study)
+        point = rep.best if pick == "best" else rep.knee
+        if point is None:
+            raise ConfigError(f"study '{study_name}' has no completed trial within its budget to pick as '{pick}'; "
+                              "pass a trial number instead")
+        number = point.key
+    else:
+        try:
+            number = int(pick)
+        except ValueError:
+            raise ConfigError(f"--pick {pick!r}: use best, knee or a trial number") from None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise ConfigError(f"study '{study_name}' has no trial {number} (it has {len(trials)} trials)")
+    trial = trials[number]
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        raise ConfigError(f"trial {number} of study '{study_name}' is {trial.state.name}, not complete: nothing to export")
+    if "folder" not in trial.user_attrs:
+        raise ConfigError(f"trial {number} has no stored model folder")
+    return trial
