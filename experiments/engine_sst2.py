@@ -29,7 +29,7 @@ from autocompress.session import engine_inputs, read_metrics, run_recipe
 
 HERE = Path(__file__).resolve().parent
 L3 = (0, 2, 4)
-STEPS = {"distill": 2000, "structured": 600, "sparse": 600, "qat": 400, "vocab": 200}
+STEPS = {"distill": 1500, "structured": 600, "sparse": 600, "qat": 400, "vocab": 200}
 
 # (row name, recipe, the row it starts from)
 ROWS: list[tuple[str, Recipe, str | None]] = [

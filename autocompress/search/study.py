@@ -47,6 +47,7 @@ class SearchSettings:
     out_dir: Path = Path("out")
     early_stop_margin: float = 0.10  # stop when half-way accuracy is this far below the floor
     curve_every: int = 10
+    enqueue_starts: bool = True  # begin with the teacher's shape (fp32, int8) and a half-depth student
 
 
 class EarlyStopped(RuntimeError):
@@ -165,7 +166,7 @@ def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | Non
     study.set_user_attr("budget", settings.budget.to_dict())
     study.set_user_attr("space", settings.space.model_dump(mode="json"))
 
-    if not study.trials:
+    if settings.enqueue_starts and not study.trials:
         for params in starting_points(settings.space, n_layers)[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
 

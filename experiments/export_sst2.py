@@ -1,0 +1,129 @@
+"""Export the recommended pick of the SST-2 search, reload it in a fresh process, and compare
+runtimes side by side: the pick on its own runtime, fp32 torch eager and ONNX Runtime int8 of the
+same model.
+
+    python experiments/export_sst2.py [--pick best] [--rounds 5]
+
+Needs the study of experiments/search_sst2.py. Writes experiments/results/export-sst2.md / .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def reload_check(folder: str, experiment: str) -> None:
+    """Run in a fresh process: accuracy of the reloaded export on the dev set (no teacher, study or MLflow)."""
+    import numpy as np
+
+    from autocompress import load_compressed
+    from autocompress.config import Experiment
+    from autocompress.data import load_raw
+
+    exp = Experiment.from_file(experiment)
+    dev = load_raw(exp)["dev"]
+    out = {}
+    for runtime in ("torch", "onnxruntime"):
+        model = load_compressed(folder, runtime=runtime)
+        logits = model.logits([str(x) for x in dev[exp.task.text]])
+        pred = np.array([int(model.label_names[i]) for i in logits.argmax(-1)])
+        out[runtime] = float((pred == np.array(dev[exp.task.label])).mean())
+    print(json.dumps(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiment", default=str(HERE / "sst2.yaml"))
+    ap.add_argument("--study", default="search-sst2")
+    ap.add_argument("--pick", default="best")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--reload-check", nargs=2, metavar=("FOLDER", "EXPERIMENT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.reload_check:
+        reload_check(*args.reload_check)
+        return
+
+    import torch
+
+    from autocompress.config import Experiment
+    from autocompress.data import collate
+    from autocompress.engine.measure import latency_ms
+    from autocompress.engine.runtime import onnx_runtime, torch_runtime
+    from autocompress.engine.storage import load_model
+    from autocompress.export import export_folder
+    from autocompress.search.select import trial_for_pick
+    from autocompress.teacher import prepare
+
+    exp = Experiment.from_file(args.experiment)
+    work = exp.cache / "search-sst2"
+    trial = trial_for_pick(args.study, f"sqlite:///{work / 'optuna.db'}", args.pick)
+    m = trial.user_attrs["metrics"]
+    out = Path(tempfile.mkdtemp()) / "export"
+    export_folder(Path(trial.user_attrs["folder"]), out, onnx=True)
+    weight_bytes = (out / "weights.safetensors").stat().st_size
+    proc = subprocess.run([sys.executable, __file__, "--reload-check", str(out), args.experiment],
+                          capture_output=True, text=True, check=True)
+    reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    model = load_model(out)
+    bits = int(trial.user_attrs["recipe"]["bits"])
+    rts = {
+        "pick on its runtime": torch_runtime(model, bits),
+        "fp32 torch eager (same model)": torch_runtime(model, 32),
+        "ONNX Runtime int8 (same model)": onnx_runtime(model, 8, Path(tempfile.mkdtemp()), exp.measure.threads),
+    }
+    data = prepare(exp).data
+    xs = {bs: {k: v for k, v in collate(data.dev, list(range(bs)), pad_to=exp.measure.seq_len).items()
+               if k in ("input_ids", "attention_mask", "token_type_ids")} for bs in (1, 32)}
+    samples = {n: {bs: [] for bs in xs} for n in rts}
+    for _ in range(args.rounds):
+        for n, rt in rts.items():
+            for bs, x in xs.items():
+                samples[n][bs].append(latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"], x["token_type_ids"]),
+                                                 warmup=3, repeats=args.repeats, threads=exp.measure.threads))
+    lat = {n: {bs: statistics.median(v) for bs, v in s.items()} for n, s in samples.items()}
+    base = lat["fp32 torch eager (same model)"]
+    onnx_bytes = (out / "model.onnx").stat().st_size
+    lines = [
+        "# Export of the SST-2 search's recommended pick",
+        "",
+        f"- command: `python experiments/export_sst2.py {' '.join(sys.argv[1:])}`".rstrip(),
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}; machine: {platform.machine()}, "
+        f"{exp.measure.threads} threads, sequence length {exp.measure.seq_len}, torch {torch.__version__}",
+        f"- study `{args.study}`, pick `{args.pick}` = trial {trial.number}: {json.dumps(trial.user_attrs['recipe'])}",
+        "",
+        "| check | trial reported | export, reloaded in a fresh process |",
+        "|---|---|---|",
+        f"| dev accuracy ({m['runtime']}) | {m['accuracy']:.4f} | {reloaded['torch']:.4f} |",
+        f"| weight bytes | {m['weight_bytes']:,} | {weight_bytes:,} |",
+        f"| batch-1 latency, ms | {m['latency_ms_b1']:.2f} | {lat['pick on its runtime'][1]:.2f} |",
+        "",
+        f"ONNX export (`model.onnx`, {onnx_bytes:,} bytes, dynamic int8 when the recipe is 8-bit, else fp32): "
+        f"dev accuracy {reloaded['onnxruntime']:.4f}.",
+        "",
+        "| runtime (same weights) | batch-1 ms | batch-32 ms | x faster than fp32 eager (b1 / b32) |",
+        "|---|---|---|---|",
+    ]
+    for n, l in lat.items():
+        lines.append(f"| {n} | {l[1]:.2f} | {l[32]:.1f} | {base[1] / l[1]:.2f} / {base[32] / l[32]:.2f} |")
+    lines += ["", f"Latency: median over {args.rounds} interleaved rounds of the median of {args.repeats} runs.", ""]
+    results = HERE / "results"
+    (results / "export-sst2.md").write_text("\n".join(lines))
+    (results / "export-sst2.json").write_text(json.dumps({"trial": trial.number, "reported": m, "reloaded": reloaded,
+                                                          "weight_bytes": weight_bytes, "latency": lat}, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

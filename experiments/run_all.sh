@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Regenerate every committed result, one after another (each step resumes if interrupted).
+# Run from the repository root with the venv of `bash .ci/setup`.
+set -euo pipefail
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+py=.venv/bin/python
+$py experiments/engine_sst2.py
+$py experiments/search_sst2.py --trials 20 --max-size-mb 10 --min-retention 0.97
+$py experiments/export_sst2.py --pick best
+$py experiments/sampler_compare.py --trials 8 --seeds 0 1 2
