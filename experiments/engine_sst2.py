@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import json
 import platform
-import statistics
 import sys
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import torch
 
 from autocompress._io import digest
 from autocompress.config import Experiment
-from autocompress.engine.measure import latency_ms
+from autocompress.engine.measure import interleaved_latency
+from autocompress.engine.pipeline import latency_inputs
 from autocompress.engine.runtime import make_runtime
 from autocompress.engine.storage import load_model
 from autocompress.recipe import Recipe
@@ -77,24 +77,15 @@ def build_rows(exp: Experiment):
 
 
 def side_by_side_latency(inputs, folders: dict[str, Path], rounds: int, repeats: int) -> dict[str, dict[int, float]]:
-    """Median over `rounds` of each row's median latency; rows interleaved in every round."""
+    """Every row on its own runtime, timed in interleaved rounds."""
     m = inputs.measure
-    runtimes = {}
+    runs = {}
     for name, recipe, _ in ROWS:
-        model = load_model(folders[name])
-        runtimes[name] = make_runtime(model, recipe.bits, inputs.runtime, folders[name] / "runtime", m.threads)
-    from autocompress.engine.pipeline import _latency_inputs
-
-    xs = {bs: _latency_inputs(inputs.data.dev, bs, m.seq_len) for bs in m.batch_sizes}
-    samples: dict[str, dict[int, list[float]]] = {n: {bs: [] for bs in xs} for n in runtimes}
-    for r in range(rounds):
-        log(f"latency round {r + 1}/{rounds}")
-        for name, rt in runtimes.items():
-            for bs, x in xs.items():
-                samples[name][bs].append(latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"],
-                                                    x["token_type_ids"]), warmup=m.warmup, repeats=repeats,
-                                                    threads=m.threads))
-    return {n: {bs: statistics.median(v) for bs, v in s.items()} for n, s in samples.items()}
+        runs[name] = make_runtime(load_model(folders[name]), recipe.bits, inputs.runtime, folders[name] / "runtime",
+                                  m.threads).run
+    xs = {bs: latency_inputs(inputs.data.dev, bs, m.seq_len) for bs in m.batch_sizes}
+    log(f"latency: {rounds} interleaved rounds")
+    return interleaved_latency(runs, xs, rounds=rounds, repeats=repeats, warmup=m.warmup, threads=m.threads)
 
 
 def main() -> None:

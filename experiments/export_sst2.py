@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,8 +56,8 @@ def main() -> None:
     import torch
 
     from autocompress.config import Experiment
-    from autocompress.data import collate
-    from autocompress.engine.measure import latency_ms
+    from autocompress.engine.measure import interleaved_latency
+    from autocompress.engine.pipeline import latency_inputs
     from autocompress.engine.runtime import onnx_runtime, torch_runtime
     from autocompress.engine.storage import load_model
     from autocompress.export import export_folder
@@ -84,15 +83,9 @@ def main() -> None:
         "ONNX Runtime int8 (same model)": onnx_runtime(model, 8, Path(tempfile.mkdtemp()), exp.measure.threads),
     }
     data = prepare(exp).data
-    xs = {bs: {k: v for k, v in collate(data.dev, list(range(bs)), pad_to=exp.measure.seq_len).items()
-               if k in ("input_ids", "attention_mask", "token_type_ids")} for bs in (1, 32)}
-    samples = {n: {bs: [] for bs in xs} for n in rts}
-    for _ in range(args.rounds):
-        for n, rt in rts.items():
-            for bs, x in xs.items():
-                samples[n][bs].append(latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"], x["token_type_ids"]),
-                                                 warmup=3, repeats=args.repeats, threads=exp.measure.threads))
-    lat = {n: {bs: statistics.median(v) for bs, v in s.items()} for n, s in samples.items()}
+    xs = {bs: latency_inputs(data.dev, bs, exp.measure.seq_len) for bs in (1, 32)}
+    lat = interleaved_latency({n: rt.run for n, rt in rts.items()}, xs, rounds=args.rounds, repeats=args.repeats,
+                              warmup=3, threads=exp.measure.threads)
     base = lat["fp32 torch eager (same model)"]
     onnx_bytes = (out / "model.onnx").stat().st_size
     lines = [

@@ -68,6 +68,22 @@ def latency_ms(
     return statistics.median(times)
 
 
+def interleaved_latency(
+    runs: dict[str, Callable[..., object]], inputs: dict[int, dict], *, rounds: int, repeats: int, warmup: int,
+    threads: int,
+) -> dict[str, dict[int, float]]:
+    """Side-by-side latency: in each round every runner is timed on every input batch in turn;
+    the result is the median over rounds of each round's median (robust to a drifting machine)."""
+    samples: dict[str, dict[int, list[float]]] = {n: {bs: [] for bs in inputs} for n in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            for bs, x in inputs.items():
+                samples[name][bs].append(latency_ms(lambda: run(x["input_ids"], x["attention_mask"],
+                                                    x["token_type_ids"]), warmup=warmup, repeats=repeats,
+                                                    threads=threads))
+    return {n: {bs: statistics.median(v) for bs, v in s.items()} for n, s in samples.items()}
+
+
 def folder_bytes(path: Path, pattern: str = "*") -> int:
     """Bytes on disk of the files matching `pattern` under `path`."""
     return sum(f.stat().st_size for f in Path(path).rglob(pattern) if f.is_file())

@@ -119,7 +119,8 @@ def build_student(
     return Candidate(model.eval(), losses, seconds)
 
 
-def _latency_inputs(dev: Encoded, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
+def latency_inputs(dev: Encoded, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
+    """A batch of real dev rows padded (or cut) to a fixed length: what latency is measured on."""
     idx = np.arange(batch) % len(dev)
     b = collate(dev, idx, pad_to=seq_len)
     return {k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -132,10 +133,14 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
     dev = inputs.data.dev
     if m.eval_subset is not None and m.eval_subset < len(dev):
         dev = dev.subset(np.arange(m.eval_subset))
+    before = torch.get_num_threads()
     torch.set_num_threads(m.threads)
-    metrics: dict = task_metrics(predict_logits(rt.run, dev), dev.labels)
+    try:
+        metrics: dict = task_metrics(predict_logits(rt.run, dev), dev.labels)
+    finally:
+        torch.set_num_threads(before)
     for bs in m.batch_sizes:
-        x = _latency_inputs(inputs.data.dev, bs, m.seq_len)
+        x = latency_inputs(inputs.data.dev, bs, m.seq_len)
         metrics[f"latency_ms_b{bs}"] = latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"],
                                                   x["token_type_ids"]), warmup=m.warmup, repeats=m.repeats,
                                                   threads=m.threads)
