@@ -1,6 +1,6 @@
 """Default sampler (multivariate TPE) against random search, by hypervolume at equal trial counts.
 
-    python experiments/sampler_compare.py [--trials 8] [--seeds 0 1 2]
+    python experiments/sampler_compare.py [--trials 6] [--seeds 0 1 2]
 
 Both samplers start from nothing (no enqueued starting points), on the same experiment, space,
 cached teacher and reference. Studies live in <cache>/sampler-compare.db, so an interrupted run
@@ -34,16 +34,16 @@ def log(msg: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--experiment", default=str(HERE / "sst2-quick.yaml"))
+    ap.add_argument("--experiment", default=str(HERE / "sst2-compare.yaml"))
     ap.add_argument("--space", default="quick")
-    ap.add_argument("--trials", type=int, default=8)
+    ap.add_argument("--trials", type=int, default=6)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     exp = Experiment.from_file(args.experiment)
     prepared = engine_inputs(exp, log)
     storage = f"sqlite:///{exp.cache / 'sampler-compare.db'}"
     space = load_space(args.space)
-    curves: dict[str, dict[int, list[float]]] = {}
+    studies: dict[str, dict[int, object]] = {}
     ref = None
     for seed in args.seeds:
         for sampler in ("tpe", "random"):
@@ -51,7 +51,12 @@ def main() -> None:
             log(f"{name}: running")
             settings = SearchSettings(study=name, space=space, trials=args.trials, storage=storage, sampler=sampler,
                                       seed=seed, out_dir=exp.cache / "sampler-compare", enqueue_starts=False)
-            study, ref, _ = run_search(exp, settings, log=log, prepared=prepared)
+            study, study_ref, _ = run_search(exp, settings, log=log, prepared=prepared)
+            ref = ref or study_ref  # one reference (the first measurement of the teacher) for every curve
+            studies.setdefault(sampler, {})[seed] = study
+    curves: dict[str, dict[int, list[float]]] = {}
+    for sampler, per_seed in studies.items():
+        for seed, study in per_seed.items():
             pts = sorted(trial_points(study), key=lambda p: p.key)
             curves.setdefault(sampler, {})[seed] = [
                 normalized_hypervolume(pts[: k + 1], ref.bytes, ref.latency_ms_b1) for k in range(len(pts))
