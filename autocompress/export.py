@@ -15,7 +15,6 @@ Folder layout:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._io import atomic_dir, write_json
+from ._io import atomic_dir, file_digest, write_json
 from .errors import ArtifactError, ConfigError
 
 FILES = ("weights.safetensors", "architecture.json", "recipe.json", "metrics.json", "task.json")
@@ -33,16 +32,8 @@ MANIFEST = "manifest.json"
 FORMAT = "autocompress-export-v1"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _listing(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*"))
+    return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != MANIFEST}
 
 
@@ -112,7 +103,7 @@ def verify(folder: Path) -> dict:
         path = folder / name
         if not path.is_file():
             raise ArtifactError(f"{folder}: {name} is missing; re-export the model")
-        if _sha256(path) != digest:
+        if file_digest(path) != digest:
             raise ArtifactError(f"{folder}: {name} is corrupted (checksum mismatch); re-export the model")
     return manifest
 
