@@ -7,4 +7,4 @@ py=.venv/bin/python
 $py experiments/engine_sst2.py
 $py experiments/search_sst2.py --trials 20 --max-size-mb 10 --min-retention 0.97
 $py experiments/export_sst2.py --pick best
-$py experiments/sampler_compare.py --trials 6 --seeds 0 1 2
+$py experiments/sampler_compare.py --trials 5 --seeds 0 1 2

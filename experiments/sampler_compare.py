@@ -1,6 +1,6 @@
 """Default sampler (multivariate TPE) against random search, by hypervolume at equal trial counts.
 
-    python experiments/sampler_compare.py [--trials 6] [--seeds 0 1 2]
+    python experiments/sampler_compare.py [--trials 5] [--seeds 0 1 2]
 
 Both samplers start from nothing (no enqueued starting points), on the same experiment, space,
 cached teacher and reference. Studies live in <cache>/sampler-compare.db, so an interrupted run
@@ -36,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default=str(HERE / "sst2-compare.yaml"))
     ap.add_argument("--space", default="quick")
-    ap.add_argument("--trials", type=int, default=6)
+    ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     exp = Experiment.from_file(args.experiment)
