@@ -95,13 +95,16 @@ def search(
     tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
     out: Annotated[Path, typer.Option("--out", help="folder for trial artifacts and reports")] = Path("out"),
+    workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes sharing the study")] = 1,
 ) -> None:
     """Search the compression space with Optuna under a budget; log every trial to MLflow."""
     from .config import Experiment
     from .search.budget import Budget
     from .search.report import write_report
     from .search.space import load_space
-    from .search.study import SAMPLERS, SearchSettings, run_search
+    from .search.recovery import used
+    from .search.study import SAMPLERS, SearchSettings, prepare_search, run_trials
+    from .search.workers import run_workers, worker_command
 
     exp = Experiment.from_file(experiment)
     sp = load_space(space)
@@ -115,7 +118,19 @@ def search(
     settings = SearchSettings(study=name, space=sp, budget=budget, trials=trials, timeout=timeout, storage=storage,
                               sampler=sampler, seed=seed, out_dir=out)
     tracker = _tracker(tracking_uri, no_tracking, exp.name)
-    st, _ref, parent = run_search(exp, settings, tracker, _log)
+    prepared = prepare_search(exp, settings, tracker, _log)  # study and MLflow parent run: created once, here
+    st, parent = prepared.study, prepared.parent
+    n = min(workers, max(0, trials - used(st, running=False)))
+    if workers > 1 and n:
+        _log(f"search: {n} local workers share this machine's cores, so each trial's latency is measured under "
+             "load; for latency you can trust, run one worker per machine (`autocompress worker`)")
+        cmds = [worker_command(experiment, name, storage, out, seed + i + 1, f"worker-{i + 1}",
+                               None if no_tracking else tracking_uri) for i in range(n)]
+        codes = run_workers(cmds, _log)
+        if any(codes):
+            _log(f"search: worker exit codes {codes}; the study keeps every trial they finished")
+    else:
+        run_trials(prepared, _log)
     rep, md, png = write_report(st, out / name)
     _log_report(tracker, parent, md, png, rep)
     tracker.end(parent, "FINISHED")
@@ -149,6 +164,35 @@ def _log_report(tracker, parent, md: Path, png: Path, rep) -> None:
         tracker.set_tags(parent, {"best_trial": str(rep.best.key)})
     if rep.knee:
         tracker.set_tags(parent, {"knee_trial": str(rep.knee.key)})
+
+
+@app.command()
+def worker(
+    experiment: Annotated[Path, typer.Argument(help="the experiment YAML the study was started with")],
+    study: Annotated[str, typer.Option("--study", help="name of a study started by `autocompress search`")],
+    storage: StorageOpt = "sqlite:///autocompress.db",
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow store (default: the search's)")] = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
+    out: Annotated[Path, typer.Option("--out", help="folder for this worker's trial artifacts")] = Path("out"),
+    seed: Annotated[int | None, typer.Option("--seed", help="this worker's sampler seed (default: from its pid)")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", help="the study's trial budget (default: the search's)")] = None,
+    name: Annotated[str, typer.Option("--name", help="prefix of this worker's progress lines")] = "worker",
+) -> None:
+    """Join a running search's study from any machine and run trials until its budget is used."""
+    import os
+
+    from .config import Experiment
+    from .search.study import SearchSettings, open_study, prepare_search, run_trials, settings_of
+    from .search.space import SearchSpace
+
+    exp = Experiment.from_file(experiment)
+    st = open_study(SearchSettings(study=study, space=SearchSpace(dims={}), storage=storage), create=False)
+    settings = settings_of(st, storage=storage, out_dir=out, trials=trials,
+                           seed=seed if seed is not None else os.getpid())
+    uri = tracking_uri or st.user_attrs.get("tracking_uri")
+    tracker = _tracker(uri, no_tracking or uri is None, exp.name)
+    ran = run_trials(prepare_search(exp, settings, tracker, _log), _log, who=name)
+    _log(f"{name}: done, ran {ran} trials")
 
 
 @app.command()

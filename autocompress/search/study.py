@@ -8,8 +8,9 @@ recorded as pruned; a trial that raises is recorded as failed and the search goe
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,12 @@ from ..teacher import Teacher
 from ..tracking import NullTracker, Tracker
 from .budget import Budget
 from .pareto import Point, best
+from .recovery import DeadTrialHandler, claim, fail_dead_local_trials, used
 from .space import SearchSpace
+from .storage import GRACE_S, HEARTBEAT_S
+from .storage import open_study as _open
 
 Log = Callable[[str], None]
-DIRECTIONS = ["maximize", "minimize", "minimize"]
 OBJECTIVES = ("accuracy", "bytes", "latency_ms_b1")
 SAMPLERS = ("tpe", "nsga2", "random")
 DEFAULT_STORAGE = "sqlite:///autocompress.db"
@@ -48,6 +51,8 @@ class SearchSettings:
     early_stop_margin: float = 0.10  # stop when half-way accuracy is this far below the floor
     curve_every: int = 10
     enqueue_starts: bool = True  # begin with the teacher's shape (fp32, int8) and a half-depth student
+    heartbeat_s: int = HEARTBEAT_S  # a running trial's heartbeat period
+    grace_s: int = GRACE_S  # a trial whose heartbeat is older than this is failed and retried
 
 
 class EarlyStopped(RuntimeError):
@@ -59,8 +64,10 @@ def make_sampler(name: str, seed: int, trials: int):
 
     if name == "tpe":
         # multivariate + group: models joint and conditional dimensions; few random start-up trials
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          n_startup_trials=max(4, min(10, trials // 3)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                              n_startup_trials=max(4, min(10, trials // 3)))
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(6, min(20, trials // 3)))
     if name == "random":
@@ -68,24 +75,10 @@ def make_sampler(name: str, seed: int, trials: int):
     raise ConfigError(f"unknown sampler '{name}'; use one of {', '.join(SAMPLERS)}")
 
 
-def open_study(settings: SearchSettings, create: bool = True):
-    """The study by name in its storage; created on first use."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = make_sampler(settings.sampler, settings.seed, settings.trials)
-    try:
-        if create:
-            return optuna.create_study(study_name=settings.study, storage=settings.storage, sampler=sampler,
-                                       directions=DIRECTIONS, load_if_exists=True)
-        return optuna.load_study(study_name=settings.study, storage=settings.storage, sampler=sampler)
-    except KeyError:
-        raise ConfigError(f"no study named '{settings.study}' in {settings.storage}; check --study and --storage") from None
-    except ValueError as err:
-        raise ConfigError(f"study '{settings.study}': {err}") from None
-    except Exception as err:  # unreachable database, bad URL
-        raise ConfigError(f"storage '{settings.storage}' cannot be opened ({str(err).splitlines()[0]}); "
-                          "check the URL and that the database is reachable") from None
+def open_study(settings: SearchSettings, create: bool = True, on_stale=None):
+    """The study by name in its storage (created on first use), with trial heartbeats."""
+    return _open(settings.study, settings.storage, make_sampler(settings.sampler, settings.seed, settings.trials),
+                 create=create, on_stale=on_stale, heartbeat=settings.heartbeat_s, grace=settings.grace_s)
 
 
 def starting_points(space: SearchSpace, n_layers: int) -> list[dict[str, Any]]:
@@ -133,24 +126,32 @@ def trial_points(study) -> list[Point]:
 
 
 @dataclass
-class _Progress:
-    total: int
-    started: float = field(default_factory=time.time)
-    done: int = 0
+class Search:
+    """A prepared search: the study, cached data and teacher, the reference, the MLflow parent run."""
+
+    exp: Experiment
+    settings: SearchSettings
+    study: Any
+    inputs: EngineInputs
+    teacher: Teacher
+    ref: Reference
+    parent: str | None
+    tracker: Tracker
 
 
-def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | None = None,
-               log: Log = lambda _m: None, prepared: tuple[EngineInputs, Teacher] | None = None):
-    """Run (or resume) the study until it holds `settings.trials` finished trials or time runs out."""
-    import optuna
-
+def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | None = None,
+                   log: Log = lambda _m: None, prepared: tuple[EngineInputs, Teacher] | None = None) -> Search:
+    """Create (or load) the study and its MLflow parent run, once, before any worker starts."""
     tracker = tracker or NullTracker()
-    study = open_study(settings)
+    study = open_study(settings, on_stale=DeadTrialHandler(tracker, log))
+    stored_exp = study.user_attrs.get("experiment")
+    if stored_exp is not None and stored_exp != exp.name:
+        raise ConfigError(f"study '{settings.study}' searches experiment '{stored_exp}', not '{exp.name}'; "
+                          "pass the same experiment file or another --study")
     inputs, teacher = prepared or engine_inputs(exp, log)
-    out = settings.out_dir / settings.study
-    ref = measure_reference(inputs, teacher, out / "teacher", log)
-    n_layers = len(inputs.teacher.encoder_layers)
-    floor = settings.budget.accuracy_floor(ref.accuracy)
+    stored_ref = study.user_attrs.get("teacher")
+    ref = (Reference(**stored_ref) if stored_ref
+           else measure_reference(inputs, teacher, settings.out_dir / settings.study / "teacher", log))
 
     parent = study.user_attrs.get("mlflow_parent_run_id")
     parent = tracker.start_search(
@@ -161,28 +162,61 @@ def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | Non
     )
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
+        study.set_user_attr("tracking_uri", getattr(tracker, "tracking_uri", None))
         tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.__dict__.items()})
+    study.set_user_attr("experiment", exp.name)
     study.set_user_attr("teacher", ref.__dict__)
     study.set_user_attr("budget", settings.budget.to_dict())
     study.set_user_attr("space", settings.space.model_dump(mode="json"))
-
+    study.set_user_attr("settings", {"trials": settings.trials, "sampler": settings.sampler, "seed": settings.seed,
+                                     "early_stop_margin": settings.early_stop_margin})
     if settings.enqueue_starts and not study.trials:
-        for params in starting_points(settings.space, n_layers)[: settings.trials]:
+        for params in starting_points(settings.space, len(inputs.teacher.encoder_layers))[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
+    return Search(exp, settings, study, inputs, teacher, ref, parent, tracker)
+
+
+def settings_of(study, **overrides) -> SearchSettings:
+    """The settings a study was created with (space, budget, trial budget, sampler): what a worker joins."""
+    attrs = study.user_attrs
+    if "space" not in attrs or "settings" not in attrs:
+        raise ConfigError(f"study '{study.study_name}' was not created by `autocompress search`; "
+                          "start it with `autocompress search` before adding workers")
+    base = dict(study=study.study_name, space=SearchSpace.model_validate(attrs["space"]),
+                budget=Budget(**attrs.get("budget", {})), **attrs["settings"])
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return SearchSettings(**base)
+
+
+class _NotRun(RuntimeError):
+    """Other workers filled the trial budget while this trial was being created."""
+
+
+def _objective(search: Search):
+    import optuna
+
+    s, study, tracker, inputs = search.settings, search.study, search.tracker, search.inputs
+    n_layers = len(inputs.teacher.encoder_layers)
+    floor = s.budget.accuracy_floor(search.ref.accuracy)
+    out = s.out_dir / s.study
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
-        recipe = settings.space.suggest(trial, n_layers)
+        if used(study, before=trial.number) >= s.trials:
+            trial.set_user_attr("not_run", "the trial budget was filled by other workers")
+            raise _NotRun("the trial budget was filled by other workers")
+        claim(trial)
+        recipe = s.space.suggest(trial, n_layers)
         trial.set_user_attr("recipe", recipe.to_dict())
-        run = tracker.start_trial(parent, f"trial-{trial.number:04d}", {**recipe.to_dict(), "trial": trial.number})
+        run = tracker.start_trial(search.parent, f"trial-{trial.number:04d}", {**recipe.to_dict(), "trial": trial.number})
         if run:
             trial.set_user_attr("mlflow_run_id", run)
         folder = out / f"trial-{trial.number:04d}"
         trial.set_user_attr("folder", str(folder.resolve()))
-        hooks = [_curve_logger(tracker, run, settings.curve_every)]
+        hooks = [_curve_logger(tracker, run, s.curve_every)]
         if floor is not None:
-            hooks.append(_early_stop(inputs, floor - settings.early_stop_margin))
+            hooks.append(_early_stop(inputs, floor - s.early_stop_margin))
         try:
-            res = run_recipe(inputs, recipe, folder, teacher, hooks=hooks)
+            res = run_recipe(inputs, recipe, folder, search.teacher, hooks=hooks)
         except EarlyStopped as err:
             tracker.set_tags(run, {"state": "PRUNED", "reason": str(err)})
             tracker.end(run, "KILLED")
@@ -194,8 +228,8 @@ def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | Non
             tracker.set_tags(run, {"state": "FAIL", "error": msg})
             tracker.end(run, "FAILED")
             raise
-        m = res.metrics
-        cons = settings.budget.constraints(m, ref.accuracy)
+        m, ref = res.metrics, search.ref
+        cons = s.budget.constraints(m, ref.accuracy)
         for k, v in cons.items():
             trial.set_constraint(k, v)
         numeric = {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -208,16 +242,15 @@ def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | Non
         trial.set_user_attr("metrics", {k: m[k] for k in m if k not in ("runtime_note",)})
         return m["accuracy"], float(m["bytes"]), m["latency_ms_b1"]
 
-    finished = [t for t in study.trials if t.state.is_finished()]
-    remaining = max(0, settings.trials - len(finished))
-    progress = _Progress(total=settings.trials, done=len(finished))
+    return objective
 
-    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        progress.done += 1
+
+def _progress(search: Search, log: Log, started: float, who: str):
+    def report(study, trial) -> None:
+        if "not_run" in trial.user_attrs:
+            return
         pts = trial_points(study)
         pick = best(pts)
-        feasible = sum(p.feasible for p in pts)
-        elapsed = time.time() - progress.started
         what = trial.state.name
         if trial.values:
             what += f" acc {trial.values[0]:.4f}, {trial.values[1] / 1e6:.2f} MB, {trial.values[2]:.2f} ms"
@@ -225,16 +258,48 @@ def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | Non
             what += f" ({trial.user_attrs['error'][:120]})"
         best_s = (f"#{pick.key} acc {pick.accuracy:.4f} {pick.bytes / 1e6:.2f} MB {pick.latency_ms:.2f} ms"
                   if pick else "none yet")
-        log(f"search: trial {trial.number} {what} | {progress.done}/{progress.total} done, "
-            f"{elapsed / 60:.1f} min, {feasible} feasible | best {best_s}")
+        log(f"{who}: trial {trial.number} {what} | {used(study, running=False)}/{search.settings.trials} done, "
+            f"{(time.time() - started) / 60:.1f} min, {sum(p.feasible for p in pts)} feasible | best {best_s}")
 
-    if remaining:
-        log(f"search: study '{settings.study}' has {len(finished)} finished trials; running {remaining} more "
-            f"(budget: {settings.budget.describe()})")
-        study.optimize(objective, n_trials=remaining, timeout=settings.timeout, catch=(Exception,),
-                       callbacks=[report], gc_after_trial=True)
-    return study, ref, parent
+    return report
 
+
+def run_trials(search: Search, log: Log = lambda _m: None, who: str = "search") -> int:
+    """Run trials until the study's budget is used (other workers' trials count too) or time is up.
+
+    Returns how many trials this process ran.
+    """
+    import optuna
+
+    s, study = search.settings, search.study
+    handler = DeadTrialHandler(search.tracker, log)
+    fail_dead_local_trials(study, handler)
+    done = used(study, running=False)
+    if done >= s.trials:
+        log(f"{who}: study '{s.study}' already holds {done} finished trials (budget {s.trials}); nothing to run")
+        return 0
+    log(f"{who}: study '{s.study}' has {done} finished trials; running up to {s.trials - done} more "
+        f"(budget: {s.budget.describe()})")
+    started, ran = time.time(), 0
+    objective, report = _objective(search), _progress(search, log, started, who)
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # trials of dead workers elsewhere, past their grace period
+        left = None if s.timeout is None else s.timeout - (time.time() - started)
+        if used(study) >= s.trials or (left is not None and left <= 0):
+            return ran
+        study.optimize(objective, n_trials=1, timeout=left, catch=(Exception,), callbacks=[report],
+                       gc_after_trial=True)
+        ran += 1
+
+
+def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | None = None,
+               log: Log = lambda _m: None, prepared: tuple[EngineInputs, Teacher] | None = None):
+    """Run (or resume) the study in this process until it holds `settings.trials` finished trials."""
+    search = prepare_search(exp, settings, tracker, log, prepared)
+    run_trials(search, log)
+    return search.study, search.ref, search.parent
 
 def _curve_logger(tracker: Tracker, run: str | None, every: int):
     buf: list[float] = []

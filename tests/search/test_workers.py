@@ -1,0 +1,142 @@
+"""Several workers on one study (sqlite and a real PostgreSQL), and a search killed with -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from autocompress.search.recovery import counts
+from postgres import postgres_server
+
+SPACE = ("depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\nprune_ratio: {low: 0.0, high: 0.5, step: 0.25}\n"
+         "train_steps: {low: 2, high: 4}\nfixed: {batch_size: 16}\n")
+
+
+def cli(*args, cwd, timeout=600, wait=True):
+    cmd = [sys.executable, "-m", "autocompress.cli", *map(str, args)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def space_file(tmp_path):
+    p = tmp_path / "space.yaml"
+    p.write_text(SPACE)
+    return p
+
+
+def _trial_runs(tracking_uri: str, study: optuna.Study) -> dict[int, object]:
+    client = MlflowClient(tracking_uri)
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    exp_id = client.get_run(parent).info.experiment_id
+    runs = client.search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=1000)
+    by_trial: dict[int, object] = {}
+    for r in runs:
+        n = int(r.data.params["trial"])
+        assert n not in by_trial, f"two MLflow runs for trial {n}"
+        by_trial[n] = r
+    return by_trial
+
+
+def _check_budget_held(study: optuna.Study, budget: int, tracking_uri: str) -> None:
+    trials = study.get_trials(deepcopy=False)
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) == max(numbers) + 1  # unique, none missing
+    assert sum(counts(t) for t in trials) == budget
+    assert all(t.state.is_finished() for t in trials)  # nothing left RUNNING or WAITING
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    runs = _trial_runs(tracking_uri, study)
+    assert set(runs) == {t.number for t in trials if "mlflow_run_id" in t.user_attrs}
+    for t in complete:
+        assert runs[t.number].info.status == "FINISHED"
+        assert runs[t.number].data.metrics["accuracy"] == pytest.approx(t.values[0])
+
+
+def test_search_with_two_local_workers_on_sqlite(tiny_experiment, space_file, tmp_path):
+    proc = cli("search", tiny_experiment, "--space", space_file, "--trials", 5, "--study", "w2", "--workers", 2,
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "worker-1: trial" in proc.stderr and "worker-2: trial" in proc.stderr
+    study = optuna.load_study(study_name="w2", storage=f"sqlite:///{tmp_path / 'autocompress.db'}")
+    _check_budget_held(study, 5, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len({t.user_attrs["pid"] for t in study.trials if "pid" in t.user_attrs}) == 2  # both workers ran trials
+    assert "Search report: study `w2`" in proc.stdout
+
+
+def test_two_workers_on_postgresql_then_a_third_joins(tiny_experiment, space_file, tmp_path):
+    with postgres_server(("optuna", "mlflow")) as pg:
+        storage, tracking = pg + "optuna", pg + "mlflow"
+        proc = cli("search", tiny_experiment, "--space", space_file, "--trials", 6, "--study", "pg", "--workers", 2,
+                   "--storage", storage, "--tracking-uri", tracking, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        study = optuna.load_study(study_name="pg", storage=storage)
+        _check_budget_held(study, 6, tracking)
+        assert len({t.user_attrs["pid"] for t in study.trials if "pid" in t.user_attrs}) == 2
+
+        # another machine would run exactly this: join by name, raise the budget, add trials
+        proc = cli("worker", tiny_experiment, "--study", "pg", "--storage", storage, "--trials", 8, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "worker: done, ran 2 trials" in proc.stderr
+        study = optuna.load_study(study_name="pg", storage=storage)
+        _check_budget_held(study, 8, tracking)  # the stored tracking URI was used: 8 runs under one parent
+
+
+def test_worker_needs_a_study_made_by_search(tiny_experiment, tmp_path):
+    proc = cli("worker", tiny_experiment, "--study", "ghost", cwd=tmp_path)
+    assert proc.returncode == 2 and "no study named 'ghost'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _wait_for_running(storage: str, study: str, proc, timeout: float = 300):
+    end = time.time() + timeout
+    while time.time() < end:
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        try:
+            s = optuna.load_study(study_name=study, storage=storage)
+        except KeyError:
+            time.sleep(0.2)
+            continue
+        trials = s.get_trials(deepcopy=False)
+        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
+        if len(done) >= 2 and running:
+            return done, running[0]
+        time.sleep(0.1)
+    raise AssertionError("no trial was running in time")
+
+
+def test_kill_9_mid_trial_then_the_same_command_again(tiny_experiment, tmp_path):
+    space = tmp_path / "slow-space.yaml"  # long enough trials to be killed in the middle of one
+    space.write_text("depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\ntrain_steps: {low: 150, high: 200}\n"
+                     "fixed: {batch_size: 16}\n")
+    args = ("search", tiny_experiment, "--space", space, "--trials", 5, "--study", "crash")
+    storage, tracking = f"sqlite:///{tmp_path / 'autocompress.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = cli(*args, cwd=tmp_path, wait=False)
+    done, victim = _wait_for_running(storage, "crash", proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.number: t.values for t in done}
+    s = optuna.load_study(study_name="crash", storage=storage)
+    assert s.trials[victim.number].state == optuna.trial.TrialState.RUNNING  # what kill -9 leaves behind
+
+    again = cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"trial {victim.number} died with its worker" in again.stderr
+    s = optuna.load_study(study_name="crash", storage=storage)
+    trials = s.trials
+    for n, values in before.items():  # completed trials kept as they were
+        assert trials[n].state == optuna.trial.TrialState.COMPLETE and trials[n].values == values
+    assert trials[victim.number].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retry) == 1 and retry[0].params == victim.params and retry[0].state == optuna.trial.TrialState.COMPLETE
+    _check_budget_held(s, 5, tracking)
+    assert not counts(trials[victim.number])  # the killed trial does not use up the budget
+    runs = _trial_runs(tracking, s)
+    assert runs[victim.number].info.status == "FAILED"
