@@ -12,20 +12,12 @@ import pytest
 import torch
 
 from autocompress.engine.model import Classifier
+from autocompress.testing import (  # noqa: F401  (re-exported to the tests)
+    WORDS, make_sentences, make_teacher_dir, tiny_config, write_experiment, write_task, write_vocab,
+)
 
 # Tiny models run fastest on one thread, and the suite then leaves the other core free.
 torch.set_num_threads(1)
-
-
-def tiny_config(**overrides):
-    from transformers import BertConfig
-
-    kw = dict(
-        vocab_size=120, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )
-    kw.update(overrides)
-    return BertConfig(**kw)
 
 
 def make_tiny(seed: int = 0, **overrides) -> Classifier:
@@ -56,91 +48,6 @@ def batch() -> dict[str, torch.Tensor]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
-
-
-# ---- a tiny teacher folder with a real tokenizer, and generated task files -------------------
-
-WORDS = ["good", "great", "fine", "nice", "fun", "bad", "awful", "dull", "poor", "sad"] + [
-    f"w{i}" for i in range(60)
-]
-POSITIVE = set(WORDS[:5])
-
-
-def write_vocab(folder) -> list[str]:
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    return vocab
-
-
-def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0):
-    """A tiny BERT classifier (or bare encoder) with a word-level tokenizer, saved like a hub model."""
-    from transformers import BertForSequenceClassification, BertModel, BertTokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = write_vocab(folder)
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
-    torch.manual_seed(seed)
-    cfg = tiny_config(vocab_size=len(vocab), pad_token_id=0)
-    model = BertForSequenceClassification(cfg) if task_model else BertModel(cfg)
-    model.save_pretrained(folder)
-    return folder
-
-
-def make_sentences(n: int, seed: int) -> tuple[list[str], list[int]]:
-    """Sentences whose label is 1 when they hold more positive than negative words."""
-    r = np.random.default_rng(seed)
-    texts, labels = [], []
-    for _ in range(n):
-        words = list(r.choice(WORDS, size=int(r.integers(3, 9))))
-        pos = sum(w in POSITIVE for w in words)
-        neg = sum(w in WORDS[5:10] for w in words)
-        if pos == neg:
-            words.append(str(r.choice(WORDS[:10])))
-            pos = sum(w in POSITIVE for w in words)
-            neg = sum(w in WORDS[5:10] for w in words)
-        texts.append(" ".join(words))
-        labels.append(int(pos > neg))
-    return texts, labels
-
-
-def write_task(folder, n_train: int = 160, n_dev: int = 48, fmt: str = "tsv", string_labels: bool = False):
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for split, n, seed in (("train", n_train, 1), ("dev", n_dev, 2)):
-        texts, labels = make_sentences(n, seed)
-        labs = [("positive" if y else "negative") for y in labels] if string_labels else labels
-        path = folder / f"{split}.{fmt}"
-        if fmt in ("tsv", "csv"):
-            sep = "\t" if fmt == "tsv" else ","
-            path.write_text(f"sentence{sep}label\n" + "".join(f"{t}{sep}{y}\n" for t, y in zip(texts, labs)))
-        elif fmt == "jsonl":
-            import json
-
-            path.write_text("".join(json.dumps({"sentence": t, "label": y}) + "\n" for t, y in zip(texts, labs)))
-        elif fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.table({"sentence": texts, "label": labs}), path)
-        paths[split] = path
-    return paths
-
-
-def write_experiment(folder, teacher_dir, task_paths, **extra):
-    import yaml
-
-    exp = {
-        "name": "tiny",
-        "task": {"train": str(task_paths["train"]), "dev": str(task_paths["dev"]), "max_length": 16},
-        "teacher": {"source": str(teacher_dir), "finetune": {"epochs": 1, "batch_size": 16}},
-        "measure": {"threads": 1, "warmup": 1, "repeats": 2, "seq_len": 16},
-        "cache_dir": str(folder / "cache"),
-    }
-    for k, v in extra.items():
-        exp[k] = {**exp[k], **v} if isinstance(v, dict) and isinstance(exp.get(k), dict) else v
-    path = folder / "experiment.yaml"
-    path.write_text(yaml.safe_dump(exp))
-    return path
 
 
 @pytest.fixture

@@ -85,3 +85,9 @@ def knee(points: Sequence[Point], ref_bytes: float, ref_latency: float) -> Point
         return sum(((v[i] - lo[i]) / (hi[i] - lo[i]) if hi[i] > lo[i] else 0.0) ** 2 for i in range(3))
 
     return min(zip(f, losses), key=lambda pl: dist(pl[1]))[0]
+
+
+def accuracy_size_hypervolume(points: Sequence[Point], ref_bytes: float) -> float:
+    """Area dominated in (1 - accuracy, bytes / teacher), reference (1, 2): the two objectives
+    that do not depend on how busy the machine was when latency was measured."""
+    return _hv2([(1.0 - p.accuracy, p.bytes / ref_bytes) for p in points], REFERENCE[:2])

@@ -140,3 +140,71 @@ def test_kill_9_mid_trial_then_the_same_command_again(tiny_experiment, tmp_path)
     assert not counts(trials[victim.number])  # the killed trial does not use up the budget
     runs = _trial_runs(tracking, s)
     assert runs[victim.number].info.status == "FAILED"
+
+
+@pytest.fixture
+def search_of(tiny_experiment, tmp_path):
+    from autocompress.config import Experiment
+    from autocompress.search.space import parse_space
+    from autocompress.search.study import SearchSettings, prepare_search
+    from autocompress.session import engine_inputs
+
+    exp = Experiment.from_file(tiny_experiment)
+    prep = engine_inputs(exp)
+
+    def make(**kw):
+        base = dict(study="hb", space=parse_space(yaml_load(SPACE), "test-space"), trials=3, enqueue_starts=False,
+                    storage=f"sqlite:///{tmp_path / 'optuna.db'}", out_dir=tmp_path / "out")
+        return prepare_search(exp, SearchSettings(**(base | kw)), prepared=prep)
+
+    return make
+
+
+def yaml_load(text):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def test_a_silent_trial_of_another_host_is_failed_by_its_heartbeat_and_retried(search_of):
+    from autocompress.search.recovery import used
+    from autocompress.search.study import run_trials
+
+    search = search_of(heartbeat_s=1, grace_s=2)
+    study = search.study
+    lost = study.ask()  # a trial a worker on another machine started, then went silent
+    search.settings.space.suggest(lost, 3)
+    lost.set_user_attr("host", "another-machine")
+    lost.set_user_attr("pid", 1)
+    study._storage.record_heartbeat(lost._trial_id)
+    time.sleep(3)
+    assert run_trials(search) == 3
+    trials = study.trials
+    assert trials[lost.number].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == lost.number]
+    assert len(retry) == 1 and retry[0].params == trials[lost.number].params
+    assert used(study, running=False) == 3 and not counts(trials[lost.number])
+
+
+def test_a_live_trial_of_this_host_is_left_alone(search_of):
+    """A RUNNING trial whose process is alive (another local worker) is neither failed nor counted twice."""
+    from autocompress.search.recovery import DeadTrialHandler, claim, fail_dead_local_trials
+
+    search = search_of()
+    t = search.study.ask()
+    claim(t)  # this very process: alive
+    assert fail_dead_local_trials(search.study, DeadTrialHandler(search.tracker)) == []
+    assert search.study.trials[t.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_worker_refuses_another_experiment_or_a_foreign_study(tiny_experiment, tmp_path, search_of):
+    search_of()  # study "hb" created by the search code, for experiment "tiny"
+    other = tmp_path / "other.yaml"
+    other.write_text(tiny_experiment.read_text().replace("name: tiny", "name: other"))
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    proc = cli("worker", other, "--study", "hb", "--storage", storage, "--no-tracking", cwd=tmp_path)
+    assert proc.returncode == 2 and "searches experiment 'tiny', not 'other'" in proc.stderr
+    optuna.create_study(study_name="bare", storage=storage, directions=["maximize"] * 3)
+    proc = cli("worker", tiny_experiment, "--study", "bare", "--storage", storage, cwd=tmp_path)
+    assert proc.returncode == 2 and "was not created by `autocompress search`" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
