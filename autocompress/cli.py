@@ -219,12 +219,15 @@ def ui(
     port: Annotated[int, typer.Option("--port")] = 5000,
 ) -> None:
     """Start the MLflow UI on the tracking store the searches log to."""
+    import os
     import shutil
     import subprocess
 
     exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
     print(f"MLflow UI: http://{host}:{port}  (store: {tracking_uri}; Ctrl-C to stop)", flush=True)
     cmd = [exe, "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port), "--workers", "1"]
+    if hasattr(os, "execv"):  # become the MLflow UI: signals (Ctrl-C, SIGTERM) reach it and its server
+        os.execv(exe, cmd)
     try:
         raise SystemExit(subprocess.call(cmd))
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from _common import log
 from autocompress._io import digest
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency
@@ -50,10 +51,6 @@ ROWS: list[tuple[str, Recipe, str | None]] = [
     ("+ int8 + pruned vocabulary", Recipe(layers=L3, heads_keep=0.6, ffn_keep=0.6, prune_ratio=0.5, bits=8,
                                           vocab_prune=True, train_steps=STEPS["vocab"], lr=2e-5), "+ int8"),
 ]
-
-
-def log(msg: str) -> None:
-    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
 
 
 def build_rows(exp: Experiment):

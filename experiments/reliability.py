@@ -51,7 +51,7 @@ def states(study) -> dict[str, int]:
     return dict(sorted(c.items()))
 
 
-def wait_running(storage: str, name: str, proc, min_done: int = 2, timeout: float = 300):
+def wait_running(storage: str, name: str, proc, min_done: int = 2, timeout: float = 900):
     """Wait until the study has `min_done` complete trials and one running; returns that running trial."""
     end = time.time() + timeout
     while time.time() < end:

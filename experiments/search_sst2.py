@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from _common import log
 from autocompress.config import Experiment
 from autocompress.search.budget import Budget
 from autocompress.search.report import write_report
@@ -28,10 +29,6 @@ from autocompress.search.study import SearchSettings, run_search
 from autocompress.tracking import MlflowTracker
 
 HERE = Path(__file__).resolve().parent
-
-
-def log(msg: str) -> None:
-    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

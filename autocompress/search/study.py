@@ -205,17 +205,19 @@ def _objective(search: Search):
             trial.set_user_attr("not_run", "the trial budget was filled by other workers")
             raise _NotRun("the trial budget was filled by other workers")
         claim(trial)
-        recipe = s.space.suggest(trial, n_layers)
-        trial.set_user_attr("recipe", recipe.to_dict())
-        run = tracker.start_trial(search.parent, f"trial-{trial.number:04d}", {**recipe.to_dict(), "trial": trial.number})
-        if run:
-            trial.set_user_attr("mlflow_run_id", run)
-        folder = out / f"trial-{trial.number:04d}"
-        trial.set_user_attr("folder", str(folder.resolve()))
-        hooks = [_curve_logger(tracker, run, s.curve_every)]
-        if floor is not None:
-            hooks.append(_early_stop(inputs, floor - s.early_stop_margin))
-        try:
+        run = None
+        try:  # any error from here on is this trial's own: recorded, counted, the search goes on
+            recipe = s.space.suggest(trial, n_layers)
+            trial.set_user_attr("recipe", recipe.to_dict())
+            run = tracker.start_trial(search.parent, f"trial-{trial.number:04d}",
+                                      {**recipe.to_dict(), "trial": trial.number})
+            if run:
+                trial.set_user_attr("mlflow_run_id", run)
+            folder = out / f"trial-{trial.number:04d}"
+            trial.set_user_attr("folder", str(folder.resolve()))
+            hooks = [_curve_logger(tracker, run, s.curve_every)]
+            if floor is not None:
+                hooks.append(_early_stop(inputs, floor - s.early_stop_margin))
             res = run_recipe(inputs, recipe, folder, search.teacher, hooks=hooks)
         except EarlyStopped as err:
             tracker.set_tags(run, {"state": "PRUNED", "reason": str(err)})
@@ -225,8 +227,11 @@ def _objective(search: Search):
         except Exception as err:
             msg = f"{type(err).__name__}: {err}"[:1000]
             trial.set_user_attr("error", msg)
-            tracker.set_tags(run, {"state": "FAIL", "error": msg})
-            tracker.end(run, "FAILED")
+            try:
+                tracker.set_tags(run, {"state": "FAIL", "error": msg})
+                tracker.end(run, "FAILED")
+            except Exception:  # the tracking store itself may be what failed
+                pass
             raise
         m, ref = res.metrics, search.ref
         cons = s.budget.constraints(m, ref.accuracy)
@@ -289,6 +294,9 @@ def run_trials(search: Search, log: Log = lambda _m: None, who: str = "search") 
             optuna.storages.fail_stale_trials(study)  # trials of dead workers elsewhere, past their grace period
         left = None if s.timeout is None else s.timeout - (time.time() - started)
         if used(study) >= s.trials or (left is not None and left <= 0):
+            return ran
+        if ran >= 2 * s.trials + 10:  # trials keep ending without counting (e.g. the tracking store is down)
+            log(f"{who}: stopping after {ran} trials that did not fill the budget; see the failed trials' errors")
             return ran
         study.optimize(objective, n_trials=1, timeout=left, catch=(Exception,), callbacks=[report],
                        gc_after_trial=True)

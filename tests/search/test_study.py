@@ -1,5 +1,7 @@
 """A real (tiny) search: Optuna study, MLflow runs, Pareto report, resume, failures."""
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -138,7 +140,7 @@ def test_ui_answers_http_on_loopback(tmp_path):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "autocompress.cli", "ui", "--tracking-uri",
                              f"sqlite:///{tmp_path / 'mlflow.db'}", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
     try:
         deadline = time.time() + 90
         status = None
@@ -149,9 +151,9 @@ def test_ui_answers_http_on_loopback(tmp_path):
             except OSError:
                 time.sleep(1)
         assert status == 200
-    finally:
-        proc.terminate()
+    finally:  # the UI runs a server process of its own: stop the whole group
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
