@@ -118,14 +118,20 @@ def search(
     settings = SearchSettings(study=name, space=sp, budget=budget, trials=trials, timeout=timeout, storage=storage,
                               sampler=sampler, seed=seed, out_dir=out)
     tracker = _tracker(tracking_uri, no_tracking, exp.name)
+    threads = None
+    if workers > 1:  # oversubscribed cores make every process crawl: split them between the workers
+        import os
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        exp = _with_threads(exp, threads)
     prepared = prepare_search(exp, settings, tracker, _log)  # study and MLflow parent run: created once, here
     st, parent = prepared.study, prepared.parent
     n = min(workers, max(0, trials - used(st, running=False)))
     if workers > 1 and n:
-        _log(f"search: {n} local workers share this machine's cores, so each trial's latency is measured under "
-             "load; for latency you can trust, run one worker per machine (`autocompress worker`)")
+        _log(f"search: {n} local workers, {threads} torch thread(s) each; they share this machine, so latency is "
+             "measured under load: for latency you can trust, run one worker per machine (`autocompress worker`)")
         cmds = [worker_command(experiment, name, storage, out, seed + i + 1, f"worker-{i + 1}",
-                               None if no_tracking else tracking_uri) for i in range(n)]
+                               None if no_tracking else tracking_uri, threads) for i in range(n)]
         codes = run_workers(cmds, _log)
         if any(codes):
             _log(f"search: worker exit codes {codes}; the study keeps every trial they finished")
@@ -138,6 +144,14 @@ def search(
     print(f"written: {md} and {png}")
     if not no_tracking:
         print(f"inspect the trials: autocompress ui --tracking-uri {tracking_uri}")
+
+
+def _with_threads(exp, threads: int):
+    """The experiment with `threads` torch threads for training and for timing (recorded in each trial)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return exp.model_copy(update={"measure": exp.measure.model_copy(update={"threads": threads})})
 
 
 def _tracker(uri: str, off: bool, experiment: str):
@@ -177,6 +191,7 @@ def worker(
     seed: Annotated[int | None, typer.Option("--seed", help="this worker's sampler seed (default: from its pid)")] = None,
     trials: Annotated[int | None, typer.Option("--trials", help="the study's trial budget (default: the search's)")] = None,
     name: Annotated[str, typer.Option("--name", help="prefix of this worker's progress lines")] = "worker",
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (training and timing)")] = None,
 ) -> None:
     """Join a running search's study from any machine and run trials until its budget is used."""
     import os
@@ -186,6 +201,8 @@ def worker(
     from .search.space import SearchSpace
 
     exp = Experiment.from_file(experiment)
+    if threads is not None:
+        exp = _with_threads(exp, threads)
     st = open_study(SearchSettings(study=study, space=SearchSpace(dims={}), storage=storage), create=False)
     settings = settings_of(st, storage=storage, out_dir=out, trials=trials,
                            seed=seed if seed is not None else os.getpid())

@@ -14,9 +14,10 @@ from pathlib import Path
 
 
 def worker_command(experiment: Path, study: str, storage: str, out: Path, seed: int, name: str,
-                   tracking_uri: str | None) -> list[str]:
+                   tracking_uri: str | None, threads: int | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "autocompress.cli", "worker", str(Path(experiment).resolve()), "--study", study,
            "--storage", storage, "--out", str(Path(out).resolve()), "--seed", str(seed), "--name", name]
+    cmd += ["--threads", str(threads)] if threads else []
     return cmd + (["--tracking-uri", tracking_uri] if tracking_uri else ["--no-tracking"])
 
 

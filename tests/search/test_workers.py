@@ -67,6 +67,8 @@ def test_search_with_two_local_workers_on_sqlite(tiny_experiment, space_file, tm
     study = optuna.load_study(study_name="w2", storage=f"sqlite:///{tmp_path / 'autocompress.db'}")
     _check_budget_held(study, 5, f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len({t.user_attrs["pid"] for t in study.trials if "pid" in t.user_attrs}) == 2  # both workers ran trials
+    # the cores are split between the workers (no oversubscription), and each trial records it
+    assert {t.user_attrs["metrics"]["threads"] for t in study.trials} == {max(1, (os.cpu_count() or 1) // 2)}
     assert "Search report: study `w2`" in proc.stdout
 
 
