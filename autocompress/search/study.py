@@ -219,6 +219,10 @@ def _objective(search: Search):
             if floor is not None:
                 hooks.append(_early_stop(inputs, floor - s.early_stop_margin))
             res = run_recipe(inputs, recipe, folder, search.teacher, hooks=hooks)
+        except KeyboardInterrupt:  # Ctrl-C: the trial ends failed, uncounted; its MLflow run is closed
+            tracker.set_tags(run, {"state": "FAIL", "error": "interrupted"})
+            tracker.end(run, "KILLED")
+            raise
         except EarlyStopped as err:
             tracker.set_tags(run, {"state": "PRUNED", "reason": str(err)})
             tracker.end(run, "KILLED")
