@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from datetime import datetime
 
 from ..tracking import Tracker
+from .storage import GRACE_S
 
 MAX_RETRIES = 2
 
@@ -77,17 +79,23 @@ class DeadTrialHandler:
             self.log(f"search: trial {trial.number} died with its worker; not retried ({retries} retries already)")
 
 
-def fail_dead_local_trials(study, handler: DeadTrialHandler) -> list[int]:
-    """Trials left RUNNING by a process of this host that no longer exists: mark failed, handle.
+def _dead(trial, host: str, grace_s: float) -> bool:
+    pid = trial.user_attrs.get("pid")
+    if pid is None:  # never claimed: a worker claims its trial at once, so an old one has no live owner
+        started = trial.datetime_start
+        return started is not None and (datetime.now() - started).total_seconds() > grace_s
+    return trial.user_attrs.get("host") == host and not _alive(int(pid))
 
-    Trials of other hosts are left to the heartbeat (failed once it is older than the grace period).
+
+def fail_dead_local_trials(study, handler: DeadTrialHandler, grace_s: float = GRACE_S) -> list[int]:
+    """Trials left RUNNING by a process of this host that no longer exists (or never claimed by
+    any process): mark failed, handle. Other hosts' trials are left to their heartbeat.
     """
     import optuna
 
     host, failed = socket.gethostname(), []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") != host or pid is None or _alive(int(pid)):
+        if not _dead(t, host, grace_s):
             continue
         try:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)

@@ -282,7 +282,7 @@ def run_trials(search: Search, log: Log = lambda _m: None, who: str = "search") 
 
     s, study = search.settings, search.study
     handler = DeadTrialHandler(search.tracker, log)
-    fail_dead_local_trials(study, handler)  # left RUNNING by a killed process of this host
+    fail_dead_local_trials(study, handler, s.grace_s)  # left RUNNING by a killed process of this host
     done = used(study, running=False)
     if done >= s.trials:
         log(f"{who}: study '{s.study}' already holds {done} finished trials (budget {s.trials}); nothing to run")
@@ -292,7 +292,7 @@ def run_trials(search: Search, log: Log = lambda _m: None, who: str = "search") 
     started, ran = time.time(), 0
     objective, report = _objective(search), _progress(search, log, started, who)
     while True:
-        fail_dead_local_trials(study, handler)  # another local worker died
+        fail_dead_local_trials(study, handler, s.grace_s)  # another local worker died
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # trials of dead workers elsewhere, past their grace period

@@ -210,3 +210,18 @@ def test_worker_refuses_another_experiment_or_a_foreign_study(tiny_experiment, t
     proc = cli("worker", tiny_experiment, "--study", "bare", "--storage", storage, cwd=tmp_path)
     assert proc.returncode == 2 and "was not created by `autocompress search`" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_old_trial_nobody_claimed_is_failed_and_retried(search_of):
+    """A RUNNING trial without an owner (e.g. left by an older version) cannot block the budget."""
+    from autocompress.search.recovery import DeadTrialHandler, fail_dead_local_trials
+
+    search = search_of()
+    t = search.study.ask()
+    search.settings.space.suggest(t, 3)
+    handler = DeadTrialHandler(search.tracker)
+    assert fail_dead_local_trials(search.study, handler, grace_s=60) == []  # young: maybe being claimed now
+    assert fail_dead_local_trials(search.study, handler, grace_s=0) == [t.number]
+    trials = search.study.trials
+    assert trials[t.number].state == optuna.trial.TrialState.FAIL
+    assert [x.user_attrs.get("retry_of") for x in trials if x.state == optuna.trial.TrialState.WAITING] == [t.number]
