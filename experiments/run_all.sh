@@ -5,6 +5,9 @@ set -euo pipefail
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 py=.venv/bin/python
 $py experiments/engine_sst2.py
-$py experiments/search_sst2.py --trials 20 --max-size-mb 10 --min-retention 0.97
+$py experiments/search_sst2.py --trials 20 --max-size-mb 10 --min-retention 0.97  # its first 20 trials
 $py experiments/export_sst2.py --pick best
-$py experiments/sampler_compare.py --trials 5 --seeds 0 1 2
+$py experiments/sampler_compare.py --trials 10 --seeds 0 1 2
+bash experiments/peers/setup_inc.sh            # Intel Neural Compressor peer, in its own .venv-inc
+$py experiments/sst2_benchmark.py --trials 40   # extends the search-sst2 study to 40 trials
+$py experiments/reliability.py --kills 6
