@@ -31,6 +31,27 @@ from autocompress.tracking import MlflowTracker
 HERE = Path(__file__).resolve().parent
 
 
+def work_dir(exp: Experiment) -> Path:
+    """Where the SST-2 search keeps its study, MLflow store and trial folders (shared with sst2_benchmark.py)."""
+    return exp.cache / "search-sst2"
+
+
+def run_sst2_search(exp: Experiment, study: str, space: str, trials: int, max_size_mb: float, min_retention: float,
+                    seed: int = 0):
+    """Run (or resume) the SST-2 study under the budget; returns (study, reference, parent run, wall seconds)."""
+    budget = Budget(max_bytes=int(max_size_mb * 1e6), min_retention=min_retention)
+    work = work_dir(exp)
+    work.mkdir(parents=True, exist_ok=True)
+    settings = SearchSettings(study=study, space=load_space(space), budget=budget, trials=trials,
+                              storage=f"sqlite:///{work / 'optuna.db'}", seed=seed, out_dir=work / "out")
+    tracker = MlflowTracker(f"sqlite:///{work / 'mlflow.db'}", experiment="search-sst2",
+                            artifact_root=work / "mlartifacts")
+    t0 = time.time()
+    found, ref, parent = run_search(exp, settings, tracker, log)
+    tracker.end(parent, "FINISHED")
+    return found, ref, parent, time.time() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default=str(HERE / "sst2.yaml"))
@@ -42,18 +63,11 @@ def main() -> None:
     ap.add_argument("--study", default="search-sst2")
     args = ap.parse_args()
     exp = Experiment.from_file(args.experiment)
+    study, ref, parent, wall = run_sst2_search(exp, args.study, args.space, args.trials, args.max_size_mb,
+                                               args.min_retention, args.seed)
     budget = Budget(max_bytes=int(args.max_size_mb * 1e6), min_retention=args.min_retention)
-    work = exp.cache / "search-sst2"
-    work.mkdir(parents=True, exist_ok=True)
-    settings = SearchSettings(study=args.study, space=load_space(args.space), budget=budget, trials=args.trials,
-                              storage=f"sqlite:///{work / 'optuna.db'}", seed=args.seed, out_dir=work / "out")
-    tracker = MlflowTracker(f"sqlite:///{work / 'mlflow.db'}", experiment="search-sst2",
-                            artifact_root=work / "mlartifacts")
-    t0 = time.time()
-    study, ref, parent = run_search(exp, settings, tracker, log)
-    wall = time.time() - t0
+    work = work_dir(exp)
     rep, md, png = write_report(study, work / "report")
-    tracker.end(parent, "FINISHED")
 
     results = HERE / "results"
     results.mkdir(exist_ok=True)

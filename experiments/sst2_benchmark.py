@@ -36,32 +36,15 @@ from autocompress.engine.measure import interleaved_latency, predict_logits, tas
 from autocompress.engine.pipeline import latency_inputs
 from autocompress.engine.runtime import onnx_runtime, torch_runtime
 from autocompress.engine.storage import WEIGHTS, load_model
-from autocompress.search.budget import Budget
 from autocompress.search.pareto import Point, dominates
 from autocompress.search.report import build_report, summarize, write_report
-from autocompress.search.space import load_space
-from autocompress.search.study import SearchSettings, run_search
 from autocompress.teacher import prepare
-from autocompress.tracking import MlflowTracker
+from search_sst2 import run_sst2_search, work_dir
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 INC_PYTHON = ROOT / ".venv-inc" / "bin" / "python"
 INC_SCRIPT = HERE / "peers" / "inc_peer.py"
-
-
-def search(exp: Experiment, args) -> tuple[object, float]:
-    budget = Budget(max_bytes=int(args.max_size_mb * 1e6), min_retention=args.min_retention)
-    work = exp.cache / "search-sst2"
-    work.mkdir(parents=True, exist_ok=True)
-    settings = SearchSettings(study=args.study, space=load_space("default"), budget=budget, trials=args.trials,
-                              storage=f"sqlite:///{work / 'optuna.db'}", seed=0, out_dir=work / "out")
-    tracker = MlflowTracker(f"sqlite:///{work / 'mlflow.db'}", experiment="search-sst2",
-                            artifact_root=work / "mlartifacts")
-    t0 = time.time()
-    study, _ref, parent = run_search(exp, settings, tracker, log)
-    tracker.end(parent, "FINISHED")
-    return study, time.time() - t0
 
 
 def inc_peer(exp: Experiment, teacher_dir: Path) -> dict | None:
@@ -110,19 +93,21 @@ def main() -> None:
 
     t_all = time.time()
     teacher = prepare(exp, log)
-    study, search_wall = search(exp, args) if not args.skip_search else (None, 0.0)
-    if study is None:
+    if args.skip_search:
         import optuna
 
-        study = optuna.load_study(study_name=args.study,
-                                  storage=f"sqlite:///{exp.cache / 'search-sst2' / 'optuna.db'}")
+        study, search_wall = optuna.load_study(study_name=args.study,
+                                               storage=f"sqlite:///{work_dir(exp) / 'optuna.db'}"), 0.0
+    else:
+        study, _ref, _parent, search_wall = run_sst2_search(exp, args.study, "default", args.trials,
+                                                            args.max_size_mb, args.min_retention)
     rep = build_report(study)
     trials = {t.number: t for t in study.trials}
 
     # ---- everything measured side by side in this process ----
     log("measure: loading the teacher, the Pareto trials and the peers")
     tmp = Path(tempfile.mkdtemp())
-    ref_folder = exp.cache / "search-sst2" / "out" / args.study / "teacher"
+    ref_folder = work_dir(exp) / "out" / args.study / "teacher"
     fp32 = load_model(ref_folder)
     rows: dict[str, dict] = {"fp32 teacher (torch eager)": {"kind": "teacher", "run": torch_runtime(fp32, 32).run,
                                                            "bytes": (ref_folder / WEIGHTS).stat().st_size}}
