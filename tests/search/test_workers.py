@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -13,13 +14,19 @@ from mlflow.tracking import MlflowClient
 from autocompress.search.recovery import counts
 from postgres import postgres_server
 
+HOOKS = Path(__file__).resolve().parent.parent / "process_hooks"  # sitecustomize.py: test-only process hooks
+
 SPACE = ("depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\nprune_ratio: {low: 0.0, high: 0.5, step: 0.25}\n"
          "train_steps: {low: 2, high: 4}\nfixed: {batch_size: 16}\n")
 
 
-def cli(*args, cwd, timeout=600, wait=True):
+def cli(*args, cwd, timeout=600, wait=True, hooks: dict[str, object] | None = None):
+    """Run the CLI in a new process; `hooks` set the test-only process hooks (tests/process_hooks)."""
     cmd = [sys.executable, "-m", "autocompress.cli", *map(str, args)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if hooks:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOOKS), env.get("PYTHONPATH")]))
+        env.update({k: str(v) for k, v in hooks.items()})
     if not wait:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -59,14 +66,26 @@ def _check_budget_held(study: optuna.Study, budget: int, tracking_uri: str) -> N
         assert runs[t.number].data.metrics["accuracy"] == pytest.approx(t.values[0])
 
 
+BOTH_AT_ONCE = {"AUTOCOMPRESS_TEST_RENDEZVOUS": 2}
+
+
+def _overlapping_pids(study: optuna.Study) -> int:
+    """The most processes whose trials ran at the same moment (from the trials' start and end times)."""
+    spans = [(t.datetime_start, t.datetime_complete, t.user_attrs.get("pid")) for t in study.trials
+             if t.datetime_start and t.datetime_complete and "pid" in t.user_attrs]
+    return max(len({pid for s, e, pid in spans if s <= start < e}) for start, _, _ in spans)
+
+
 def test_search_with_two_local_workers_on_sqlite(tiny_experiment, space_file, tmp_path):
+    # each worker's first trial waits until both workers hold a running trial: parallel by construction
     proc = cli("search", tiny_experiment, "--space", space_file, "--trials", 5, "--study", "w2", "--workers", 2,
-               cwd=tmp_path)
+               cwd=tmp_path, hooks=BOTH_AT_ONCE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "worker-1: trial" in proc.stderr and "worker-2: trial" in proc.stderr
     study = optuna.load_study(study_name="w2", storage=f"sqlite:///{tmp_path / 'autocompress.db'}")
     _check_budget_held(study, 5, f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len({t.user_attrs["pid"] for t in study.trials if "pid" in t.user_attrs}) == 2  # both workers ran trials
+    assert _overlapping_pids(study) == 2  # ... and at the same time
     # the cores are split between the workers (no oversubscription), and each trial records it
     assert {t.user_attrs["metrics"]["threads"] for t in study.trials} == {max(1, (os.cpu_count() or 1) // 2)}
     assert "Search report: study `w2`" in proc.stdout
@@ -76,11 +95,12 @@ def test_two_workers_on_postgresql_then_a_third_joins(tiny_experiment, space_fil
     with postgres_server(("optuna", "mlflow")) as pg:
         storage, tracking = pg + "optuna", pg + "mlflow"
         proc = cli("search", tiny_experiment, "--space", space_file, "--trials", 6, "--study", "pg", "--workers", 2,
-                   "--storage", storage, "--tracking-uri", tracking, cwd=tmp_path)
+                   "--storage", storage, "--tracking-uri", tracking, cwd=tmp_path, hooks=BOTH_AT_ONCE)
         assert proc.returncode == 0, proc.stderr[-3000:]
         study = optuna.load_study(study_name="pg", storage=storage)
         _check_budget_held(study, 6, tracking)
         assert len({t.user_attrs["pid"] for t in study.trials if "pid" in t.user_attrs}) == 2
+        assert _overlapping_pids(study) == 2
 
         # another machine would run exactly this: join by name, raise the budget, add trials
         proc = cli("worker", tiny_experiment, "--study", "pg", "--storage", storage, "--trials", 8, cwd=tmp_path)
@@ -96,52 +116,49 @@ def test_worker_needs_a_study_made_by_search(tiny_experiment, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def _wait_for_running(storage: str, study: str, proc, timeout: float = 300):
-    end = time.time() + timeout
-    while time.time() < end:
+def _wait_for_marker(marker: Path, proc, timeout: float = 300) -> int:
+    """The trial number the hang hook wrote once its trial is stopped mid-training."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         assert proc.poll() is None, proc.stderr.read()[-3000:]
-        try:
-            s = optuna.load_study(study_name=study, storage=storage)
-        except KeyError:
-            time.sleep(0.2)
-            continue
-        trials = s.get_trials(deepcopy=False)
-        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
-        if len(done) >= 2 and running:
-            return done, running[0]
+        if marker.is_file() and marker.read_text():
+            return int(marker.read_text())
         time.sleep(0.1)
-    raise AssertionError("no trial was running in time")
+    raise AssertionError("no trial reached the hang point in time")
 
 
 def test_kill_9_mid_trial_then_the_same_command_again(tiny_experiment, tmp_path):
-    space = tmp_path / "slow-space.yaml"  # long enough trials to be killed in the middle of one
-    space.write_text("depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\ntrain_steps: {low: 150, high: 200}\n"
-                     "fixed: {batch_size: 16}\n")
+    space = tmp_path / "space.yaml"  # every trial trains past the hang point (step 3)
+    space.write_text(SPACE.replace("train_steps: {low: 2, high: 4}", "train_steps: {low: 5, high: 8}"))
     args = ("search", tiny_experiment, "--space", space, "--trials", 5, "--study", "crash")
     storage, tracking = f"sqlite:///{tmp_path / 'autocompress.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = cli(*args, cwd=tmp_path, wait=False)
-    done, victim = _wait_for_running(storage, "crash", proc)
+    marker = tmp_path / "hanging-trial"
+    # trials 0 and 1 run to the end; trial 2 stops after its third training step and waits to be killed
+    proc = cli(*args, cwd=tmp_path, wait=False,
+               hooks={"AUTOCOMPRESS_TEST_HANG_AT": 2, "AUTOCOMPRESS_TEST_MARKER": marker})
+    victim = _wait_for_marker(marker, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = {t.number: t.values for t in done}
     s = optuna.load_study(study_name="crash", storage=storage)
-    assert s.trials[victim.number].state == optuna.trial.TrialState.RUNNING  # what kill -9 leaves behind
+    before = {t.number: t.values for t in s.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert victim == 2 and sorted(before) == [0, 1]
+    assert s.trials[victim].state == optuna.trial.TrialState.RUNNING  # what kill -9 leaves behind
+    victim_params = s.trials[victim].params
 
     again = cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"trial {victim.number} died with its worker" in again.stderr
+    assert f"trial {victim} died with its worker" in again.stderr
     s = optuna.load_study(study_name="crash", storage=storage)
     trials = s.trials
     for n, values in before.items():  # completed trials kept as they were
         assert trials[n].state == optuna.trial.TrialState.COMPLETE and trials[n].values == values
-    assert trials[victim.number].state == optuna.trial.TrialState.FAIL
-    retry = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
-    assert len(retry) == 1 and retry[0].params == victim.params and retry[0].state == optuna.trial.TrialState.COMPLETE
+    assert trials[victim].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == victim]
+    assert len(retry) == 1 and retry[0].params == victim_params and retry[0].state == optuna.trial.TrialState.COMPLETE
     _check_budget_held(s, 5, tracking)
-    assert not counts(trials[victim.number])  # the killed trial does not use up the budget
+    assert not counts(trials[victim])  # the killed trial does not use up the budget
     runs = _trial_runs(tracking, s)
-    assert runs[victim.number].info.status == "FAILED"
+    assert runs[victim].info.status == "FAILED"
 
 
 @pytest.fixture
