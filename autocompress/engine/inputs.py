@@ -1,0 +1,25 @@
+"""What every candidate of one experiment shares: the task teacher, its cached logits, the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import MeasureConfig
+from ..data import TaskData
+from .model import Classifier
+
+
+@dataclass(frozen=True)
+class EngineInputs:
+    """What every candidate shares: the task teacher, its cached logits, the data, how to measure."""
+
+    teacher: Classifier
+    data: TaskData
+    teacher_logits: torch.Tensor  # [train rows, labels]
+    special_ids: tuple[int, ...]
+    unk_id: int
+    measure: MeasureConfig = MeasureConfig()
+    runtime: str = "torch"
+    importance_batches: int = 8
