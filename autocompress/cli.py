@@ -11,6 +11,8 @@ import numpy as np
 import typer
 
 from .errors import AutocompressError, ConfigError
+from .search.storage import DEFAULT_STORAGE
+from .tracking import DEFAULT_TRACKING_URI
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML compression for transformer classifiers.")
 
@@ -85,14 +87,14 @@ def search(
     trials: Annotated[int, typer.Option("--trials", min=1, help="run until the study holds this many finished trials")] = 20,
     timeout: Annotated[float | None, typer.Option("--timeout", help="stop starting trials after this many seconds")] = None,
     study: StudyOpt = None,
-    storage: StorageOpt = "sqlite:///autocompress.db",
+    storage: StorageOpt = DEFAULT_STORAGE,
     sampler: Annotated[str, typer.Option("--sampler", help="tpe (default), nsga2 or random")] = "tpe",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     max_size_mb: Annotated[float | None, typer.Option("--max-size-mb", help="budget: bytes on disk")] = None,
     max_latency_ms: Annotated[float | None, typer.Option("--max-latency-ms", help="budget: batch-1 latency")] = None,
     min_accuracy: Annotated[float | None, typer.Option("--min-accuracy", help="budget: dev accuracy")] = None,
     min_retention: Annotated[float | None, typer.Option("--min-retention", help="budget: fraction of teacher accuracy")] = None,
-    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+    tracking_uri: TrackingOpt = DEFAULT_TRACKING_URI,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
     out: Annotated[Path, typer.Option("--out", help="folder for trial artifacts and reports")] = Path("out"),
     workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes sharing the study")] = 1,
@@ -100,11 +102,10 @@ def search(
     """Search the compression space with Optuna under a budget; log every trial to MLflow."""
     from .config import Experiment
     from .search.budget import Budget
-    from .search.report import write_report
+    from .search.run import run_search
     from .search.space import load_space
-    from .search.recovery import used
-    from .search.study import SAMPLERS, SearchSettings, prepare_search, run_trials
-    from .search.workers import run_workers, worker_command
+    from .search.study import SAMPLERS, SearchSettings
+    from .tracking import open_tracker
 
     exp = Experiment.from_file(experiment)
     sp = load_space(space)
@@ -114,77 +115,21 @@ def search(
         max_bytes=int(max_size_mb * 1e6) if max_size_mb is not None else None,
         max_latency_ms=max_latency_ms, min_accuracy=min_accuracy, min_retention=min_retention,
     )
-    name = study or f"{exp.name}-{sp.name}"
-    settings = SearchSettings(study=name, space=sp, budget=budget, trials=trials, timeout=timeout, storage=storage,
-                              sampler=sampler, seed=seed, out_dir=out)
-    tracker = _tracker(tracking_uri, no_tracking, exp.name)
-    threads = None
-    if workers > 1:  # oversubscribed cores make every process crawl: split them between the workers
-        import os
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        exp = _with_threads(exp, threads)
-    prepared = prepare_search(exp, settings, tracker, _log)  # study and MLflow parent run: created once, here
-    st, parent = prepared.study, prepared.parent
-    n = min(workers, max(0, trials - used(st, running=False)))
-    if workers > 1 and n:
-        _log(f"search: {n} local workers, {threads} torch thread(s) each; they share this machine, so latency is "
-             "measured under load: for latency you can trust, run one worker per machine (`autocompress worker`)")
-        cmds = [worker_command(experiment, name, storage, out, seed + i + 1, f"worker-{i + 1}",
-                               None if no_tracking else tracking_uri, threads) for i in range(n)]
-        codes = run_workers(cmds, _log)
-        if any(codes):
-            _log(f"search: worker exit codes {codes}; the study keeps every trial they finished")
-    else:
-        run_trials(prepared, _log)
-    rep, md, png = write_report(st, out / name)
-    _log_report(tracker, parent, md, png, rep)
-    tracker.end(parent, "FINISHED")
-    print(rep.markdown())
-    print(f"written: {md} and {png}")
+    settings = SearchSettings(study=study or f"{exp.name}-{sp.name}", space=sp, budget=budget, trials=trials,
+                              timeout=timeout, storage=storage, sampler=sampler, seed=seed, out_dir=out)
+    tracker = open_tracker(tracking_uri, no_tracking, exp.name)
+    done = run_search(exp, settings, tracker=tracker, workers=workers, experiment_file=experiment, log=_log)
+    print(done.report.markdown())
+    print(f"written: {done.report_md} and {done.plot_png}")
     if not no_tracking:
         print(f"inspect the trials: autocompress ui --tracking-uri {tracking_uri}")
-
-
-def _with_threads(exp, threads: int):
-    """The experiment with `threads` torch threads for training and for timing (recorded in each trial)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    return exp.model_copy(update={"measure": exp.measure.model_copy(update={"threads": threads})})
-
-
-def _tracker(uri: str, off: bool, experiment: str):
-    from .tracking import MlflowTracker, NullTracker
-
-    if off:
-        return NullTracker()
-    try:
-        return MlflowTracker(uri, experiment=f"autocompress-{experiment}")
-    except Exception as err:
-        raise ConfigError(f"MLflow tracking store '{uri}' cannot be used ({str(err).splitlines()[0]}); "
-                          "check --tracking-uri or pass --no-tracking") from None
-
-
-def _log_report(tracker, parent, md: Path, png: Path, rep) -> None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for f in (md, png):
-            (Path(tmp) / f.name).write_bytes(f.read_bytes())
-        tracker.log_artifacts(parent, Path(tmp), "report")
-    tracker.log_metrics(parent, {"hypervolume": rep.hypervolume, "pareto_size": len(rep.front)})
-    if rep.best:
-        tracker.set_tags(parent, {"best_trial": str(rep.best.key)})
-    if rep.knee:
-        tracker.set_tags(parent, {"knee_trial": str(rep.knee.key)})
 
 
 @app.command()
 def worker(
     experiment: Annotated[Path, typer.Argument(help="the experiment YAML the study was started with")],
     study: Annotated[str, typer.Option("--study", help="name of a study started by `autocompress search`")],
-    storage: StorageOpt = "sqlite:///autocompress.db",
+    storage: StorageOpt = DEFAULT_STORAGE,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow store (default: the search's)")] = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
     out: Annotated[Path, typer.Option("--out", help="folder for this worker's trial artifacts")] = Path("out"),
@@ -194,44 +139,33 @@ def worker(
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (training and timing)")] = None,
 ) -> None:
     """Join a running search's study from any machine and run trials until its budget is used."""
-    import os
-
     from .config import Experiment
-    from .search.study import SearchSettings, open_study, prepare_search, run_trials, settings_of
-    from .search.space import SearchSpace
+    from .search.run import join_search
 
     exp = Experiment.from_file(experiment)
-    if threads is not None:
-        exp = _with_threads(exp, threads)
-    st = open_study(SearchSettings(study=study, space=SearchSpace(dims={}), storage=storage), create=False)
-    settings = settings_of(st, storage=storage, out_dir=out, trials=trials,
-                           seed=seed if seed is not None else os.getpid())
-    uri = tracking_uri or st.user_attrs.get("tracking_uri")
-    tracker = _tracker(uri, no_tracking or uri is None, exp.name)
-    ran = run_trials(prepare_search(exp, settings, tracker, _log), _log, who=name)
+    ran = join_search(exp, study, storage, out_dir=out, seed=seed, trials=trials, threads=threads,
+                      tracking_uri=tracking_uri, no_tracking=no_tracking, who=name, log=_log)
     _log(f"{name}: done, ran {ran} trials")
 
 
 @app.command()
 def report(
     study: Annotated[str, typer.Option("--study", help="study name")],
-    storage: StorageOpt = "sqlite:///autocompress.db",
+    storage: StorageOpt = DEFAULT_STORAGE,
     out: Annotated[Path, typer.Option("--out", help="folder for report.md and pareto.png")] = Path("out"),
 ) -> None:
     """Print the Pareto table, hypervolume, recommended pick and knee of a study; write the plot."""
     from .search.report import write_report
-    from .search.space import SearchSpace
-    from .search.study import SearchSettings, open_study
+    from .search.storage import open_existing_study
 
-    st = open_study(SearchSettings(study=study, space=SearchSpace(dims={}), storage=storage), create=False)
-    rep, md, png = write_report(st, out / study)
+    rep, md, png = write_report(open_existing_study(study, storage), out / study)
     print(rep.markdown())
     print(f"written: {md} and {png}")
 
 
 @app.command()
 def ui(
-    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+    tracking_uri: TrackingOpt = DEFAULT_TRACKING_URI,
     host: Annotated[str, typer.Option("--host", help="interface to bind (default: this machine only)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 5000,
 ) -> None:
@@ -256,33 +190,24 @@ def export(
     study: Annotated[str, typer.Option("--study", help="study name")],
     out: Annotated[Path, typer.Option("--out", help="folder to create")],
     pick: Annotated[str, typer.Option("--pick", help="best (most accurate within budget), knee, or a trial number")] = "best",
-    storage: StorageOpt = "sqlite:///autocompress.db",
+    storage: StorageOpt = DEFAULT_STORAGE,
     fmt: Annotated[str, typer.Option("--format", help="torch (compressed safetensors) or onnx (adds model.onnx)")] = "torch",
     force: Annotated[bool, typer.Option("--force", help="replace an existing --out folder")] = False,
     register: Annotated[str | None, typer.Option("--register", help="also register in the MLflow Model Registry")] = None,
-    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+    tracking_uri: TrackingOpt = DEFAULT_TRACKING_URI,
 ) -> None:
     """Export a trial's compressed model to a self-contained folder (and log it to its MLflow run)."""
-    from .export import export_folder
-    from .search.select import trial_for_pick
+    from .search.publish import export_pick, log_export
 
     if fmt not in ("torch", "onnx"):
         raise ConfigError(f"--format {fmt}: use torch or onnx")
-    trial = trial_for_pick(study, storage, pick)
-    folder = export_folder(Path(trial.user_attrs["folder"]), out, force=force, onnx=fmt == "onnx")
-    print(f"exported trial {trial.number} of study '{study}' to {folder}")
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if run_id:
-        from .tracking import MlflowTracker
-
-        tracker = MlflowTracker(tracking_uri, experiment=None)
-        tracker.log_artifacts(run_id, folder, "export")
-        print(f"logged to MLflow run {run_id}")
-        if register:
-            version = tracker.register(run_id, "export", register)
-            print(f"registered as '{register}' version {version}")
-    elif register:
-        raise ConfigError("this trial has no MLflow run (searched with --no-tracking): cannot --register")
+    exported = export_pick(study, storage, pick, out, fmt=fmt, force=force)
+    print(f"exported trial {exported.trial} of study '{study}' to {exported.folder}")
+    version = log_export(exported, tracking_uri, register)
+    if exported.run_id:
+        print(f"logged to MLflow run {exported.run_id}")
+    if version is not None:
+        print(f"registered as '{register}' version {version}")
 
 
 @app.command()

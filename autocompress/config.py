@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._validation import read_yaml, validate
+from .engine.runtimes import names as runtime_names
 from .errors import ConfigError
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
@@ -73,10 +74,19 @@ class Experiment(BaseModel):
     name: str = "experiment"
     task: TaskConfig
     teacher: TeacherConfig = TeacherConfig()
-    runtime: Literal["torch", "onnxruntime"] = "torch"
+    runtime: str = Field("torch", description="registry name of the runtime candidates are measured on")
     measure: MeasureConfig = MeasureConfig()
     cache_dir: str = ".autocompress-cache"
     base_dir: str = Field(".", description="relative paths resolve against this (the YAML's folder)")
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _registered_runtime(cls, value: object) -> object:
+        choices = runtime_names()
+        if value not in choices:
+            options = " or ".join(", ".join(repr(n) for n in choices).rsplit(", ", 1))
+            raise ValueError(f"Input should be {options}")
+        return value
 
     def path(self, p: str) -> Path:
         """Resolve a path from the experiment file against the file's own folder."""

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from . import artifact
 from ._io import atomic_dir, write_json
 from .config import Experiment
+from .engine import techniques
 from .engine.distill import StepHook
 from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
 from .errors import ConfigError
+from .log import Log
 from .recipe import Recipe
 from .teacher import Teacher, prepare
-
-Log = Callable[[str], None]
 
 
 def engine_inputs(exp: Experiment, log: Log = lambda _m: None) -> tuple[EngineInputs, Teacher]:
@@ -32,10 +32,10 @@ def engine_inputs(exp: Experiment, log: Log = lambda _m: None) -> tuple[EngineIn
 
 
 def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -> None:
-    """Recipe values that depend on the teacher (layer indices) give a clear error up front."""
-    n = len(inputs.teacher.encoder_layers)
-    if recipe.layers is not None and max(recipe.layers) >= n:
-        raise ConfigError(f"{source}: layers: the teacher has layers 0..{n - 1}, got {list(recipe.layers)}")
+    """Recipe values that depend on the teacher (e.g. layer indices) give a clear error up front."""
+    problem = techniques.check(recipe, len(inputs.teacher.encoder_layers))
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
 
 
 def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher | None = None,
@@ -47,17 +47,17 @@ def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher
     check_recipe(recipe, inputs, source)
     with atomic_dir(out) as tmp:
         result = compress(inputs, recipe, tmp, start=start, hooks=hooks)
-        write_json(tmp / "recipe.json", recipe.to_dict())
+        write_json(tmp / artifact.RECIPE, recipe.to_dict())
         if teacher is not None:
             result.metrics["teacher_accuracy"] = teacher.metrics["accuracy"]
             result.metrics["retention"] = result.metrics["accuracy"] / teacher.metrics["accuracy"]
-        write_json(tmp / "metrics.json", result.metrics)
+        write_json(tmp / artifact.METRICS, result.metrics)
         if teacher is not None:
-            teacher.tokenizer.save_pretrained(tmp / "tokenizer")
-            write_json(tmp / "task.json", teacher.task)
+            teacher.tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
+            write_json(tmp / artifact.TASK, teacher.task)
     result.folder = out
     return result
 
 
 def read_metrics(folder: Path) -> dict:
-    return json.loads((folder / "metrics.json").read_text())
+    return artifact.read_json(folder, artifact.METRICS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from .engine.distill import TrainSettings, train_
 from .engine.measure import predict_logits, task_metrics
 from .engine.model import Classifier
 from .errors import TeacherError
-
-Log = Callable[[str], None]
+from .log import Log
 
 
 def _quiet_transformers() -> None:

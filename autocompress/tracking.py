@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from .errors import ConfigError
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # in the working directory, like MLflow's own default
 
 
 class Tracker(Protocol):
+    tracking_uri: str | None  # where the runs go; None when nothing is tracked
+
     def start_search(self, name: str, params: dict[str, Any], tags: dict[str, str], run_id: str | None) -> str | None: ...
     def start_trial(self, parent: str | None, name: str, params: dict[str, Any]) -> str | None: ...
     def log_metrics(self, run: str | None, metrics: dict[str, float], step: int | None = None) -> None: ...
@@ -23,6 +27,8 @@ class Tracker(Protocol):
 
 class NullTracker:
     """Tracks nothing (tests, library use without MLflow)."""
+
+    tracking_uri: str | None = None
 
     def start_search(self, name, params, tags, run_id):
         return None
@@ -132,4 +138,18 @@ class MlflowTracker:
         except MlflowException:
             pass  # it exists already
         source = f"{self.client.get_run(run).info.artifact_uri}/{artifact_path}"
-        return self.client.create_model_version(name, source, run_id=run).version
+        return str(self.client.create_model_version(name, source, run_id=run).version)
+
+
+def open_tracker(uri: str | None, off: bool, experiment: str) -> Tracker:
+    """The tracker for a search of `experiment`: MLflow at `uri` (experiment `autocompress-<experiment>`),
+    or a NullTracker when `off` or no URI is given. A store that cannot be used is a one-line ConfigError.
+    """
+    if off or uri is None:
+        return NullTracker()
+    try:
+        return MlflowTracker(uri, experiment=f"autocompress-{experiment}")
+    except Exception as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"MLflow tracking store '{uri}' cannot be used ({first}); "
+                          "check --tracking-uri or pass --no-tracking") from None

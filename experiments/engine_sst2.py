@@ -23,7 +23,7 @@ from autocompress._io import digest
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency
 from autocompress.engine.pipeline import latency_inputs
-from autocompress.engine.runtime import make_runtime
+from autocompress.engine.runtimes import make_runtime
 from autocompress.engine.storage import load_model
 from autocompress.recipe import Recipe
 from autocompress.session import engine_inputs, read_metrics, run_recipe
@@ -50,6 +50,10 @@ ROWS: list[tuple[str, Recipe, str | None]] = [
      "+ 50% unstructured"),
     ("+ int8 + pruned vocabulary", Recipe(layers=L3, heads_keep=0.6, ffn_keep=0.6, prune_ratio=0.5, bits=8,
                                           vocab_prune=True, train_steps=STEPS["vocab"], lr=2e-5), "+ int8"),
+    ("3-layer, FFN rank 1/2 (SVD)", Recipe(layers=L3, rank_keep=0.5, train_steps=STEPS["structured"], lr=5e-5),
+     "3-layer distilled"),
+    ("+ int8 (FFN rank 1/2)", Recipe(layers=L3, rank_keep=0.5, bits=8, train_steps=STEPS["qat"], lr=2e-5),
+     "3-layer, FFN rank 1/2 (SVD)"),
 ]
 
 

@@ -58,15 +58,16 @@ def main() -> None:
     from autocompress.config import Experiment
     from autocompress.engine.measure import interleaved_latency
     from autocompress.engine.pipeline import latency_inputs
-    from autocompress.engine.runtime import onnx_runtime, torch_runtime
+    from autocompress.engine.runtimes.onnx_runtime import onnx_runtime
+    from autocompress.engine.runtimes.torch_eager import torch_runtime
     from autocompress.engine.storage import load_model
     from autocompress.export import export_folder
     from autocompress.search.select import trial_for_pick
     from autocompress.teacher import prepare
+    from search_sst2 import storage_url
 
     exp = Experiment.from_file(args.experiment)
-    work = exp.cache / "search-sst2"
-    trial = trial_for_pick(args.study, f"sqlite:///{work / 'optuna.db'}", args.pick)
+    trial = trial_for_pick(args.study, storage_url(exp), args.pick)
     m = trial.user_attrs["metrics"]
     out = Path(tempfile.mkdtemp()) / "export"
     export_folder(Path(trial.user_attrs["folder"]), out, onnx=True)

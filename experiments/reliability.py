@@ -29,8 +29,10 @@ import optuna
 from mlflow.tracking import MlflowClient
 
 from _common import log, provenance
+from autocompress.errors import ConfigError
 from autocompress.export import verify
 from autocompress.search.recovery import counts
+from autocompress.search.storage import open_existing_study
 from autocompress.testing import make_teacher_dir, write_experiment, write_task
 
 HERE = Path(__file__).resolve().parent
@@ -58,8 +60,8 @@ def wait_running(storage: str, name: str, proc, min_done: int = 2, timeout: floa
         if proc.poll() is not None:
             raise RuntimeError("the search ended before it could be killed")
         try:
-            trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-        except KeyError:
+            trials = open_existing_study(name, storage).get_trials(deepcopy=False)
+        except ConfigError:  # not created yet
             trials = []
         done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
         running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
@@ -84,9 +86,9 @@ def drill_search_kill(root: Path, budget: int = 5) -> dict:
     victim = wait_running(storage, "crash", proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = states(optuna.load_study(study_name="crash", storage=storage))
+    before = states(open_existing_study("crash", storage))
     again = cli(*args, cwd=root)
-    study = optuna.load_study(study_name="crash", storage=storage)
+    study = open_existing_study("crash", storage)
     run = MlflowClient(tracking).get_run(study.trials[victim.number].user_attrs["mlflow_run_id"])
     retried = [t.number for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
     return {"before": before, "after": states(study), "exit code of the second run": again.returncode,
@@ -105,7 +107,7 @@ def drill_worker_kill(root: Path, budget: int = 6) -> dict:
     pid = int(victim.user_attrs["pid"])
     os.kill(pid, signal.SIGKILL)  # one worker; the search and the other worker go on
     code = proc.wait()
-    study = optuna.load_study(study_name="w", storage=storage)
+    study = open_existing_study("w", storage)
     retried = [t.number for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
     after = states(study)
     return {"killed worker pid": pid, "killed trial": victim.number, "search exit code": code, "after": after,

@@ -18,7 +18,8 @@ from _common import log, provenance
 from autocompress.config import Experiment
 from autocompress.search.pareto import accuracy_size_hypervolume, normalized_hypervolume
 from autocompress.search.space import load_space
-from autocompress.search.study import SearchSettings, run_search, trial_points
+from autocompress.search.run import run_search
+from autocompress.search.study import SearchSettings, trial_points
 from autocompress.session import engine_inputs
 
 HERE = Path(__file__).resolve().parent
@@ -43,9 +44,9 @@ def main() -> None:
             log(f"{name}: running")
             settings = SearchSettings(study=name, space=space, trials=args.trials, storage=storage, sampler=sampler,
                                       seed=seed, out_dir=exp.cache / "sampler-compare", enqueue_starts=False)
-            study, study_ref, _ = run_search(exp, settings, log=log, prepared=prepared)
-            ref = ref or study_ref  # one reference (the first measurement of the teacher) for every curve
-            studies.setdefault(sampler, {})[seed] = study
+            done = run_search(exp, settings, log=log, prepared=prepared)
+            ref = ref or done.reference  # one reference (the first measurement of the teacher) for every curve
+            studies.setdefault(sampler, {})[seed] = done.study
     curves: dict[str, dict[str, dict[int, list[float]]]] = {"3d": {}, "2d": {}}
     for sampler, per_seed in studies.items():
         for seed, study in per_seed.items():

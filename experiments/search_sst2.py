@@ -23,9 +23,9 @@ import torch
 from _common import log
 from autocompress.config import Experiment
 from autocompress.search.budget import Budget
-from autocompress.search.report import write_report
+from autocompress.search.run import SearchOutcome, run_search
 from autocompress.search.space import load_space
-from autocompress.search.study import SearchSettings, run_search
+from autocompress.search.study import SearchSettings
 from autocompress.tracking import MlflowTracker
 
 HERE = Path(__file__).resolve().parent
@@ -36,20 +36,25 @@ def work_dir(exp: Experiment) -> Path:
     return exp.cache / "search-sst2"
 
 
+def storage_url(exp: Experiment) -> str:
+    """The Optuna storage of the SST-2 study (shared with sst2_benchmark.py and export_sst2.py)."""
+    return f"sqlite:///{work_dir(exp) / 'optuna.db'}"
+
+
 def run_sst2_search(exp: Experiment, study: str, space: str, trials: int, max_size_mb: float, min_retention: float,
-                    seed: int = 0):
-    """Run (or resume) the SST-2 study under the budget; returns (study, reference, parent run, wall seconds)."""
+                    seed: int = 0) -> tuple[SearchOutcome, float]:
+    """Run (or resume) the SST-2 study under the budget, report into <work>/report; returns the outcome and
+    the wall seconds it took."""
     budget = Budget(max_bytes=int(max_size_mb * 1e6), min_retention=min_retention)
     work = work_dir(exp)
     work.mkdir(parents=True, exist_ok=True)
     settings = SearchSettings(study=study, space=load_space(space), budget=budget, trials=trials,
-                              storage=f"sqlite:///{work / 'optuna.db'}", seed=seed, out_dir=work / "out")
+                              storage=storage_url(exp), seed=seed, out_dir=work / "out")
     tracker = MlflowTracker(f"sqlite:///{work / 'mlflow.db'}", experiment="search-sst2",
                             artifact_root=work / "mlartifacts")
     t0 = time.time()
-    found, ref, parent = run_search(exp, settings, tracker, log)
-    tracker.end(parent, "FINISHED")
-    return found, ref, parent, time.time() - t0
+    done = run_search(exp, settings, tracker=tracker, report_dir=work / "report", log=log)
+    return done, time.time() - t0
 
 
 def main() -> None:
@@ -63,11 +68,10 @@ def main() -> None:
     ap.add_argument("--study", default="search-sst2")
     args = ap.parse_args()
     exp = Experiment.from_file(args.experiment)
-    study, ref, parent, wall = run_sst2_search(exp, args.study, args.space, args.trials, args.max_size_mb,
-                                               args.min_retention, args.seed)
+    done, wall = run_sst2_search(exp, args.study, args.space, args.trials, args.max_size_mb, args.min_retention,
+                                 args.seed)
+    study, ref, rep, png = done.study, done.reference, done.report, done.plot_png
     budget = Budget(max_bytes=int(args.max_size_mb * 1e6), min_retention=args.min_retention)
-    work = work_dir(exp)
-    rep, md, png = write_report(study, work / "report")
 
     results = HERE / "results"
     results.mkdir(exist_ok=True)

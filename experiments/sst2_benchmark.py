@@ -34,12 +34,14 @@ from _common import log, provenance
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency, predict_logits, task_metrics
 from autocompress.engine.pipeline import latency_inputs
-from autocompress.engine.runtime import onnx_runtime, torch_runtime
+from autocompress.engine.runtimes.onnx_runtime import onnx_runtime
+from autocompress.engine.runtimes.torch_eager import torch_runtime
 from autocompress.engine.storage import WEIGHTS, load_model
 from autocompress.search.pareto import Point, dominates
 from autocompress.search.report import build_report, summarize, write_report
+from autocompress.search.storage import open_existing_study
 from autocompress.teacher import prepare
-from search_sst2 import run_sst2_search, work_dir
+from search_sst2 import run_sst2_search, storage_url, work_dir
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -94,13 +96,11 @@ def main() -> None:
     t_all = time.time()
     teacher = prepare(exp, log)
     if args.skip_search:
-        import optuna
-
-        study, search_wall = optuna.load_study(study_name=args.study,
-                                               storage=f"sqlite:///{work_dir(exp) / 'optuna.db'}"), 0.0
+        study, search_wall = open_existing_study(args.study, storage_url(exp)), 0.0
     else:
-        study, _ref, _parent, search_wall = run_sst2_search(exp, args.study, "default", args.trials,
-                                                            args.max_size_mb, args.min_retention)
+        done, search_wall = run_sst2_search(exp, args.study, "default", args.trials, args.max_size_mb,
+                                            args.min_retention)
+        study = done.study
     rep = build_report(study)
     trials = {t.number: t for t in study.trials}
 

@@ -1,12 +1,16 @@
 """The command line: real runs on a tiny teacher; bad input gives one line and exit code 2."""
 
+import inspect
 import json
 import subprocess
 import sys
 
 import pytest
 
+from autocompress import cli
 from autocompress.cli import main
+from autocompress.search.storage import DEFAULT_STORAGE
+from autocompress.tracking import DEFAULT_TRACKING_URI
 from conftest import make_teacher_dir, write_experiment, write_task
 
 
@@ -136,10 +140,38 @@ def test_search_bad_input(tiny_experiment, tmp_path, monkeypatch, capsys, args, 
     assert code == 2 and needle in err and "Traceback" not in err
 
 
+def test_search_with_an_unusable_tracking_store(tiny_experiment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--trials", 1,
+                             "--tracking-uri", "nosuch://x")
+    lines = err.strip().splitlines()
+    assert code == 2 and out == ""
+    assert len(lines) == 1 and lines[0].startswith("error: MLflow tracking store 'nosuch://x' cannot be used (")
+    assert lines[0].endswith("check --tracking-uri or pass --no-tracking")
+    assert not (tmp_path / "autocompress.db").exists()  # refused before the study is created
+
+
 def test_report_of_unknown_study(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(monkeypatch, capsys, "report", "--study", "ghost")
     assert code == 2 and "no study named 'ghost'" in err
+    assert not (tmp_path / "autocompress.db").exists()  # opened read-only: no empty database left behind
+
+
+def test_export_format_must_be_torch_or_onnx(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "export", "--study", "s", "--out", "m", "--format", "tflite")
+    assert code == 2 and err.strip() == "error: --format tflite: use torch or onnx"
+
+
+@pytest.mark.parametrize("command, option, default", [
+    (cli.search, "storage", DEFAULT_STORAGE), (cli.worker, "storage", DEFAULT_STORAGE),
+    (cli.report, "storage", DEFAULT_STORAGE), (cli.export, "storage", DEFAULT_STORAGE),
+    (cli.search, "tracking_uri", DEFAULT_TRACKING_URI), (cli.export, "tracking_uri", DEFAULT_TRACKING_URI),
+    (cli.ui, "tracking_uri", DEFAULT_TRACKING_URI),
+])
+def test_option_defaults_are_the_library_defaults(command, option, default):
+    assert inspect.signature(command).parameters[option].default is default
 
 
 def test_export_predict_and_register(tiny_experiment, tmp_path, monkeypatch, capsys):
@@ -156,7 +188,7 @@ def test_export_predict_and_register(tiny_experiment, tmp_path, monkeypatch, cap
     assert "registered as 'tiny-classifier' version 1" in out
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    client = MlflowClient(tracking_uri=DEFAULT_TRACKING_URI)
     assert client.get_registered_model("tiny-classifier").name == "tiny-classifier"
     code, out, err = run_cli(monkeypatch, capsys, "predict", "model", "good fun great", "awful sad")
     assert code == 0, err

@@ -94,3 +94,68 @@ def test_bad_exports(prepared, tmp_path):
         load_compressed(tmp_path / "nowhere")
     with pytest.raises(ArtifactError, match="not a complete trial folder"):
         export_folder(tmp_path, tmp_path / "e2")
+
+
+def test_the_runtime_is_recorded_and_reload_uses_it(prepared, tmp_path):
+    from dataclasses import replace
+
+    from autocompress.artifact import recorded_runtime
+
+    inputs, teacher = prepared
+    texts, _ = make_sentences(48, seed=2)
+    run_recipe(inputs, Recipe(layers=(0, 1)), tmp_path / "t", teacher)
+    run_recipe(replace(inputs, runtime="onnxruntime"), Recipe(layers=(0, 1)), tmp_path / "o", teacher)
+    assert recorded_runtime(tmp_path / "t") == "torch" and recorded_runtime(tmp_path / "o") == "onnxruntime"
+    on_torch, on_ort = load_compressed(tmp_path / "t"), load_compressed(tmp_path / "o")
+    assert (on_torch.runtime, on_ort.runtime) == ("torch", "onnxruntime")
+    assert on_ort.metrics["runtime"] == "onnxruntime-fp32"
+    assert np.allclose(on_ort.logits(texts), on_torch.logits(texts), atol=1e-4)
+    assert load_compressed(tmp_path / "o", runtime="torch").runtime == "torch"  # an explicit choice wins
+
+    # the record, not the display name, decides
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    (tmp_path / "t" / "metrics.json").write_text(json.dumps({**metrics, "runtime": "onnxruntime-fp32"}))
+    assert load_compressed(tmp_path / "t").runtime == "torch"
+    # a folder written before the record existed: guessed from the display name, as before
+    for folder in (tmp_path / "t", tmp_path / "o"):
+        arch = json.loads((folder / "architecture.json").read_text())
+        del arch["runtime"]
+        (folder / "architecture.json").write_text(json.dumps(arch))
+    assert load_compressed(tmp_path / "t").runtime == "onnxruntime"
+    assert load_compressed(tmp_path / "o").runtime == "onnxruntime"
+    (tmp_path / "o" / "metrics.json").write_text(json.dumps({**metrics, "runtime": "torch-fp32"}))
+    assert load_compressed(tmp_path / "o").runtime == "torch"
+
+
+def test_export_formats(prepared, tmp_path):
+    from autocompress.engine.runtimes import export_formats
+
+    inputs, teacher = prepared
+    run_recipe(inputs, Recipe(layers=(0,)), tmp_path / "trial", teacher)
+    assert export_formats() == ("torch", "onnx")
+    plain = export_folder(tmp_path / "trial", tmp_path / "plain", fmt="torch")
+    graph = export_folder(tmp_path / "trial", tmp_path / "graph", fmt="onnx")
+    assert not (plain / "model.onnx").exists() and (graph / "model.onnx").is_file()
+    assert "model.onnx" in json.loads((graph / "manifest.json").read_text())["files"]
+    assert "`model.onnx` runs in ONNX Runtime" in (graph / "README.md").read_text()
+    assert "`model.onnx`" not in (plain / "README.md").read_text()
+    assert sorted(p.name for p in graph.iterdir()) == sorted(
+        ["weights.safetensors", "architecture.json", "recipe.json", "metrics.json", "task.json", "tokenizer",
+         "manifest.json", "README.md", "model.onnx"])
+    with pytest.raises(ConfigError, match="unknown export format 'tflite'; use one of torch, onnx"):
+        export_folder(tmp_path / "trial", tmp_path / "x", fmt="tflite")
+
+
+def test_export_does_not_import_the_search():
+    import subprocess
+    import sys
+
+    metrics = {"accuracy": 0.9, "weight_bytes": 1000, "latency_ms_b1": 1.0, "latency_ms_b32": 9.0, "threads": 2,
+               "seq_len": 64, "runtime": "torch-fp32", "runtime_note": "fp32 eager", "layers": 2, "heads": 8,
+               "ffn": 128, "vocab": 120}
+    code = ("import sys; from autocompress.export import model_card; "
+            f"card = model_card({{'bits': 8, 'layers': [0, 2]}}, {metrics!r}, False); "
+            "assert 'layers 2' in card and '8-bit' in card, card; "
+            "print(sorted(m for m in sys.modules if m.startswith(('autocompress.search', 'optuna', 'mlflow'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,9 +1,14 @@
-"""Build one candidate: apply every technique of a Recipe to a copy of the teacher, then train it."""
+"""Build one candidate: walk the technique registry over a copy of the teacher, then train it.
+
+Every technique applies its part of the recipe in registry order (`techniques/__init__.py`):
+layers -> vocabulary -> heads / FFN neurons -> low-rank factors -> weight masks -> fake-quant;
+then the student is distilled with masks and fake-quant applied (gradual pruning on schedule)
+and materialized into plain parameters holding the compressed values.
+"""
 
 from __future__ import annotations
 
 import copy
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,14 +17,12 @@ import torch
 
 from ..data import Encoded, infinite_batches, sample_indices
 from ..recipe import Recipe
-from .distill import StepHook, TrainSettings, kd_loss, train_
+from .distill import StepHook, train_
 from .inputs import EngineInputs
 from .model import Classifier
-from .prune import GradualPruner
-from .quantize import attach_fake_quant_, materialize_
-from .structured import layer_shapes, prune_structured_, taylor_importance
-from .student import select_layers
-from .vocab import prune_vocab_, used_tokens
+from .quantize import materialize_
+from .techniques import BuildContext, apply_all_
+from .techniques.distillation import train_settings
 
 
 @dataclass
@@ -41,45 +44,15 @@ def build_student(
 ) -> Candidate:
     """Apply every technique of `recipe`, starting from the teacher (or from `start`, a student)."""
     torch.manual_seed(recipe.seed)
-    if start is not None:
-        model = copy.deepcopy(start)
-        if recipe.layers is not None and len(recipe.layers) != len(model.encoder_layers):
-            raise ValueError("a start model must already have the recipe's layers")
-    else:
-        model = select_layers(inputs.teacher, recipe.layers)
+    model = copy.deepcopy(start if start is not None else inputs.teacher)
     train, logits = _train_split(inputs, recipe)
-
-    if recipe.vocab_prune and model.kept_tokens is None:
-        prune_vocab_(model, used_tokens(inputs.data.train.ids, inputs.special_ids + (inputs.unk_id,)), inputs.unk_id)
-
-    tcfg = inputs.teacher.config
-    heads = max(1, round(recipe.heads_keep * tcfg.num_attention_heads))
-    neurons = max(1, round(recipe.ffn_keep * tcfg.intermediate_size))
-    if any(h > heads or f > neurons for h, f in layer_shapes(model)):
-        sample = itertools.islice(infinite_batches(train, recipe.batch_size, recipe.seed + 1), inputs.importance_batches)
-
-        def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            return kd_loss(out, logits[batch["index"]], batch["labels"], recipe.temperature, recipe.alpha)
-
-        prune_structured_(model, heads, neurons, taylor_importance(model, sample, loss_fn))
-
-    hooks = list(hooks)
-    if recipe.prunes_weights:
-        schedule = "oneshot" if recipe.train_steps == 0 or recipe.prune_threshold else recipe.prune_schedule
-        pruner = GradualPruner(model, recipe.prune_ratio, recipe.prune_scope, schedule,
-                               threshold=recipe.prune_threshold)
-        pruner.start_()
-        hooks.insert(0, pruner)
-    if recipe.bits < 32 or recipe.emb_bits < 32:
-        attach_fake_quant_(model, recipe.bits, recipe.emb_bits)
-
-    settings = TrainSettings(steps=recipe.train_steps, lr=recipe.lr, temperature=recipe.temperature,
-                             alpha=recipe.alpha, hidden_mse=recipe.hidden_mse)
+    ctx = BuildContext(inputs, recipe, train, logits, hooks=list(hooks), from_start=start is not None)
+    apply_all_(model, ctx)
     t0 = time.perf_counter()
     losses = train_(
-        model, infinite_batches(train, recipe.batch_size, recipe.seed), settings,
+        model, infinite_batches(train, recipe.batch_size, recipe.seed), train_settings(recipe),
         teacher_logits=logits, teacher=inputs.teacher if recipe.hidden_mse > 0 else None,
-        layer_map=recipe.layers or range(len(model.encoder_layers)), hooks=hooks,
+        layer_map=recipe.layers or range(len(model.encoder_layers)), hooks=ctx.hooks,
     )
     seconds = time.perf_counter() - t0
     materialize_(model)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..artifact import WEIGHTS
 from ..data import Encoded, collate
 from ..recipe import Recipe
 from .build import build_student
@@ -23,8 +24,8 @@ from .inputs import EngineInputs
 from .measure import latency_ms, predict_logits, task_metrics
 from .model import Classifier, count_parameters
 from .prune import sparsity_of
-from .runtime import make_runtime
-from .storage import WEIGHTS, load_model, save_model
+from .runtimes import make_runtime
+from .storage import load_model, save_model
 from .structured import layer_shapes
 
 
@@ -89,7 +90,7 @@ def compress(
     """Build, store in `folder`, reload from the stored bytes and measure one candidate."""
     cand = build_student(inputs, recipe, start, hooks)
     folder.mkdir(parents=True, exist_ok=True)
-    save_model(cand.model, folder, recipe.bits, recipe.emb_bits)
+    save_model(cand.model, folder, recipe.bits, recipe.emb_bits, runtime=inputs.runtime)
     reloaded = load_model(folder)
     metrics = measure(inputs, reloaded, recipe, folder)
     metrics["train_seconds"] = cand.train_seconds

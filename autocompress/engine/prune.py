@@ -15,24 +15,16 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .model import Classifier
+from .targets import encoder_linears
 
 Scope = Literal["global", "layer"]
 Schedule = Literal["oneshot", "gradual"]
 
 
 def prunable(model: Classifier) -> dict[str, nn.Linear]:
-    """The encoder's linear layers (q, k, v, attention output, intermediate, output) and the
-    pooler dense, keyed by their `named_modules()` names. Embeddings and the head are excluded."""
-    targets: set[int] = set()
-    for layer in model.encoder_layers:
-        attn = layer.attention
-        for m in (attn.self.query, attn.self.key, attn.self.value, attn.output.dense,
-                  layer.intermediate.dense, layer.output.dense):
-            targets.add(id(m))
-    pooler = getattr(model.hf.base_model, "pooler", None)
-    if pooler is not None:
-        targets.add(id(pooler.dense))
-    return {name: m for name, m in model.named_modules() if id(m) in targets and isinstance(m, nn.Linear)}
+    """The weights unstructured pruning acts on: the encoder's linear layers and the pooler dense
+    (see `targets.encoder_linears`), keyed by their `named_modules()` names."""
+    return encoder_linears(model)
 
 
 def _mask_of(module: nn.Module) -> Mask | None:

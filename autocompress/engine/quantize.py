@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .model import Classifier
+from .targets import embedding_tables, encoder_linears
 
 QUANT_BITS: tuple[int, ...] = (8, 4, 2, 1)
 _WIDTHS = (*QUANT_BITS, 16, 32)  # 16: bfloat16 storage; 32: untouched
@@ -188,19 +189,8 @@ def _widths(model: Classifier, bits: int, embedding_bits: int) -> dict[str, int]
     """Every quantizable weight with its width (16 and 32 included), keyed by parameter name."""
     _check_bits(bits, _WIDTHS)
     _check_bits(embedding_bits, _WIDTHS)
-    names = {id(m): name for name, m in model.named_modules()}
-    base = model.hf.base_model
-    out: dict[str, int] = {}
-    for m in base.encoder.modules():
-        if isinstance(m, nn.Linear):
-            out[names[id(m)] + ".weight"] = bits
-    pooler_dense = getattr(getattr(base, "pooler", None), "dense", None)
-    if isinstance(pooler_dense, nn.Linear):
-        out[names[id(pooler_dense)] + ".weight"] = bits
-    for attr in ("word_embeddings", "position_embeddings"):
-        emb = getattr(base.embeddings, attr, None)
-        if isinstance(emb, nn.Embedding):
-            out[names[id(emb)] + ".weight"] = embedding_bits
+    out = {f"{name}.weight": bits for name in encoder_linears(model)}
+    out.update({f"{name}.weight": embedding_bits for name in embedding_tables(model)})
     return out
 
 

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from .model import Classifier
 from .prune import prunable
+from .targets import embedding_tables
 from .quantize import dequantize_rows, pack, pack_bitmap, quant_targets, quantize_rows, unpack, unpack_bitmap
 
 FORMAT = "autocompress-weights-v1"
@@ -31,8 +32,7 @@ def save_weights(model: Classifier, path: Path, bits: int, embedding_bits: int) 
     """Write the model's weights in compressed form to `path`; returns the file's bytes."""
     targets = quant_targets(model, bits, embedding_bits)
     sparse_ok = {f"{name}.weight" for name in prunable(model)}
-    emb = "hf." + model.hf.base_model_prefix + ".embeddings."
-    half = {n for n in (emb + "word_embeddings.weight", emb + "position_embeddings.weight") if embedding_bits == 16}
+    half = {f"{name}.weight" for name in embedding_tables(model)} if embedding_bits == 16 else set()
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, dict] = {}
     for name, t in model.state_dict().items():
@@ -106,16 +106,18 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | No
     return state, (kept.long() if kept is not None else None)
 
 
-WEIGHTS = "weights.safetensors"
-ARCHITECTURE = "architecture.json"
+# The folder's file names and architecture.json belong to the artifact module.
+from ..artifact import ARCHITECTURE, WEIGHTS, read_architecture, write_architecture  # noqa: F401
 
 
-def save_model(model: Classifier, folder: Path, bits: int, embedding_bits: int) -> int:
-    """Write weights + architecture into `folder`; returns the weight file's bytes."""
+def save_model(model: Classifier, folder: Path, bits: int, embedding_bits: int, runtime: str | None = None) -> int:
+    """Write weights + architecture into `folder`; returns the weight file's bytes.
+
+    `runtime`: registry name of the runtime the model is measured on, recorded with the model.
+    """
     from .student import architecture
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ARCHITECTURE).write_text(json.dumps(architecture(model).to_dict(), indent=2, sort_keys=True) + "\n")
+    write_architecture(folder, architecture(model).to_dict(), runtime)
     return save_weights(model, folder / WEIGHTS, bits, embedding_bits)
 
 
@@ -123,7 +125,7 @@ def load_model(folder: Path) -> Classifier:
     """Rebuild a compressed model from `folder` (no teacher needed)."""
     from .student import Architecture, build
 
-    arch = Architecture.from_dict(json.loads((folder / ARCHITECTURE).read_text()))
+    arch = Architecture.from_dict(read_architecture(folder))
     state, kept = load_weights(folder / WEIGHTS)
     model = build(arch, kept)
     model.load_state_dict(state, strict=True)

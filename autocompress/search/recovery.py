@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from datetime import datetime
 
+from ..log import Log, silent
 from ..tracking import Tracker
 from .storage import GRACE_S
 
@@ -63,7 +63,7 @@ def _alive(pid: int) -> bool:
 class DeadTrialHandler:
     """For a trial whose process died: close its MLflow run as failed, queue its configuration again."""
 
-    def __init__(self, tracker: Tracker, log: Callable[[str], None] = lambda _m: None, max_retries: int = MAX_RETRIES):
+    def __init__(self, tracker: Tracker, log: Log = silent, max_retries: int = MAX_RETRIES):
         self.tracker, self.log, self.max_retries = tracker, log, max_retries
 
     def __call__(self, study, trial) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..describe import summarize
 from .pareto import Point, best, front, knee, normalized_hypervolume
 from .study import trial_points
 
@@ -49,23 +50,6 @@ class Report:
                 f"{'yes' if p.feasible else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
             )
         return "\n".join(lines) + "\n"
-
-
-def summarize(r: dict) -> str:
-    if not r:
-        return ""
-    parts = [f"layers {len(r['layers'])}" if r.get("layers") else "all layers"]
-    if r.get("heads_keep", 1) < 1 or r.get("ffn_keep", 1) < 1:
-        parts.append(f"heads {r['heads_keep']:.2f} ffn {r['ffn_keep']:.2f}")
-    if r.get("vocab_prune"):
-        parts.append("vocab pruned")
-    if r.get("prune_ratio"):
-        parts.append(f"{r['prune_ratio']:.0%} sparse")
-    bits = r.get("bits", 32)
-    emb = r.get("embedding_bits") or bits
-    parts.append(f"{bits}-bit" + (f" (emb {emb})" if emb != bits else ""))
-    parts.append(f"{r.get('train_steps', 0)} steps, T {r.get('temperature', 0):.1f}, alpha {r.get('alpha', 0):.2f}")
-    return ", ".join(parts)
 
 
 def build_report(study) -> Report:

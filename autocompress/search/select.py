@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from .storage import open_existing_study
 
 
 def trial_for_pick(study_name: str, storage: str, pick: str):
     import optuna
 
     from .report import build_report
-    from .space import SearchSpace
-    from .study import SearchSettings, open_study
 
-    study = open_study(SearchSettings(study=study_name, space=SearchSpace(dims={}), storage=storage), create=False)
+    study = open_existing_study(study_name, storage)
     if pick in ("best", "knee"):
         rep = build_report(study)
         point = rep.best if pick == "best" else rep.knee

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
+DEFAULT_STORAGE = "sqlite:///autocompress.db"  # in the working directory
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 HEARTBEAT_S = 20
 GRACE_S = 90
@@ -51,3 +52,11 @@ def open_study(name: str, url: str, sampler=None, create: bool = True, on_stale:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ConfigError(f"storage '{url}' cannot be opened ({first}); "
                           "check the URL and that the database is reachable") from None
+
+
+def open_existing_study(name: str, url: str = DEFAULT_STORAGE):
+    """The study `name` in the storage at `url`, for reading: never created, nor its database.
+
+    A missing study or database, or a storage that cannot be reached, is a one-line ConfigError.
+    """
+    return open_study(name, url, create=False)

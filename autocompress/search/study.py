@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from ..config import Experiment
 from ..engine.measure import predict_logits, task_metrics
 from ..engine.pipeline import EngineInputs
 from ..errors import ConfigError
+from ..log import Log, silent
 from ..recipe import Recipe
 from ..session import engine_inputs, read_metrics, run_recipe
 from ..teacher import Teacher
@@ -28,13 +28,11 @@ from .budget import Budget
 from .pareto import Point, best
 from .recovery import DeadTrialHandler, claim, fail_dead_local_trials, used
 from .space import SearchSpace
-from .storage import GRACE_S, HEARTBEAT_S
+from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S
 from .storage import open_study as _open
 
-Log = Callable[[str], None]
 OBJECTIVES = ("accuracy", "bytes", "latency_ms_b1")
 SAMPLERS = ("tpe", "nsga2", "random")
-DEFAULT_STORAGE = "sqlite:///autocompress.db"
 
 
 @dataclass(frozen=True)
@@ -81,10 +79,18 @@ def open_study(settings: SearchSettings, create: bool = True, on_stale=None):
                  create=create, on_stale=on_stale, heartbeat=settings.heartbeat_s, grace=settings.grace_s)
 
 
+def _techniques_off() -> dict[str, Any]:
+    """Every compression technique at its default, which means "off" (distillation settings excluded:
+    those stay the sampler's choice); a technique added to the registry joins without an edit here."""
+    from ..engine.techniques import TECHNIQUES
+
+    return {k: v for t in TECHNIQUES if t.name not in ("layers", "distillation")
+            for k, v in t.Fields().model_dump().items() if v is not None}
+
+
 def starting_points(space: SearchSpace, n_layers: int) -> list[dict[str, Any]]:
     """Sensible first trials: the teacher's shape, the teacher in int8, a half-depth student."""
-    teacher = dict(depth=n_layers, heads_keep=1.0, ffn_keep=1.0, vocab_prune=False, prune_ratio=0.0, bits=32,
-                   train_steps=0, hidden_mse=0.0)
+    teacher = {**_techniques_off(), "depth": n_layers, "train_steps": 0, "hidden_mse": 0.0}
     points = [teacher, {**teacher, "bits": 8}, {**teacher, "depth": max(1, n_layers // 2)}]
     out = []
     for p in points:
@@ -140,7 +146,7 @@ class Search:
 
 
 def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | None = None,
-                   log: Log = lambda _m: None, prepared: tuple[EngineInputs, Teacher] | None = None) -> Search:
+                   log: Log = silent, prepared: tuple[EngineInputs, Teacher] | None = None) -> Search:
     """Create (or load) the study and its MLflow parent run, once, before any worker starts."""
     tracker = tracker or NullTracker()
     study = open_study(settings, on_stale=DeadTrialHandler(tracker, log))
@@ -162,7 +168,7 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     )
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
-        study.set_user_attr("tracking_uri", getattr(tracker, "tracking_uri", None))
+        study.set_user_attr("tracking_uri", tracker.tracking_uri)
         tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.__dict__.items()})
     study.set_user_attr("experiment", exp.name)
     study.set_user_attr("teacher", ref.__dict__)
@@ -273,7 +279,7 @@ def _progress(search: Search, log: Log, started: float, who: str):
     return report
 
 
-def run_trials(search: Search, log: Log = lambda _m: None, who: str = "search") -> int:
+def run_trials(search: Search, log: Log = silent, who: str = "search") -> int:
     """Run trials until the study's budget is used (other workers' trials count too) or time is up.
 
     Returns how many trials this process ran.
@@ -306,13 +312,6 @@ def run_trials(search: Search, log: Log = lambda _m: None, who: str = "search") 
                        gc_after_trial=True)
         ran += 1
 
-
-def run_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | None = None,
-               log: Log = lambda _m: None, prepared: tuple[EngineInputs, Teacher] | None = None):
-    """Run (or resume) the study in this process until it holds `settings.trials` finished trials."""
-    search = prepare_search(exp, settings, tracker, log, prepared)
-    run_trials(search, log)
-    return search.study, search.ref, search.parent
 
 def _curve_logger(tracker: Tracker, run: str | None, every: int):
     buf: list[float] = []

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
+
+from ..log import Log
 
 
 def worker_command(experiment: Path, study: str, storage: str, out: Path, seed: int, name: str,
@@ -32,7 +33,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_workers(commands: list[list[str]], log: Callable[[str], None]) -> list[int]:
+def run_workers(commands: list[list[str]], log: Log) -> list[int]:
     """Start every command, wait for all; returns their exit codes. Ctrl-C stops them all."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent if os.name == "posix" else None)

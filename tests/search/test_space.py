@@ -4,7 +4,6 @@ import optuna
 import pytest
 
 from autocompress.errors import ConfigError
-from autocompress.recipe import Recipe
 from autocompress.search.space import load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,14 +16,30 @@ def test_shipped_spaces_load_and_sample_valid_recipes(name):
     for _ in range(10):
         trial = study.ask()
         recipe = space.suggest(trial, n_teacher_layers=6)
-        assert isinstance(recipe, Recipe)
+        params = trial.params
+        for name, dim in space.dims.items():
+            if name not in params:  # skipped only when its condition does not hold
+                assert dim.when and not dim.applies(params), name
+                continue
+            value = params[name]
+            if dim.choices is not None:
+                assert value in dim.choices, name
+            else:
+                assert dim.low <= value <= dim.high, name
+            if name == "depth":
+                depth = min(value, 6)
+                assert (recipe.layers is None) if depth == 6 else len(recipe.layers) == depth
+            else:
+                assert getattr(recipe, name) == value, name
+        for name, value in space.fixed.items():
+            assert getattr(recipe, name) == value, name
         study.tell(trial, 0.0)
 
 
 def test_fixed_trial_maps_to_the_expected_recipe():
     space = load_space(ROOT / "search_spaces" / "default.yaml")
-    params = dict(depth=3, heads_keep=0.75, ffn_keep=0.5, vocab_prune=True, temperature=4.0, alpha=0.6,
-                  prune_ratio=0.3, prune_scope="layer", bits=4, embedding_bits=8, train_steps=300, lr=1e-4)
+    params = dict(depth=3, heads_keep=0.75, ffn_keep=0.5, rank_keep=1.0, vocab_prune=True, temperature=4.0,
+                  alpha=0.6, prune_ratio=0.3, prune_scope="layer", bits=4, embedding_bits=8, train_steps=300, lr=1e-4)
     r = space.suggest(optuna.trial.FixedTrial(params), n_teacher_layers=6)
     assert r.layers == (0, 2, 4)
     assert (r.heads_keep, r.ffn_keep, r.vocab_prune, r.temperature, r.alpha) == (0.75, 0.5, True, 4.0, 0.6)
@@ -34,8 +49,8 @@ def test_fixed_trial_maps_to_the_expected_recipe():
 
 def test_conditions_skip_dimensions():
     space = load_space(ROOT / "search_spaces" / "default.yaml")
-    params = dict(depth=6, heads_keep=1.0, ffn_keep=1.0, vocab_prune=False, temperature=2.0, alpha=0.5,
-                  prune_ratio=0.0, bits=8, train_steps=200, lr=1e-4)
+    params = dict(depth=6, heads_keep=1.0, ffn_keep=1.0, rank_keep=1.0, vocab_prune=False, temperature=2.0,
+                  alpha=0.5, prune_ratio=0.0, bits=8, train_steps=200, lr=1e-4)
     # FixedTrial raises if asked for a parameter it lacks: prune_scope and embedding_bits are not asked
     r = space.suggest(optuna.trial.FixedTrial(params), n_teacher_layers=6)
     assert r.layers is None and r.embedding_bits is None and r.prune_scope == "global"

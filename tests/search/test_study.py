@@ -16,7 +16,7 @@ from autocompress.search.budget import Budget
 from autocompress.search.pareto import REFERENCE, dominates, normalized_hypervolume
 from autocompress.search.report import build_report, write_report
 from autocompress.search.space import parse_space
-from autocompress.search.study import SearchSettings, run_search
+from autocompress.search.study import SearchSettings, prepare_search, run_trials
 from autocompress.session import engine_inputs
 from autocompress.tracking import MlflowTracker
 
@@ -42,11 +42,19 @@ def _settings(tmp_path, **kw):
     return SearchSettings(**base)
 
 
+def _search(exp, settings, prep, tracker=None):
+    """Prepare the study (and parent run), run its trials in this process; the prepared search."""
+    search = prepare_search(exp, settings, tracker, prepared=prep)
+    run_trials(search)
+    return search
+
+
 def test_search_logs_one_nested_run_per_trial(prepared, tmp_path):
     exp, prep = prepared
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri, experiment="t", artifact_root=tmp_path / "art")
-    study, ref, parent = run_search(exp, _settings(tmp_path), tracker, prepared=prep)
+    search = _search(exp, _settings(tmp_path), prep, tracker)
+    study, ref, parent = search.study, search.ref, search.parent
     assert len(study.trials) == 4
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     # the enqueued starting points came first: the teacher's shape in fp32, then in int8
@@ -83,10 +91,10 @@ def test_search_logs_one_nested_run_per_trial(prepared, tmp_path):
 def test_resume_adds_trials_instead_of_starting_over(prepared, tmp_path):
     exp, prep = prepared
     s2 = _settings(tmp_path, trials=2)
-    study, _, _ = run_search(exp, s2, prepared=prep)
+    study = _search(exp, s2, prep).study
     first = [(t.number, t.values) for t in study.trials]
     assert len(first) == 2 and all(v is not None for _, v in first)
-    study, _, _ = run_search(exp, _settings(tmp_path, trials=4), prepared=prep)
+    study = _search(exp, _settings(tmp_path, trials=4), prep).study
     assert len(study.trials) == 4
     assert [(t.number, t.values) for t in study.trials[:2]] == first
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
@@ -106,7 +114,7 @@ def test_a_raising_trial_fails_and_the_search_goes_on(prepared, tmp_path, monkey
         return real(*a, **kw)
 
     monkeypatch.setattr(study_mod, "run_recipe", flaky)
-    study, _, _ = run_search(exp, _settings(tmp_path, trials=3), prepared=prep)
+    study = _search(exp, _settings(tmp_path, trials=3), prep).study
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.FAIL) == 1
     assert states.count(optuna.trial.TrialState.COMPLETE) == 2
@@ -114,20 +122,32 @@ def test_a_raising_trial_fails_and_the_search_goes_on(prepared, tmp_path, monkey
     assert "out of memory" in failed.user_attrs["error"]
 
 
-def test_budget_becomes_constraints_and_hopeless_trials_are_pruned(prepared, tmp_path):
+def test_budget_becomes_constraints(prepared, tmp_path):
+    exp, prep = prepared
+    s = _settings(tmp_path, trials=2, budget=Budget(max_bytes=10_000, min_accuracy=0.01))
+    search = _search(exp, s, prep)
+    trials = search.study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    for t in trials:  # a tiny model is far above 10 kB, and far above 1 % accurate
+        assert set(t.constraints) == {"bytes", "accuracy"}
+        assert t.constraints["bytes"] == pytest.approx((t.values[1] - 10_000) / 10_000) and t.constraints["bytes"] > 0
+        assert t.constraints["accuracy"] == pytest.approx(0.01 - t.values[0]) and t.constraints["accuracy"] < 0
+    assert build_report(search.study).best is None  # nothing met the size budget
+
+
+def test_hopeless_trials_are_pruned_half_way(prepared, tmp_path):
     exp, prep = prepared
     space = dict(SPACE, train_steps={"low": 20, "high": 24})
-    s = _settings(tmp_path, space=parse_space(space, "s"), trials=3, budget=Budget(min_accuracy=0.99, max_bytes=10_000),
+    s = _settings(tmp_path, space=parse_space(space, "s"), trials=3, budget=Budget(min_accuracy=0.99),
                   early_stop_margin=0.0)
-    study, _, _ = run_search(exp, s, prepared=prep)
-    states = {t.state for t in study.trials}
+    study = _search(exp, s, prep).study
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     # a random tiny teacher is nowhere near 99 %: trials that train are stopped half-way
-    assert optuna.trial.TrialState.PRUNED in states
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            assert t.constraints["accuracy"] > 0 and "bytes" in t.constraints
-    rep = build_report(study)
-    assert rep.best is None  # nothing met the budget
+    assert pruned, [t.state for t in study.trials]
+    for t in pruned:
+        assert t.user_attrs["pruned_reason"].startswith("dev accuracy ")
+        assert t.user_attrs["pruned_reason"].endswith(" half-way is below 0.990")
+        assert t.values is None and "metrics" not in t.user_attrs
 
 
 def _free_port() -> int:

@@ -1,0 +1,57 @@
+"""Head and FFN-neuron removal: the least important attention heads and FFN neurons of every
+layer are removed physically, ranked by first-order Taylor importance on training batches."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from .base import BuildContext, Technique
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import Classifier
+
+
+class HeadsFfnFields(BaseModel):
+    heads_keep: float = Field(1.0, gt=0.0, le=1.0, description="fraction of attention heads kept per layer")
+    ffn_keep: float = Field(1.0, gt=0.0, le=1.0, description="fraction of FFN neurons kept per layer")
+
+
+class HeadsAndNeurons(Technique):
+    name = "heads_ffn"
+    Fields = HeadsFfnFields
+
+    def apply_(self, model: Classifier, ctx: BuildContext) -> None:
+        from ...data import infinite_batches
+        from ..distill import kd_loss
+        from ..structured import layer_shapes, prune_structured_, taylor_importance
+
+        recipe, tcfg = ctx.recipe, ctx.inputs.teacher.config
+        heads = max(1, round(recipe.heads_keep * tcfg.num_attention_heads))
+        neurons = max(1, round(recipe.ffn_keep * tcfg.intermediate_size))
+        if not any(h > heads or f > neurons for h, f in layer_shapes(model)):
+            return
+        sample = itertools.islice(infinite_batches(ctx.train, recipe.batch_size, recipe.seed + 1),
+                                  ctx.inputs.importance_batches)
+        logits = ctx.logits
+
+        def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return kd_loss(out, logits[batch["index"]], batch["labels"], recipe.temperature, recipe.alpha)
+
+        prune_structured_(model, heads, neurons, taylor_importance(model, sample, loss_fn))
+
+    def describe(self, model: Classifier) -> dict[str, Any]:
+        from ..structured import layer_shapes
+
+        shapes = layer_shapes(model)
+        return {"heads": [h for h, _ in shapes], "ffn": [f for _, f in shapes]}
+
+    def rebuild_(self, model: Classifier, arch: dict[str, Any], kept_tokens: torch.Tensor | None) -> None:
+        from ..structured import prune_heads_, prune_neurons_
+
+        prune_heads_(model, [range(h) for h in arch["heads"]])
+        prune_neurons_(model, [range(f) for f in arch["ffn"]])

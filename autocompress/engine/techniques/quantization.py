@@ -1,0 +1,36 @@
+"""Quantization: per-row k-bit (8 / 4 / 2) or binary weights, or bfloat16, trained with fake-quant
+and the straight-through estimator; stored packed (see `engine/quantize.py`, `engine/storage.py`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from .base import BuildContext, Technique
+
+if TYPE_CHECKING:
+    from ..model import Classifier
+
+Bits = Literal[32, 16, 8, 4, 2, 1]
+
+
+class QuantizationFields(BaseModel):
+    bits: Bits = 32
+    embedding_bits: Bits | None = Field(None, description="bit-width of embeddings (None: same as bits)")
+
+    @property
+    def emb_bits(self) -> int:
+        return self.embedding_bits if self.embedding_bits is not None else self.bits
+
+
+class Quantization(Technique):
+    name = "quantization"
+    Fields = QuantizationFields
+
+    def apply_(self, model: Classifier, ctx: BuildContext) -> None:
+        from ..quantize import attach_fake_quant_
+
+        recipe = ctx.recipe
+        if recipe.bits < 32 or recipe.emb_bits < 32:
+            attach_fake_quant_(model, recipe.bits, recipe.emb_bits)

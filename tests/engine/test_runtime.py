@@ -1,0 +1,134 @@
+"""The runtime registry: every registered runtime builds, runs and describes itself; the config
+and the lookups reject unknown names with one clear line."""
+
+import copy
+
+import pytest
+import torch
+
+from autocompress.config import Experiment
+from autocompress.engine.runtimes import (
+    RUNTIMES, Runtime, export_formats, for_format, get, make_runtime, names,
+)
+from autocompress.errors import ConfigError
+from conftest import make_tiny, random_batch
+
+ALL = sorted(RUNTIMES)
+FP32_ATOL = 1e-5  # same fp32 weights, another kernel library: summation order only
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_tiny(seed=3)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return random_batch(6, 12, seed=4)
+
+
+def _reference(model, x) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(x["input_ids"], x["attention_mask"], x["token_type_ids"])
+
+
+def _run(session, x) -> torch.Tensor:
+    with torch.inference_mode():
+        return session.run(x["input_ids"], x["attention_mask"], x["token_type_ids"])
+
+
+def test_registry_lists_the_runtimes_by_their_own_names():
+    assert names() == ("torch", "onnxruntime")
+    for key, rt in RUNTIMES.items():
+        assert isinstance(rt, Runtime)
+        assert rt.name == key and get(key) is rt
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_fp32_matches_torch_eager(name, model, x, tmp_path):
+    ref = _reference(model, x)
+    session = make_runtime(model, 32, name, tmp_path, threads=1)
+    out = _run(session, x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape == (6, 2)
+    assert torch.allclose(out, ref, atol=FP32_ATOL), (out - ref).abs().max()
+    assert session.fast_kernel is True
+    assert session.name == get(name).precision(32).name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_int8_uses_a_fast_kernel_and_stays_close(name, model, x, tmp_path):
+    ref = _reference(model, x)
+    session = make_runtime(model, 8, name, tmp_path, threads=1)
+    assert session.fast_kernel is True and "int8" in session.name
+    out = _run(session, x)
+    assert out.shape == ref.shape and torch.isfinite(out).all()
+    # weights per channel, activations per batch at 8 bits: small differences only
+    assert (out - ref).abs().max() <= 0.25 * ref.abs().max()
+    assert not torch.equal(out, ref)  # it really ran quantized
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_artifact_is_none_or_an_existing_file(name, model, tmp_path):
+    for bits in (32, 8):
+        session = make_runtime(model, bits, name, tmp_path / str(bits), threads=1)
+        rt = get(name)
+        if rt.export_file is None:
+            assert session.artifact is None
+        else:
+            assert session.artifact is not None and session.artifact.is_file()
+            assert session.artifact.parent == tmp_path / str(bits)
+            assert session.artifact.stat().st_size > 10_000
+
+
+def test_display_names_and_notes_per_precision():
+    slow = "4-bit weights have no fast CPU kernel here: they run dequantized in {} (bytes shrink, latency does not)"
+    expected = {
+        ("torch", 32): ("torch-fp32", True, "fp32 eager"),
+        ("torch", 16): ("torch-bf16", True, "bfloat16 eager (AMX/AVX-512 bf16)"),
+        ("torch", 8): ("torch-int8-dynamic", True,
+                       "torch dynamic int8 linears (per-channel weights, dynamic activations)"),
+        ("torch", 4): ("torch-fp32", False, slow.format("fp32")),
+        ("onnxruntime", 32): ("onnxruntime-fp32", True, "ONNX Runtime fp32"),
+        ("onnxruntime", 16): ("onnxruntime-fp32", False, "ONNX Runtime fp32: no bf16 fast path used here"),
+        ("onnxruntime", 8): ("onnxruntime-int8", True, "ONNX Runtime dynamic int8 (per-channel)"),
+        ("onnxruntime", 4): ("onnxruntime-fp32", False, slow.format("fp32 ONNX Runtime")),
+    }
+    for (name, bits), want in expected.items():
+        p = get(name).precision(bits)
+        assert (p.name, p.fast_kernel, p.note) == want
+    assert not get("torch").precision(1).fast_kernel and "1-bit weights" in get("torch").precision(1).note
+
+
+def test_bf16_session_runs_in_bf16_and_returns_float(model, x, tmp_path):
+    session = make_runtime(model, 16, "torch", tmp_path, threads=1)
+    out = _run(session, x)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, _reference(copy.deepcopy(model).to(torch.bfloat16), x).float())
+
+
+def test_unknown_runtime_names_the_choices(model, tmp_path):
+    with pytest.raises(ValueError, match=r"^unknown runtime 'tensorrt'; use one of torch, onnxruntime$"):
+        make_runtime(model, 32, "tensorrt", tmp_path, threads=1)
+
+
+def test_export_formats_come_from_the_registry():
+    assert export_formats() == ("torch", "onnx")
+    assert for_format("onnx") is RUNTIMES["onnxruntime"] and for_format("torch") is RUNTIMES["torch"]
+    with pytest.raises(ValueError, match="unknown export format 'tflite'; use one of torch, onnx"):
+        for_format("tflite")
+
+
+def test_config_accepts_registered_runtimes_and_rejects_others(tmp_path):
+    import yaml
+
+    base = {"task": {"train": "train.tsv", "dev": "dev.tsv"}}
+    for name in names():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**base, "runtime": name}))
+        assert Experiment.from_file(path).runtime == name
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**base, "runtime": "tensorrt"}))
+    with pytest.raises(ConfigError) as err:
+        Experiment.from_file(path)
+    assert str(err.value) == f"{path}: runtime: Input should be 'torch' or 'onnxruntime'"
+    assert "\n" not in str(err.value)
