@@ -10,6 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from .engine.metrics import Metrics
 from .errors import AutocompressError, ConfigError
 from .search.storage import DEFAULT_STORAGE
 from .tracking import DEFAULT_TRACKING_URI
@@ -30,20 +31,19 @@ def _fmt_bytes(n: float) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
-def render_metrics(m: dict) -> str:
+def render_metrics(m: Metrics) -> str:
     rows = [
-        ("accuracy", f"{m['accuracy']:.4f}" + (f"  ({m['retention']:.1%} of teacher)" if "retention" in m else "")),
-        ("f1 / mcc", f"{m['f1']:.4f} / {m['mcc']:.4f}"),
-        ("bytes", f"{m['bytes']:,} ({_fmt_bytes(m['bytes'])})"),
+        ("accuracy", f"{m.accuracy:.4f}" + (f"  ({m.retention:.1%} of teacher)" if m.retention is not None else "")),
+        ("f1 / mcc", f"{m.f1:.4f} / {m.mcc:.4f}"),
+        ("bytes", f"{m.bytes:,} ({_fmt_bytes(m.bytes)})"),
     ]
-    rows += [(k.replace("latency_ms_", "latency ").replace("b", "batch ", 1), f"{v:.2f} ms")
-             for k, v in m.items() if k.startswith("latency_ms_")]
+    rows += [(f"latency batch {bs}", f"{ms:.2f} ms") for bs, ms in m.latency_ms.items()]
     rows += [
-        ("runtime", f"{m['runtime']} ({m['runtime_note']})"),
-        ("shape", f"{m['layers']} layers, {m['heads']} heads, {m['ffn']} FFN neurons, vocab {m['vocab']}"),
-        ("parameters", f"{m['params']:,}"),
-        ("sparsity", f"{m['sparsity']:.1%}"),
-        ("bits", f"{m['bits']} (embeddings {m['embedding_bits']})"),
+        ("runtime", f"{m.runtime} ({m.runtime_note})"),
+        ("shape", f"{m.layers} layers, {m.heads} heads, {m.ffn} FFN neurons, vocab {m.vocab}"),
+        ("parameters", f"{m.params:,}"),
+        ("sparsity", f"{m.sparsity:.1%}"),
+        ("bits", f"{m.bits} (embeddings {m.embedding_bits})"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -71,7 +71,7 @@ def compress(
     print(f"written: {folder}/metrics.json")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.metrics, indent=2, sort_keys=True) + "\n")
+        json_out.write_text(json.dumps(result.metrics.to_dict(), indent=2, sort_keys=True) + "\n")
         print(f"written: {json_out}")
 
 
@@ -238,13 +238,13 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as err:  # click usage errors and the like
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
+    except Exception as err:  # usage errors (a missing option, a bad value) from click or typer's own copy of it
+        kinds = {c.__name__ for c in type(err).__mro__}
+        if "ClickException" in kinds:
+            message = (err.format_message() if hasattr(err, "format_message") else str(err)).rstrip(".")
+            print(f"error: {message}; see `autocompress --help`", file=sys.stderr)
             sys.exit(2)
-        if isinstance(err, click.exceptions.Abort):
+        if "Abort" in kinds:
             sys.exit(1)
         raise
 

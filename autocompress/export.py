@@ -23,6 +23,7 @@ from . import artifact
 from ._io import atomic_dir
 from .artifact import MANIFEST, verify
 from .describe import summarize
+from .engine.metrics import Metrics
 from .engine.runtimes import for_format, make_runtime
 from .errors import ArtifactError, ConfigError
 
@@ -61,12 +62,14 @@ def export_folder(trial_folder: Path, out: Path, *, force: bool = False, onnx: b
             if session.artifact is not None:
                 shutil.move(str(session.artifact), tmp / runtime.export_file)
             shutil.rmtree(work)
-        (tmp / artifact.CARD).write_text(model_card(recipe, metrics, (tmp / artifact.ONNX).is_file()))
+        card = model_card(recipe, Metrics.from_dict(metrics), (tmp / artifact.ONNX).is_file())
+        (tmp / artifact.CARD).write_text(card)
         artifact.write_manifest(tmp)
     return out
 
 
-def model_card(recipe: dict, m: dict, onnx: bool) -> str:
+def model_card(recipe: dict, m: Metrics, onnx: bool) -> str:
+    share = f" ({m.retention:.1%} of the teacher)" if m.retention is not None else ""
     lines = [
         "# Compressed text classifier (autocompress)",
         "",
@@ -74,12 +77,12 @@ def model_card(recipe: dict, m: dict, onnx: bool) -> str:
         "",
         "| measured | value |",
         "|---|---|",
-        f"| dev accuracy | {m['accuracy']:.4f}" + (f" ({m['retention']:.1%} of the teacher)" if "retention" in m else "") + " |",
-        f"| weights on disk | {m['weight_bytes']:,} bytes |",
-        (f"| latency batch 1 / 32 | {m['latency_ms_b1']:.2f} / {m['latency_ms_b32']:.1f} ms ({m['threads']} threads, "
-         f"length {m['seq_len']}) |"),
-        f"| runtime | {m['runtime']}: {m['runtime_note']} |",
-        f"| shape | {m['layers']} layers, {m['heads']} heads, {m['ffn']} FFN neurons, vocabulary {m['vocab']} |",
+        f"| dev accuracy | {m.accuracy:.4f}{share} |",
+        f"| weights on disk | {m.weight_bytes:,} bytes |",
+        (f"| latency batch 1 / 32 | {m.latency_ms_b1:.2f} / {m.latency_ms_b32:.1f} ms ({m.threads} threads, "
+         f"length {m.seq_len}) |"),
+        f"| runtime | {m.runtime}: {m.runtime_note} |",
+        f"| shape | {m.layers} layers, {m.heads} heads, {m.ffn} FFN neurons, vocabulary {m.vocab} |",
         "",
         "Load it with `autocompress.load_compressed(folder)`, or `autocompress predict folder \"text\"`.",
     ]

@@ -8,8 +8,11 @@ from pathlib import Path
 from . import artifact
 from ._io import atomic_dir, write_json
 from .config import Experiment
+from .data import Encoded
 from .engine import techniques
 from .engine.distill import StepHook
+from .engine.measure import evaluation_rows, predict_logits, task_metrics
+from .engine.metrics import Metrics
 from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
 from .errors import ConfigError
@@ -23,12 +26,26 @@ def engine_inputs(exp: Experiment, log: Log = lambda _m: None) -> tuple[EngineIn
     t = prepare(exp, log)
     tok = t.tokenizer
     unk = tok.unk_token_id if tok.unk_token_id is not None else 0
+    rows = evaluation_rows(t.data.dev, exp.measure.eval_subset)
     inputs = EngineInputs(
         teacher=t.model, data=t.data, teacher_logits=t.train_logits,
         special_ids=tuple(int(i) for i in tok.all_special_ids), unk_id=int(unk),
         measure=exp.measure, runtime=exp.runtime,
+        # on the whole dev split, the accuracy measured when the teacher was prepared is reused
+        teacher_accuracy=t.metrics["accuracy"] if rows is t.data.dev else _accuracy(t.model, rows),
     )
     return inputs, t
+
+
+def _accuracy(model: Classifier, rows: Encoded) -> float:
+    return task_metrics(predict_logits(model, rows), rows.labels)["accuracy"]
+
+
+def _teacher_accuracy(inputs: EngineInputs) -> float:
+    """The teacher's accuracy on the rows candidates are scored on: the denominator of retention."""
+    if inputs.teacher_accuracy is not None:
+        return inputs.teacher_accuracy
+    return _accuracy(inputs.teacher, evaluation_rows(inputs.data.dev, inputs.measure.eval_subset))
 
 
 def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -> None:
@@ -48,10 +65,9 @@ def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher
     with atomic_dir(out) as tmp:
         result = compress(inputs, recipe, tmp, start=start, hooks=hooks)
         write_json(tmp / artifact.RECIPE, recipe.to_dict())
-        if teacher is not None:
-            result.metrics["teacher_accuracy"] = teacher.metrics["accuracy"]
-            result.metrics["retention"] = result.metrics["accuracy"] / teacher.metrics["accuracy"]
-        write_json(tmp / artifact.METRICS, result.metrics)
+        if teacher is not None:  # compared with the teacher on the same evaluation rows
+            result.metrics = result.metrics.with_teacher(_teacher_accuracy(inputs))
+        write_json(tmp / artifact.METRICS, result.metrics.to_dict())
         if teacher is not None:
             teacher.tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
             write_json(tmp / artifact.TASK, teacher.task)
@@ -59,5 +75,6 @@ def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher
     return result
 
 
-def read_metrics(folder: Path) -> dict:
-    return artifact.read_json(folder, artifact.METRICS)
+def read_metrics(folder: Path) -> Metrics:
+    """The metrics.json a run wrote in `folder`."""
+    return Metrics.from_dict(artifact.read_json(folder, artifact.METRICS))

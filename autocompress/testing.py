@@ -103,3 +103,25 @@ def write_experiment(folder, teacher_dir, task_paths, **extra):
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(exp))
     return path
+
+
+# the keys metrics.json has held since the first release (final_loss: after training; the last two: with a teacher)
+STORED_METRIC_KEYS = frozenset({
+    "accuracy", "f1", "mcc", "latency_ms_b1", "latency_ms_b32", "bytes", "weight_bytes", "params", "sparsity",
+    "layers", "heads", "ffn", "vocab", "bits", "embedding_bits", "runtime", "fast_kernel", "runtime_note",
+    "seq_len", "threads", "train_seconds", "train_steps", "final_loss", "teacher_accuracy", "retention",
+})
+
+
+def sample_metrics(**changes):
+    """A plausible measured record (a small int8 student) for tests that need one; fields can be changed."""
+    from .engine.metrics import Metrics
+
+    values = dict(
+        accuracy=0.875, f1=0.87, mcc=0.75, latency_ms={1: 1.5, 32: 12.25}, bytes=250_000, weight_bytes=240_000,
+        params=200_000, sparsity=0.0, layers=2, heads=8, ffn=256, vocab=120, bits=8, embedding_bits=8,
+        runtime="torch-int8-dynamic", fast_kernel=True, runtime_note="fbgemm int8 kernels", seq_len=64, threads=2,
+        train_seconds=3.5, train_steps=40, final_loss=0.31, teacher_accuracy=0.9, retention=0.875 / 0.9,
+    )
+    values.update(changes)
+    return Metrics(**values)

@@ -56,8 +56,8 @@ def main() -> None:
         for i, (name, values) in enumerate(rows.items()):
             log(f"row {name}")
             m = run_recipe(inputs, Recipe.from_dict(values), Path(tmp) / f"row{i}", teacher).metrics
-            results[name] = {"recipe": values, "accuracy": m["accuracy"], "bytes": m["bytes"],
-                             "weight_bytes": m["weight_bytes"]}
+            results[name] = {"recipe": values, "accuracy": m.accuracy, "bytes": m.bytes,
+                             "weight_bytes": m.weight_bytes}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     if args.compare:
         sys.exit(compare(json.loads(args.compare.read_text()), results))

@@ -22,6 +22,7 @@ from _common import log
 from autocompress._io import digest
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency
+from autocompress.engine.metrics import retention
 from autocompress.engine.pipeline import latency_inputs
 from autocompress.engine.runtimes import make_runtime
 from autocompress.engine.storage import load_model
@@ -73,7 +74,7 @@ def build_rows(exp: Experiment):
         start_model = load_model(folders[start]) if start else None
         # stored, reloaded and measured (accuracy on the target runtime) inside run_recipe
         res = run_recipe(inputs, recipe, folder, teacher, name, start=start_model)
-        log(f"{name}: accuracy {res.metrics['accuracy']:.4f}, {res.metrics['bytes']:,} bytes")
+        log(f"{name}: accuracy {res.metrics.accuracy:.4f}, {res.metrics.bytes:,} bytes")
     return inputs, teacher, folders
 
 
@@ -106,12 +107,12 @@ def main() -> None:
     for name, recipe, start in ROWS:
         m = metrics[name]
         rows.append({
-            "row": name, "start_from": start, "recipe": recipe.to_dict(), "accuracy": m["accuracy"], "f1": m["f1"],
-            "retention": m["accuracy"] / t["accuracy"], "bytes": m["bytes"], "x_smaller": t["bytes"] / m["bytes"],
+            "row": name, "start_from": start, "recipe": recipe.to_dict(), "accuracy": m.accuracy, "f1": m.f1,
+            "retention": retention(m.accuracy, t.accuracy), "bytes": m.bytes, "x_smaller": t.bytes / m.bytes,
             "latency_ms_b1": lat[name][1], "latency_ms_b32": lat[name][32],
             "x_faster_b1": lat["teacher fp32"][1] / lat[name][1], "x_faster_b32": lat["teacher fp32"][32] / lat[name][32],
-            "params": m["params"], "sparsity": m["sparsity"], "runtime": m["runtime"],
-            "fast_kernel": m["fast_kernel"], "runtime_note": m["runtime_note"],
+            "params": m.params, "sparsity": m.sparsity, "runtime": m.runtime,
+            "fast_kernel": m.fast_kernel, "runtime_note": m.runtime_note,
         })
     command = "python experiments/engine_sst2.py " + " ".join(sys.argv[1:])
     info = {

@@ -57,6 +57,7 @@ def main() -> None:
 
     from autocompress.config import Experiment
     from autocompress.engine.measure import interleaved_latency
+    from autocompress.engine.metrics import Metrics
     from autocompress.engine.pipeline import latency_inputs
     from autocompress.engine.runtimes.onnx_runtime import onnx_runtime
     from autocompress.engine.runtimes.torch_eager import torch_runtime
@@ -68,7 +69,7 @@ def main() -> None:
 
     exp = Experiment.from_file(args.experiment)
     trial = trial_for_pick(args.study, storage_url(exp), args.pick)
-    m = trial.user_attrs["metrics"]
+    m = Metrics.from_dict(trial.user_attrs["metrics"])
     out = Path(tempfile.mkdtemp()) / "export"
     export_folder(Path(trial.user_attrs["folder"]), out, onnx=True)
     weight_bytes = (out / "weights.safetensors").stat().st_size
@@ -99,9 +100,9 @@ def main() -> None:
         "",
         "| check | trial reported | export, reloaded in a fresh process |",
         "|---|---|---|",
-        f"| dev accuracy ({m['runtime']}) | {m['accuracy']:.4f} | {reloaded['torch']:.4f} |",
-        f"| weight bytes | {m['weight_bytes']:,} | {weight_bytes:,} |",
-        f"| batch-1 latency, ms | {m['latency_ms_b1']:.2f} | {lat['pick on its runtime'][1]:.2f} |",
+        f"| dev accuracy ({m.runtime}) | {m.accuracy:.4f} | {reloaded['torch']:.4f} |",
+        f"| weight bytes | {m.weight_bytes:,} | {weight_bytes:,} |",
+        f"| batch-1 latency, ms | {m.latency_ms_b1:.2f} | {lat['pick on its runtime'][1]:.2f} |",
         "",
         f"ONNX export (`model.onnx`, {onnx_bytes:,} bytes, dynamic int8 when the recipe is 8-bit, else fp32): "
         f"dev accuracy {reloaded['onnxruntime']:.4f}.",

@@ -33,6 +33,7 @@ from torch import nn
 from _common import log, provenance
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency, predict_logits, task_metrics
+from autocompress.engine.metrics import Metrics, retention
 from autocompress.engine.pipeline import latency_inputs
 from autocompress.engine.runtimes.onnx_runtime import onnx_runtime
 from autocompress.engine.runtimes.torch_eager import torch_runtime
@@ -172,7 +173,7 @@ def targets(rows: dict[str, dict], base: dict) -> list[str]:
     pareto = {n: r for n, r in rows.items() if r["kind"] == "pareto"}
     for text, keep, smaller, faster in specs:
         def score(r):  # the worst of the goal fractions reached (1 = met on every axis)
-            parts = [min(1.0, r["accuracy"] / base["accuracy"] / keep), min(1.0, base["bytes"] / r["bytes"] / smaller)]
+            parts = [min(1.0, retention(r["accuracy"], base["accuracy"]) / keep), min(1.0, base["bytes"] / r["bytes"] / smaller)]
             if faster:
                 parts.append(min(1.0, base["b1"] / r["b1"] / faster))
             return min(parts)
@@ -181,13 +182,13 @@ def targets(rows: dict[str, dict], base: dict) -> list[str]:
         if met:
             n = max(met, key=lambda n: pareto[n]["accuracy"])
             r = pareto[n]
-            out.append(f"- {text}: **met** by {n}: {r['accuracy'] / base['accuracy']:.1%} of the teacher, "
+            out.append(f"- {text}: **met** by {n}: {retention(r['accuracy'], base['accuracy']):.1%} of the teacher, "
                        f"{base['bytes'] / r['bytes']:.1f}x fewer bytes, {base['b1'] / r['b1']:.2f}x faster at batch 1"
                        + (f" ({len(met)} Pareto points meet it)" if len(met) > 1 else ""))
         else:
             n = max(pareto, key=lambda n: score(pareto[n])) if pareto else None
             r = pareto[n] if n else None
-            out.append(f"- {text}: **missed**; closest {n}: {r['accuracy'] / base['accuracy']:.1%} of the teacher, "
+            out.append(f"- {text}: **missed**; closest {n}: {retention(r['accuracy'], base['accuracy']):.1%} of the teacher, "
                        f"{base['bytes'] / r['bytes']:.1f}x fewer bytes, {base['b1'] / r['b1']:.2f}x faster at batch 1"
                        if r else f"- {text}: **missed**; no Pareto point")
     return out
@@ -213,7 +214,7 @@ def write(exp, args, rows, rep, study, inc, search_wall, total_wall, n_dev) -> N
               "| model | dev accuracy | % of teacher | bytes | x smaller | batch-1 ms | x faster b1 | batch-32 ms | x faster b32 |",
               "|---|---|---|---|---|---|---|---|---|"]
     for n, r in rows.items():
-        lines.append(f"| {n} | {r['accuracy']:.4f} | {r['accuracy'] / base['accuracy']:.1%} | {r['bytes']:,} | "
+        lines.append(f"| {n} | {r['accuracy']:.4f} | {retention(r['accuracy'], base['accuracy']):.1%} | {r['bytes']:,} | "
                      f"{base['bytes'] / r['bytes']:.1f} | {r['b1']:.2f} | {base['b1'] / r['b1']:.2f} | "
                      f"{r['b32']:.1f} | {base['b32'] / r['b32']:.2f} |")
     lines += ["", "Pareto trials (recipes):", ""]
@@ -248,7 +249,7 @@ def write(exp, args, rows, rep, study, inc, search_wall, total_wall, n_dev) -> N
     for a in anchors:
         speed = f"{a['speedup']:.1f} ({a['speedup_basis']})" if a.get("speedup") else a.get("speedup_basis", "not reported")
         lines.append(f"| {a['name']} | {a['method']} | {a['accuracy']:.1f} ({a['split']}) | {a['teacher']} {a['teacher_accuracy']:.1f} | "
-                     f"{a['accuracy'] / a['teacher_accuracy']:.1%} | {a['size_ratio']:.1f} ({a['size_basis']}) | {speed} | "
+                     f"{retention(a['accuracy'], a['teacher_accuracy']):.1%} | {a['size_ratio']:.1f} ({a['size_basis']}) | {speed} | "
                      f"{a['paper']}, {a['table']}{'' if a.get('verified') else ' (unverified)'} |")
     lines += ["", "Their ratios are in parameters and on their own hardware; ours are bytes on disk and latency "
               "measured here. Their teachers are BERT-base (~92-93 % on SST-2); ours is the much smaller "
@@ -256,7 +257,7 @@ def write(exp, args, rows, rep, study, inc, search_wall, total_wall, n_dev) -> N
 
     done = [t for t in study.trials if t.datetime_start and t.datetime_complete]
     secs = [(t.datetime_complete - t.datetime_start).total_seconds() for t in done]
-    outside = [1 - t.user_attrs["metrics"]["train_seconds"] / s for t, s in zip(done, secs)
+    outside = [1 - Metrics.from_dict(t.user_attrs["metrics"]).train_seconds / s for t, s in zip(done, secs)
                if "metrics" in t.user_attrs and s > 0]
     lines += ["## Search cost", "",
               f"- trials: {len(done)} finished, {sum(secs) / 3600:.2f} h of trial time in total "

@@ -11,6 +11,7 @@ from autocompress.errors import ArtifactError, ConfigError
 from autocompress.export import export_folder
 from autocompress.recipe import Recipe
 from autocompress.session import engine_inputs, run_recipe
+from autocompress.testing import sample_metrics
 from conftest import make_sentences
 
 RECIPES = {
@@ -40,16 +41,16 @@ def test_export_round_trip(prepared, tmp_path, name):
     inputs, teacher = prepared
     res = run_recipe(inputs, RECIPES[name], tmp_path / "trial", teacher)
     out = export_folder(tmp_path / "trial", tmp_path / "export")
-    assert (out / "weights.safetensors").stat().st_size == res.metrics["weight_bytes"]
+    assert (out / "weights.safetensors").stat().st_size == res.metrics.weight_bytes
     model = load_compressed(out)
     texts, labels = make_sentences(48, seed=2)  # the generated dev split
     logits = model.logits(texts)
     acc = float((logits.argmax(-1) == np.array(labels)).mean())
     if name == "int8":
         # dynamic int8 quantizes activations per batch: padding differs from the evaluation batches
-        assert abs(acc - res.metrics["accuracy"]) <= 2 / 48
+        assert abs(acc - res.metrics.accuracy) <= 2 / 48
     else:
-        assert acc == pytest.approx(res.metrics["accuracy"])
+        assert acc == pytest.approx(res.metrics.accuracy)
     assert model.predict(texts[:3]) == [model.label_names[i] for i in logits[:3].argmax(-1)]
     assert json.loads((out / "recipe.json").read_text()) == RECIPES[name].to_dict()
     assert "dev accuracy" in (out / "README.md").read_text()
@@ -150,11 +151,9 @@ def test_export_does_not_import_the_search():
     import subprocess
     import sys
 
-    metrics = {"accuracy": 0.9, "weight_bytes": 1000, "latency_ms_b1": 1.0, "latency_ms_b32": 9.0, "threads": 2,
-               "seq_len": 64, "runtime": "torch-fp32", "runtime_note": "fp32 eager", "layers": 2, "heads": 8,
-               "ffn": 128, "vocab": 120}
-    code = ("import sys; from autocompress.export import model_card; "
-            f"card = model_card({{'bits': 8, 'layers': [0, 2]}}, {metrics!r}, False); "
+    metrics = sample_metrics(weight_bytes=1000, layers=2, heads=8, ffn=128, vocab=120).to_dict()
+    code = ("import sys; from autocompress.export import model_card; from autocompress.engine.metrics import Metrics; "
+            f"card = model_card({{'bits': 8, 'layers': [0, 2]}}, Metrics.from_dict({metrics!r}), False); "
             "assert 'layers 2' in card and '8-bit' in card, card; "
             "print(sorted(m for m in sys.modules if m.startswith(('autocompress.search', 'optuna', 'mlflow'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

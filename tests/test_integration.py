@@ -37,9 +37,9 @@ def test_distilled_int8_student_is_smaller_and_still_accurate(real, tmp_path):
     res = run_recipe(inputs, Recipe(layers=(0, 2, 4), bits=8, vocab_prune=True, train_steps=120, lr=1e-4),
                      tmp_path / "student", teacher)
     m = res.metrics
-    assert base.metrics["accuracy"] == pytest.approx(teacher.metrics["accuracy"], abs=1e-9)
-    assert m["accuracy"] > 0.7
-    assert m["bytes"] < base.metrics["bytes"] / 8  # half the layers, int8, a pruned vocabulary
-    assert m["runtime"] == "torch-int8-dynamic"
+    assert base.metrics.accuracy == pytest.approx(teacher.metrics["accuracy"], abs=1e-9)
+    assert m.accuracy > 0.7
+    assert m.bytes < base.metrics.bytes / 8  # half the layers, int8, a pruned vocabulary
+    assert m.runtime == "torch-int8-dynamic"
     again = load_model(tmp_path / "student")
     assert task_metrics(predict_logits(again, inputs.data.dev), inputs.data.dev.labels)["accuracy"] > 0.7

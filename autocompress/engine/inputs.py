@@ -23,3 +23,6 @@ class EngineInputs:
     measure: MeasureConfig = MeasureConfig()
     runtime: str = "torch"
     importance_batches: int = 8
+    # the teacher's accuracy on the rows candidates are scored on (measure.eval_subset): what
+    # retention divides by; None when unknown (then computed on demand)
+    teacher_accuracy: float | None = None

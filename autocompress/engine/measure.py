@@ -6,10 +6,14 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data import Encoded
 
 
 @torch.inference_mode()
@@ -28,6 +32,14 @@ def predict_logits(model: Callable, enc, batch_size: int = 64) -> np.ndarray:
         out[batch["index"].numpy()] = logits
     assert out is not None
     return out
+
+
+def evaluation_rows(dev: Encoded, eval_subset: int | None) -> Encoded:
+    """The dev rows candidates (and the teacher they are compared with) are scored on: the first
+    `eval_subset` rows, or all of them."""
+    if eval_subset is not None and eval_subset < len(dev):
+        return dev.subset(np.arange(eval_subset))
+    return dev
 
 
 def task_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

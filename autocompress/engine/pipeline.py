@@ -9,7 +9,7 @@ gradual pruning on schedule) -> materialize -> store -> reload -> measure.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,8 @@ from ..recipe import Recipe
 from .build import build_student
 from .distill import StepHook
 from .inputs import EngineInputs
-from .measure import latency_ms, predict_logits, task_metrics
+from .measure import evaluation_rows, latency_ms, predict_logits, task_metrics
+from .metrics import Metrics
 from .model import Classifier, count_parameters
 from .prune import sparsity_of
 from .runtimes import make_runtime
@@ -31,7 +32,7 @@ from .structured import layer_shapes
 
 @dataclass
 class Result:
-    metrics: dict[str, float | int | str | bool]
+    metrics: Metrics
     model: Classifier  # as reloaded from the stored bytes
     folder: Path
     losses: list[float] = field(default_factory=list)
@@ -44,33 +45,36 @@ def latency_inputs(dev: Encoded, batch: int, seq_len: int) -> dict[str, torch.Te
     return {k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Path) -> dict:
-    """Accuracy (+F1, MCC), bytes, latency, parameters and sparsity of a stored compressed model."""
+def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Path) -> Metrics:
+    """Accuracy (+F1, MCC), bytes, latency, parameters and sparsity of a stored compressed model.
+
+    Training fields: the recipe's steps, 0 seconds; `compress` fills in what training took.
+    """
     m = inputs.measure
     rt = make_runtime(model, recipe.bits, inputs.runtime, folder / "runtime", m.threads)
-    dev = inputs.data.dev
-    if m.eval_subset is not None and m.eval_subset < len(dev):
-        dev = dev.subset(np.arange(m.eval_subset))
+    dev = evaluation_rows(inputs.data.dev, m.eval_subset)
     before = torch.get_num_threads()
     torch.set_num_threads(m.threads)
     try:
-        metrics: dict = task_metrics(predict_logits(rt.run, dev), dev.labels)
+        scores = task_metrics(predict_logits(rt.run, dev), dev.labels)
     finally:
         torch.set_num_threads(before)
+    latency: dict[int, float] = {}
     for bs in m.batch_sizes:
         x = latency_inputs(inputs.data.dev, bs, m.seq_len)
-        metrics[f"latency_ms_b{bs}"] = latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"],
-                                                  x["token_type_ids"]), warmup=m.warmup, repeats=m.repeats,
-                                                  threads=m.threads)
+        latency[bs] = latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"], x["token_type_ids"]),
+                                 warmup=m.warmup, repeats=m.repeats, threads=m.threads)
     weight_bytes = (folder / WEIGHTS).stat().st_size
-    metrics.update(
+    shapes = layer_shapes(model)
+    return Metrics(
+        accuracy=scores["accuracy"], f1=scores["f1"], mcc=scores["mcc"], latency_ms=latency,
         bytes=rt.artifact.stat().st_size if rt.artifact is not None else weight_bytes,
         weight_bytes=weight_bytes,
         params=count_parameters(model),
         sparsity=sparsity_of(model),
         layers=len(model.encoder_layers),
-        heads=sum(h for h, _ in layer_shapes(model)),
-        ffn=sum(f for _, f in layer_shapes(model)),
+        heads=sum(h for h, _ in shapes),
+        ffn=sum(f for _, f in shapes),
         vocab=int(model.config.vocab_size),
         bits=recipe.bits,
         embedding_bits=recipe.emb_bits,
@@ -79,8 +83,9 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
         runtime_note=rt.note,
         seq_len=m.seq_len,
         threads=m.threads,
+        train_seconds=0.0,
+        train_steps=recipe.train_steps,
     )
-    return metrics
 
 
 def compress(
@@ -92,9 +97,6 @@ def compress(
     folder.mkdir(parents=True, exist_ok=True)
     save_model(cand.model, folder, recipe.bits, recipe.emb_bits, runtime=inputs.runtime)
     reloaded = load_model(folder)
-    metrics = measure(inputs, reloaded, recipe, folder)
-    metrics["train_seconds"] = cand.train_seconds
-    metrics["train_steps"] = recipe.train_steps
-    if cand.losses:
-        metrics["final_loss"] = float(np.mean(cand.losses[-20:]))
+    metrics = replace(measure(inputs, reloaded, recipe, folder), train_seconds=cand.train_seconds,
+                      final_loss=float(np.mean(cand.losses[-20:])) if cand.losses else None)
     return Result(metrics, reloaded, folder, cand.losses)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine.metrics import Metrics, score_at_retention
 from ..errors import ConfigError
 
 
@@ -25,20 +26,23 @@ class Budget:
             raise ConfigError(f"--min-retention {self.min_retention} is impossible: give a fraction in [0, 1]")
 
     def accuracy_floor(self, teacher_accuracy: float) -> float | None:
+        """The lowest accuracy within budget: the stricter of min_accuracy and the accuracy that keeps
+        min_retention of `teacher_accuracy` (the teacher's, on the rows candidates are scored on)."""
         floors = [f for f in (self.min_accuracy,
-                              None if self.min_retention is None else self.min_retention * teacher_accuracy)
+                              None if self.min_retention is None
+                              else score_at_retention(self.min_retention, teacher_accuracy))
                   if f is not None]
         return max(floors) if floors else None
 
-    def constraints(self, metrics: dict, teacher_accuracy: float) -> dict[str, float]:
+    def constraints(self, metrics: Metrics, teacher_accuracy: float) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.max_bytes is not None:
-            out["bytes"] = (metrics["bytes"] - self.max_bytes) / self.max_bytes
+            out["bytes"] = (metrics.bytes - self.max_bytes) / self.max_bytes
         if self.max_latency_ms is not None:
-            out["latency"] = (metrics["latency_ms_b1"] - self.max_latency_ms) / self.max_latency_ms
+            out["latency"] = (metrics.latency_ms_b1 - self.max_latency_ms) / self.max_latency_ms
         floor = self.accuracy_floor(teacher_accuracy)
         if floor is not None:
-            out["accuracy"] = floor - metrics["accuracy"]
+            out["accuracy"] = floor - metrics.accuracy
         return out
 
     def describe(self) -> str:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..describe import summarize
+from ..engine.metrics import retention
 from .pareto import Point, best, front, knee, normalized_hypervolume
-from .study import trial_points
+from .study import Reference, trial_points
 
 
 @dataclass
@@ -18,7 +19,7 @@ class Report:
     hypervolume: float
     best: Point | None
     knee: Point | None
-    teacher: dict
+    teacher: Reference
     budget: dict
     counts: dict[str, int]
     recipes: dict[int, dict]
@@ -30,8 +31,8 @@ class Report:
             "",
             "- trials: " + ", ".join(f"{v} {k.lower()}" for k, v in self.counts.items()),
             f"- budget: {self.budget or 'none'}",
-            f"- teacher: accuracy {t['accuracy']:.4f}, {t['bytes']:,} bytes, batch-1 {t['latency_ms_b1']:.2f} ms, "
-            f"batch-32 {t['latency_ms_b32']:.1f} ms",
+            f"- teacher: accuracy {t.accuracy:.4f}, {t.bytes:,} bytes, batch-1 {t.latency_ms_b1:.2f} ms, "
+            f"batch-32 {t.latency_ms_b32:.1f} ms",
             f"- hypervolume of the front (1 - accuracy, bytes / teacher, latency / teacher; "
             f"reference 1, 2, 2): **{self.hypervolume:.4f}**",
             "- recommended (highest accuracy within budget): "
@@ -45,8 +46,8 @@ class Report:
             mark = " (best)" if self.best and p.key == self.best.key else ""
             mark += " (knee)" if self.knee and p.key == self.knee.key else ""
             lines.append(
-                f"| {p.key}{mark} | {p.accuracy:.4f} | {100 * p.accuracy / t['accuracy']:.1f}% | {int(p.bytes):,} | "
-                f"{t['bytes'] / p.bytes:.1f} | {p.latency_ms:.2f} | {t['latency_ms_b1'] / p.latency_ms:.2f} | "
+                f"| {p.key}{mark} | {p.accuracy:.4f} | {retention(p.accuracy, t.accuracy):.1%} | {int(p.bytes):,} | "
+                f"{t.bytes / p.bytes:.1f} | {p.latency_ms:.2f} | {t.latency_ms_b1 / p.latency_ms:.2f} | "
                 f"{'yes' if p.feasible else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
             )
         return "\n".join(lines) + "\n"
@@ -54,11 +55,12 @@ class Report:
 
 def build_report(study) -> Report:
 
-    teacher = study.user_attrs.get("teacher")
-    if teacher is None:
+    stored = study.user_attrs.get("teacher")
+    if stored is None:
         from ..errors import ConfigError
 
         raise ConfigError(f"study '{study.study_name}' has no teacher reference yet; run a search first")
+    teacher = Reference(**stored)
     pts = trial_points(study)
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
@@ -66,8 +68,8 @@ def build_report(study) -> Report:
     recipes = {t.number: t.user_attrs.get("recipe", {}) for t in study.get_trials(deepcopy=False)}
     return Report(
         study=study.study_name, points=pts, front=front(pts),
-        hypervolume=normalized_hypervolume(front(pts), teacher["bytes"], teacher["latency_ms_b1"]),
-        best=best(pts), knee=knee(pts, teacher["bytes"], teacher["latency_ms_b1"]), teacher=teacher,
+        hypervolume=normalized_hypervolume(front(pts), teacher.bytes, teacher.latency_ms_b1),
+        best=best(pts), knee=knee(pts, teacher.bytes, teacher.latency_ms_b1), teacher=teacher,
         budget=_budget_text(study.user_attrs.get("budget", {})), counts=counts, recipes=recipes,
     )
 
@@ -94,7 +96,7 @@ def plot(report: Report, path: Path) -> Path:
         fig.colorbar(sc, ax=ax, label="batch-1 latency (ms)")
     f = sorted(report.front, key=lambda p: p.bytes)
     ax.plot([p.bytes / 1e6 for p in f], [p.accuracy for p in f], "k--", lw=0.8, label="Pareto front")
-    ax.scatter([t["bytes"] / 1e6], [t["accuracy"]], marker="*", s=160, c="black", label="teacher (fp32)")
+    ax.scatter([t.bytes / 1e6], [t.accuracy], marker="*", s=160, c="black", label="teacher (fp32)")
     for pick, style, name in ((report.best, "s", "recommended"), (report.knee, "D", "knee")):
         if pick:
             ax.scatter([pick.bytes / 1e6], [pick.accuracy], marker=style, s=140, facecolors="none",

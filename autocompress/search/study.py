@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from ..config import Experiment
 from ..engine.measure import predict_logits, task_metrics
+from ..engine.metrics import Metrics
 from ..engine.pipeline import EngineInputs
 from ..errors import ConfigError
 from ..log import Log, silent
@@ -102,7 +103,9 @@ def starting_points(space: SearchSpace, n_layers: int) -> list[dict[str, Any]]:
 
 @dataclass
 class Reference:
-    """The teacher measured like any candidate: what ratios and retention are relative to."""
+    """The teacher measured like any candidate (on the same evaluation rows, the same runtime): what
+    size and speed ratios, the report's share of the teacher and the budget's accuracy floor are
+    relative to. Stored in the study's user attribute "teacher" as `to_dict()`."""
 
     accuracy: float
     bytes: int
@@ -110,8 +113,11 @@ class Reference:
     latency_ms_b32: float
 
     @classmethod
-    def of(cls, m: dict) -> "Reference":
-        return cls(m["accuracy"], m["bytes"], m["latency_ms_b1"], m["latency_ms_b32"])
+    def of(cls, m: Metrics) -> Reference:
+        return cls(m.accuracy, m.bytes, m.latency_ms_b1, m.latency_ms_b32)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
 
 
 def measure_reference(inputs: EngineInputs, teacher: Teacher, folder: Path, log: Log) -> Reference:
@@ -169,9 +175,9 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
         study.set_user_attr("tracking_uri", tracker.tracking_uri)
-        tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.__dict__.items()})
+        tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.to_dict().items()})
     study.set_user_attr("experiment", exp.name)
-    study.set_user_attr("teacher", ref.__dict__)
+    study.set_user_attr("teacher", ref.to_dict())
     study.set_user_attr("budget", settings.budget.to_dict())
     study.set_user_attr("space", settings.space.model_dump(mode="json"))
     study.set_user_attr("settings", {"trials": settings.trials, "sampler": settings.sampler, "seed": settings.seed,
@@ -247,15 +253,17 @@ def _objective(search: Search):
         cons = s.budget.constraints(m, ref.accuracy)
         for k, v in cons.items():
             trial.set_constraint(k, v)
-        numeric = {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        numeric.update(retention=m["accuracy"] / ref.accuracy, x_smaller=ref.bytes / m["bytes"],
-                       x_faster_b1=ref.latency_ms_b1 / m["latency_ms_b1"])
+        stored = m.to_dict()
+        numeric = {k: float(v) for k, v in stored.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        # retention and teacher_accuracy come as run_recipe wrote them to metrics.json (the teacher on the
+        # same evaluation rows); the ratios are against the reference measured like a candidate
+        numeric.update(x_smaller=ref.bytes / m.bytes, x_faster_b1=ref.latency_ms_b1 / m.latency_ms_b1)
         tracker.log_metrics(run, numeric)
         tracker.set_tags(run, {"state": "COMPLETE", "feasible": str(all(v <= 0 for v in cons.values())),
-                               "runtime": m["runtime"]})
+                               "runtime": m.runtime})
         tracker.end(run, "FINISHED")
-        trial.set_user_attr("metrics", {k: m[k] for k in m if k not in ("runtime_note",)})
-        return m["accuracy"], float(m["bytes"]), m["latency_ms_b1"]
+        trial.set_user_attr("metrics", {k: v for k, v in stored.items() if k != "runtime_note"})
+        return m.accuracy, float(m.bytes), m.latency_ms_b1
 
     return objective
 

@@ -63,8 +63,8 @@ def test_stored_factored_model_is_smaller_and_reloads_the_same(tiny_inputs, tmp_
     arch = json.loads((tmp_path / "low" / "architecture.json").read_text())
     assert arch["ffn_ranks"] == [{"intermediate": 8, "output": 8}] * 3  # a quarter of min(32, 64)
     # the tiny FFN is 32 x 64: 2 * 32 * 64 weights per layer become 2 * 8 * (32 + 64)
-    assert low.metrics["params"] == full.metrics["params"] - 3 * (2 * 32 * 64 - 2 * 8 * 96)
-    assert low.metrics["weight_bytes"] < full.metrics["weight_bytes"]
+    assert low.metrics.params == full.metrics.params - 3 * (2 * 32 * 64 - 2 * 8 * 96)
+    assert low.metrics.weight_bytes < full.metrics.weight_bytes
     again = load_model(tmp_path / "low")
     dev = tiny_inputs.data.dev
     np.testing.assert_array_equal(predict_logits(again, dev), predict_logits(low.model, dev))

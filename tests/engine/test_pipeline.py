@@ -1,5 +1,7 @@
 """End to end on a tiny teacher and generated data: build, store, reload, measure."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,18 +11,19 @@ from autocompress.engine.pipeline import compress
 from autocompress.engine.storage import load_model
 from autocompress.errors import ConfigError
 from autocompress.recipe import Recipe
-from autocompress.session import run_recipe
+from autocompress.session import read_metrics, run_recipe
+from autocompress.testing import STORED_METRIC_KEYS
 
 
 def test_identity_recipe_measures_the_teacher(tiny_inputs, tmp_path):
     res = compress(tiny_inputs, Recipe(), tmp_path / "a")
     teacher_acc = task_metrics(predict_logits(tiny_inputs.teacher, tiny_inputs.data.dev), tiny_inputs.data.dev.labels)
-    assert res.metrics["accuracy"] == pytest.approx(teacher_acc["accuracy"])
-    assert res.metrics["bytes"] == (tmp_path / "a" / "weights.safetensors").stat().st_size
-    assert res.metrics["runtime"] == "torch-fp32" and res.metrics["fast_kernel"] is True
-    assert res.metrics["latency_ms_b1"] > 0 and res.metrics["latency_ms_b32"] > 0
+    assert res.metrics.accuracy == pytest.approx(teacher_acc["accuracy"])
+    assert res.metrics.bytes == (tmp_path / "a" / "weights.safetensors").stat().st_size
+    assert res.metrics.runtime == "torch-fp32" and res.metrics.fast_kernel is True
+    assert res.metrics.latency_ms_b1 > 0 and res.metrics.latency_ms_b32 > 0
     # float32 weights: the file is the parameters' bytes plus a small header
-    assert 4 * res.metrics["params"] <= res.metrics["bytes"] < 4 * res.metrics["params"] + 20_000
+    assert 4 * res.metrics.params <= res.metrics.bytes < 4 * res.metrics.params + 20_000
 
 
 def test_every_technique_together(tiny_inputs, tmp_path):
@@ -29,26 +32,26 @@ def test_every_technique_together(tiny_inputs, tmp_path):
     base = compress(tiny_inputs, Recipe(), tmp_path / "teacher")
     res = compress(tiny_inputs, recipe, tmp_path / "c")
     m = res.metrics
-    assert (m["layers"], m["heads"], m["ffn"]) == (2, 4, 64)
-    assert m["vocab"] < tiny_inputs.teacher.config.vocab_size
-    assert m["sparsity"] >= 0.5 - 1e-3
-    assert m["bytes"] < base.metrics["bytes"] / 6
-    assert m["fast_kernel"] is False and "no fast CPU kernel" in m["runtime_note"]
+    assert (m.layers, m.heads, m.ffn) == (2, 4, 64)
+    assert m.vocab < tiny_inputs.teacher.config.vocab_size
+    assert m.sparsity >= 0.5 - 1e-3
+    assert m.bytes < base.metrics.bytes / 6
+    assert m.fast_kernel is False and "no fast CPU kernel" in m.runtime_note
     assert len(res.losses) == 8 and np.isfinite(res.losses).all()
     # the numbers describe the stored bytes: a fresh reload predicts the same
     again = load_model(tmp_path / "c")
     dev = tiny_inputs.data.dev
-    assert task_metrics(predict_logits(again, dev), dev.labels)["accuracy"] == pytest.approx(m["accuracy"])
+    assert task_metrics(predict_logits(again, dev), dev.labels)["accuracy"] == pytest.approx(m.accuracy)
 
 
 @pytest.mark.parametrize("bits, runtime", [(16, "torch-bf16"), (8, "torch-int8-dynamic")])
 def test_fast_runtimes_for_16_and_8_bits(tiny_inputs, tmp_path, bits, runtime):
     fp32 = compress(tiny_inputs, Recipe(), tmp_path / "fp32")
     res = compress(tiny_inputs, Recipe(bits=bits), tmp_path / str(bits))
-    assert res.metrics["runtime"] == runtime and res.metrics["fast_kernel"] is True
+    assert res.metrics.runtime == runtime and res.metrics.fast_kernel is True
     # what the runtime loads was stored at that precision: bf16 halves the file, int8 codes cut it further
     # (the tiny model's fp32 head, LayerNorms, biases and per-row scales keep the ratios above 1/2 and 1/4)
-    ratio = res.metrics["weight_bytes"] / fp32.metrics["weight_bytes"]
+    ratio = res.metrics.weight_bytes / fp32.metrics.weight_bytes
     assert 0.45 < ratio < 0.6 if bits == 16 else 0.25 < ratio < 0.45
 
 
@@ -58,15 +61,15 @@ def test_onnxruntime_int8(tiny_inputs, tmp_path):
     ort_inputs = replace(tiny_inputs, runtime="onnxruntime")
     torch_res = compress(tiny_inputs, Recipe(bits=8), tmp_path / "t")
     ort_res = compress(ort_inputs, Recipe(bits=8), tmp_path / "o")
-    assert ort_res.metrics["runtime"] == "onnxruntime-int8"
-    assert ort_res.metrics["bytes"] == (tmp_path / "o" / "runtime" / "model.int8.onnx").stat().st_size
-    assert abs(ort_res.metrics["accuracy"] - torch_res.metrics["accuracy"]) <= 0.1
+    assert ort_res.metrics.runtime == "onnxruntime-int8"
+    assert ort_res.metrics.bytes == (tmp_path / "o" / "runtime" / "model.int8.onnx").stat().st_size
+    assert abs(ort_res.metrics.accuracy - torch_res.metrics.accuracy) <= 0.1
 
 
 def test_start_from_a_student_continues_compression(tiny_inputs, tmp_path):
     first = compress(tiny_inputs, Recipe(layers=(0, 1)), tmp_path / "s")
     second = compress(tiny_inputs, Recipe(layers=(0, 1), heads_keep=0.25), tmp_path / "s2", start=first.model)
-    assert second.metrics["heads"] == 2 and second.metrics["layers"] == 2
+    assert second.metrics.heads == 2 and second.metrics.layers == 2
 
 
 def test_bad_layer_index_is_a_config_error(tiny_inputs, tmp_path):
@@ -78,7 +81,7 @@ def test_bad_layer_index_is_a_config_error(tiny_inputs, tmp_path):
 def test_gradual_pruning_reaches_target_through_training(tiny_inputs, tmp_path):
     res = compress(tiny_inputs, Recipe(prune_ratio=0.7, prune_schedule="gradual", train_steps=10, lr=1e-3,
                                        batch_size=16), tmp_path / "g")
-    assert res.metrics["sparsity"] == pytest.approx(0.7, abs=0.01)
+    assert res.metrics.sparsity == pytest.approx(0.7, abs=0.01)
     assert torch.isfinite(torch.tensor(res.losses)).all()
 
 
@@ -91,5 +94,9 @@ def test_threshold_pruning_end_to_end(tiny_inputs, tmp_path):
     below = sum(int((w < threshold).sum()) for w in weights) / sum(w.numel() for w in weights)
     res = run_recipe(tiny_inputs, Recipe(prune_threshold=threshold, train_steps=4, batch_size=16, lr=1e-3),
                      tmp_path / "t")
-    assert res.metrics["sparsity"] == pytest.approx(below, abs=1e-6)  # masked at the start, kept at zero
-    assert (tmp_path / "t" / "metrics.json").is_file()
+    assert res.metrics.sparsity == pytest.approx(below, abs=1e-6)  # masked at the start, kept at zero
+    # metrics.json holds the record's stored form, with the keys it always had (no teacher given: no retention)
+    stored = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert stored == res.metrics.to_dict()
+    assert set(stored) == STORED_METRIC_KEYS - {"teacher_accuracy", "retention"}
+    assert read_metrics(tmp_path / "t") == res.metrics

@@ -2,12 +2,13 @@ import pytest
 
 from autocompress.errors import ConfigError
 from autocompress.search.budget import Budget
+from autocompress.testing import sample_metrics
 
 
 def test_constraints_are_negative_inside_and_positive_outside():
     b = Budget(max_bytes=1_000_000, max_latency_ms=5.0, min_retention=0.95)
-    inside = b.constraints({"bytes": 500_000, "latency_ms_b1": 4.0, "accuracy": 0.88}, teacher_accuracy=0.9)
-    outside = b.constraints({"bytes": 2_000_000, "latency_ms_b1": 6.0, "accuracy": 0.80}, teacher_accuracy=0.9)
+    inside = b.constraints(sample_metrics(bytes=500_000, latency_ms={1: 4.0}, accuracy=0.88), teacher_accuracy=0.9)
+    outside = b.constraints(sample_metrics(bytes=2_000_000, latency_ms={1: 6.0}, accuracy=0.80), teacher_accuracy=0.9)
     assert all(v <= 0 for v in inside.values()) and set(inside) == {"bytes", "latency", "accuracy"}
     assert all(v > 0 for v in outside.values())
     assert outside["bytes"] == pytest.approx(1.0) and outside["accuracy"] == pytest.approx(0.855 - 0.80)
@@ -16,7 +17,7 @@ def test_constraints_are_negative_inside_and_positive_outside():
 def test_accuracy_floor_takes_the_stricter_limit():
     assert Budget(min_accuracy=0.8, min_retention=0.95).accuracy_floor(0.9) == pytest.approx(0.855)
     assert Budget(min_accuracy=0.9, min_retention=0.5).accuracy_floor(0.9) == pytest.approx(0.9)
-    assert Budget().accuracy_floor(0.9) is None and Budget().constraints({}, 0.9) == {}
+    assert Budget().accuracy_floor(0.9) is None and Budget().constraints(sample_metrics(), 0.9) == {}
 
 
 @pytest.mark.parametrize("kw, needle", [({"min_retention": 1.2}, "impossible"), ({"min_accuracy": -0.1}, "impossible"),

@@ -7,18 +7,23 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
 from autocompress.config import Experiment
+from autocompress.engine.measure import predict_logits, task_metrics
+from autocompress.engine.metrics import retention
 from autocompress.search.budget import Budget
 from autocompress.search.pareto import REFERENCE, dominates, normalized_hypervolume
 from autocompress.search.report import build_report, write_report
 from autocompress.search.space import parse_space
 from autocompress.search.study import SearchSettings, prepare_search, run_trials
-from autocompress.session import engine_inputs
-from autocompress.tracking import MlflowTracker
+from autocompress.session import engine_inputs, read_metrics
+from autocompress.testing import make_teacher_dir, write_experiment, write_task
+from autocompress.tracking import MlflowTracker, NullTracker
 
 SPACE = {
     "depth": {"low": 1, "high": 3},
@@ -83,8 +88,8 @@ def test_search_logs_one_nested_run_per_trial(prepared, tmp_path):
             assert not dominates(b, a)
     # dominated points add no volume: the front's hypervolume is that of all points
     t = rep.teacher
-    assert rep.hypervolume == pytest.approx(normalized_hypervolume(rep.points, t["bytes"], t["latency_ms_b1"]))
-    inside = any(all(v < r for v, r in zip(p.losses(t["bytes"], t["latency_ms_b1"]), REFERENCE)) for p in rep.points)
+    assert rep.hypervolume == pytest.approx(normalized_hypervolume(rep.points, t.bytes, t.latency_ms_b1))
+    inside = any(all(v < r for v, r in zip(p.losses(t.bytes, t.latency_ms_b1), REFERENCE)) for p in rep.points)
     assert (rep.hypervolume > 0) == inside
 
 
@@ -133,6 +138,40 @@ def test_budget_becomes_constraints(prepared, tmp_path):
         assert t.constraints["bytes"] == pytest.approx((t.values[1] - 10_000) / 10_000) and t.constraints["bytes"] > 0
         assert t.constraints["accuracy"] == pytest.approx(0.01 - t.values[0]) and t.constraints["accuracy"] < 0
     assert build_report(search.study).best is None  # nothing met the size budget
+
+
+class _RecordingTracker(NullTracker):
+    """Keeps what each trial run logged (its final metrics, not the training curve)."""
+
+    def __init__(self) -> None:
+        self.logged: dict[str, dict[str, float]] = {}
+
+    def start_trial(self, parent, name, params):
+        return name
+
+    def log_metrics(self, run, metrics, step=None):
+        if run is not None and step is None:
+            self.logged.setdefault(run, {}).update(metrics)
+
+
+def test_retention_is_against_the_teacher_on_the_evaluation_rows(tmp_path):
+    """With eval_subset, metrics.json, the trial's MLflow run and its user attributes agree on retention:
+    accuracy over the teacher's accuracy on the same 20 rows (not on the whole dev split)."""
+    exp = Experiment.from_file(write_experiment(tmp_path, make_teacher_dir(tmp_path / "teacher"),
+                                                write_task(tmp_path / "data"), measure={"eval_subset": 20}))
+    inputs, teacher = engine_inputs(exp)
+    rows = inputs.data.dev.subset(np.arange(20))
+    on_rows = task_metrics(predict_logits(teacher.model, rows), rows.labels)["accuracy"]
+    assert inputs.teacher_accuracy == on_rows != teacher.metrics["accuracy"]  # the whole split scores otherwise
+    tracker = _RecordingTracker()
+    search = _search(exp, _settings(tmp_path, trials=2), (inputs, teacher), tracker)
+    assert search.ref.accuracy == pytest.approx(on_rows)  # the reference: the teacher measured on those rows
+    for t in search.study.trials:
+        written = read_metrics(Path(t.user_attrs["folder"]))
+        assert written.teacher_accuracy == on_rows
+        assert written.retention == retention(written.accuracy, on_rows)
+        assert tracker.logged[f"trial-{t.number:04d}"]["retention"] == written.retention
+        assert t.user_attrs["metrics"]["retention"] == written.retention
 
 
 def test_hopeless_trials_are_pruned_half_way(prepared, tmp_path):
