@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from _common import log
+from _common import cpu_line, log
 from autocompress._io import digest
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency
@@ -96,7 +96,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--out", default=str(HERE / "results" / "engine-sst2"))
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every row's training steps (a shorter run)")
     args = ap.parse_args()
+    if args.scale != 1.0:
+        ROWS[:] = [(name, r.replace(train_steps=max(1, round(r.train_steps * args.scale))) if r.train_steps else r, s)
+                   for name, r, s in ROWS]
     exp = Experiment.from_file(args.experiment)
     started = dt.datetime.now(dt.timezone.utc)
     inputs, teacher, folders = build_rows(exp)
@@ -117,8 +121,8 @@ def main() -> None:
     command = "python experiments/engine_sst2.py " + " ".join(sys.argv[1:])
     info = {
         "command": command.strip(), "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads available, "
-                   f"{platform.processor() or platform.platform()}",
+        "machine": f"{platform.machine()}, {cpu_line()}, {torch.get_num_threads()} torch threads available",
+        "experiment": exp.name, "train_rows": len(inputs.data.train), "scale": args.scale,
         "teacher_dev_accuracy": teacher.metrics["accuracy"], "threads": inputs.measure.threads,
         "seq_len": inputs.measure.seq_len, "rounds": args.rounds, "repeats": args.repeats,
         "torch": torch.__version__,
@@ -136,7 +140,10 @@ def render(info: dict, rows: list[dict]) -> str:
         "",
         f"- command: `{info['command']}`",
         f"- date: {info['date']}; machine: {info['machine']}; torch {info['torch']}",
-        f"- teacher: all-MiniLM-L6-v2 (packaged) fine-tuned on SST-2, dev accuracy **{info['teacher_dev_accuracy']:.4f}**",
+        f"- teacher: all-MiniLM-L6-v2 (packaged) fine-tuned on SST-2 (experiment `{info.get('experiment', 'sst2')}`"
+        + (f", {info['train_rows']:,} training rows" if "train_rows" in info else "")
+        + f"), dev accuracy **{info['teacher_dev_accuracy']:.4f}**",
+        *([f"- training steps of every row scaled by {info['scale']} (`--scale`)"] if info.get("scale", 1.0) != 1.0 else []),
         f"- latency: median over {info['rounds']} interleaved rounds of the median of {info['repeats']} runs, "
         f"{info['threads']} threads, sequence length {info['seq_len']}, on each row's runtime",
         "- bytes: size of the stored artifact (`weights.safetensors`), reloaded before measuring",
