@@ -38,7 +38,9 @@ def read_yaml(path: Path, what: str, hint: str) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file not found; {hint}")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; pass a YAML {what} file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else str(err).splitlines()[0]

@@ -85,7 +85,7 @@ def search(
     experiment: Annotated[Path, typer.Argument(help="experiment YAML")],
     space: Annotated[Path, typer.Option("--space", help="search space YAML, or a shipped space's name")] = Path("default"),
     trials: Annotated[int, typer.Option("--trials", min=1, help="run until the study holds this many finished trials")] = 20,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="stop starting trials after this many seconds")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="stop starting trials after this many seconds")] = None,
     study: StudyOpt = None,
     storage: StorageOpt = DEFAULT_STORAGE,
     sampler: Annotated[str, typer.Option("--sampler", help="tpe (default), nsga2 or random")] = "tpe",

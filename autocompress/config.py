@@ -31,6 +31,8 @@ class TaskConfig(BaseModel):
     train: str | None = Field(None, description="local train file (tsv/csv/json/jsonl/parquet)")
     dev: str | None = Field(None, description="local dev file used for evaluation")
     hub: HubData | None = None
+    columns: tuple[str, ...] | None = Field(
+        None, description="column names of headerless TSV/CSV files, in file order (files then have no header row)")
     text: str = "sentence"
     text_pair: str | None = None
     label: str = "label"

@@ -77,7 +77,7 @@ def load_raw(exp: Experiment) -> dict[str, Any]:
     if task.hub is None:
         out = {}
         for split, name in (("train", task.train), ("dev", task.dev)):
-            out[split] = _load_local(exp.path(name))
+            out[split] = _load_local(exp.path(name), split, task.columns)
         return out
     hub = task.hub
     try:
@@ -95,7 +95,7 @@ def load_raw(exp: Experiment) -> dict[str, Any]:
     return {"train": d[hub.train_split], "dev": d[hub.dev_split]}
 
 
-def _load_local(path: Path):
+def _load_local(path: Path, split: str, columns: tuple[str, ...] | None = None):
     import datasets
 
     if not path.is_file():
@@ -108,16 +108,24 @@ def _load_local(path: Path):
         # GLUE TSVs hold unbalanced quotes: quoting off, and keep strings like "NA" as text.
         kwargs = {"delimiter": "\t" if path.suffix.lower() == ".tsv" else ",", "quoting": csv.QUOTE_NONE,
                   "keep_default_na": False}
+        if columns:  # headerless files, as GLUE ships some of them: every row is data
+            kwargs.update(column_names=list(columns), header=None)
     try:
         return datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
     except Exception as err:
+        if "corresponds to no data" in str(err):  # a header and nothing else
+            raise DataError(f"{path}: {split} data has no rows; fix task.{split} in the experiment file") from None
         raise DataError(f"{path}: could not be parsed as {fmt} ({str(err).splitlines()[0]})") from None
+
+
+def _source_key(task: TaskConfig, split: str) -> str:
+    return f"task.{split}" if task.hub is None else f"task.hub.{split}_split"
 
 
 def _label_names(task: TaskConfig, columns: dict[str, list]) -> tuple[str, ...]:
     if task.labels is not None:
         return tuple(task.labels)
-    values = set(columns["train"]) | set(columns["dev"])
+    values = {v for v in set(columns["train"]) | set(columns["dev"]) if v is not None and str(v).strip()}
     if all(isinstance(v, (int, np.integer)) for v in values):
         return tuple(str(i) for i in range(max(values) + 1))
     return tuple(sorted(str(v) for v in values))
@@ -127,6 +135,8 @@ def _label_ids(values: list, names: tuple[str, ...], where: str) -> np.ndarray:
     index = {n: i for i, n in enumerate(names)}
     out = np.empty(len(values), dtype=np.int64)
     for j, v in enumerate(values):
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise DataError(f"{where}: row {j + 1} has a blank label; fill it in or remove the row")
         key = str(v)
         if key not in index:
             raise DataError(f"{where}: label '{v}' is not one of {list(names)}; fix task.labels")
@@ -152,6 +162,8 @@ def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
     raw = load_raw(exp)
     cols = [task.text] + ([task.text_pair] if task.text_pair else []) + [task.label]
     for split, ds in raw.items():
+        if len(ds) == 0:
+            raise DataError(f"{split} data has no rows; fix {_source_key(task, split)} in the experiment file")
         missing = [c for c in cols if c not in ds.column_names]
         if missing:
             raise DataError(

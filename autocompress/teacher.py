@@ -63,9 +63,12 @@ def _load_pretrained(source: Path | str, num_labels: int):
     try:
         config = AutoConfig.from_pretrained(str(source))
         tokenizer = AutoTokenizer.from_pretrained(str(source))
-        is_task_model = any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])) and (
-            config.num_labels == num_labels
-        )
+        is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+        if is_classifier and config.num_labels != num_labels:
+            raise TeacherError(f"teacher '{source}' is a classifier with {config.num_labels} labels but the task has "
+                               f"{num_labels}; use a teacher trained on this task's labels or a bare encoder, "
+                               "or fix task.labels")
+        is_task_model = is_classifier
         if not is_task_model:
             config.num_labels = num_labels
         hf = AutoModelForSequenceClassification.from_pretrained(str(source), config=config)

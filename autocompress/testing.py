@@ -34,7 +34,7 @@ def write_vocab(folder) -> list[str]:
     return vocab
 
 
-def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0):
+def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0, num_labels: int = 2):
     """A tiny BERT classifier (or bare encoder) with a word-level tokenizer, saved like a hub model."""
     from transformers import BertForSequenceClassification, BertModel, BertTokenizerFast
 
@@ -42,7 +42,7 @@ def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0):
     vocab = write_vocab(folder)
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
     torch.manual_seed(seed)
-    cfg = tiny_config(vocab_size=len(vocab), pad_token_id=0)
+    cfg = tiny_config(vocab_size=len(vocab), pad_token_id=0, num_labels=num_labels)
     model = BertForSequenceClassification(cfg) if task_model else BertModel(cfg)
     model.save_pretrained(folder)
     return folder

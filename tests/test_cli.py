@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from pathlib import Path
 
 from autocompress import cli
 from autocompress.cli import main
@@ -72,6 +73,16 @@ def _bad_cases(tmp_path):
         (tmp_path / name).mkdir()
         return tmp_path / name
 
+    binary_exp = tmp_path / "binary.yaml"
+    binary_exp.write_bytes(b"\xff\xfe\x00\x01 not text")
+    binary_recipe = tmp_path / "binary_recipe.yaml"
+    binary_recipe.write_bytes(b"bits: \xe9\xff\n")
+    blank = tmp_path / "blank_label.tsv"
+    blank.write_text(Path(task["train"]).read_text() + "good fun\t\n")
+    empty = tmp_path / "empty_dev.tsv"
+    empty.write_text("sentence\tlabel\n")
+    three = make_teacher_dir(tmp_path / "three_labels", num_labels=3)  # a classifier for another task
+
     return {
         "missing experiment": ([tmp_path / "nope.yaml", ok_recipe], "experiment file not found"),
         "malformed yaml": ([malformed, ok_recipe], "malformed YAML"),
@@ -86,12 +97,21 @@ def _bad_cases(tmp_path):
         "unknown teacher": ([write_experiment(sub("e3"), "no-such-teacher-pkg", task), ok_recipe], "not found"),
         "hub teacher offline": ([write_experiment(sub("e4"), "someone/missing-model", task), ok_recipe],
                                 "could not be loaded"),
+        "binary experiment file": ([binary_exp, ok_recipe], "binary.yaml: not a UTF-8 text file"),
+        "binary recipe file": ([good, binary_recipe], "binary_recipe.yaml: not a UTF-8 text file"),
+        "blank label": ([write_experiment(sub("e5"), teacher, {**task, "train": blank}), ok_recipe],
+                        "train data: row 21 has a blank label"),
+        "empty dev split": ([write_experiment(sub("e6"), teacher, {**task, "dev": empty}), ok_recipe],
+                            "empty_dev.tsv: dev data has no rows; fix task.dev"),
+        "teacher with other labels": ([write_experiment(sub("e7"), three, task), ok_recipe],
+                                      "is a classifier with 3 labels but the task has 2"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing experiment", "malformed yaml", "unknown key", "bad recipe value",
                                   "missing recipe", "layer out of range", "missing data file", "wrong column",
-                                  "unknown teacher", "hub teacher offline"])
+                                  "unknown teacher", "hub teacher offline", "binary experiment file",
+                                  "binary recipe file", "blank label", "empty dev split", "teacher with other labels"])
 def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (exp, recipe), needle = _bad_cases(tmp_path)[case]
@@ -205,3 +225,17 @@ def test_export_predict_and_register(tiny_experiment, tmp_path, monkeypatch, cap
     (tmp_path / "model" / "task.json").write_text("{}")
     code, _, err = run_cli(monkeypatch, capsys, "predict", "model", "good")
     assert code == 2 and "task.json is corrupted" in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("report",), "Missing option '--study'"),
+    (("search", "x.yaml", "--trials", "0"), "Invalid value for '--trials'"),
+    (("search", "x.yaml", "--trials", "many"), "Invalid value for '--trials'"),
+    (("frobnicate",), "No such command 'frobnicate'"),
+    (("search", "x.yaml", "--timeout", "-5"), "Invalid value for '--timeout'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, needle, monkeypatch, capsys):
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and needle in err and "autocompress --help" in err
+    assert len(err.strip().splitlines()) == 1

@@ -7,7 +7,7 @@ import torch
 from autocompress.config import Experiment
 from autocompress.data import bucketed_batches, load_task, sample_indices
 from autocompress.errors import DataError
-from conftest import make_teacher_dir, write_experiment, write_task
+from conftest import make_sentences, make_teacher_dir, write_experiment, write_task
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -30,6 +30,21 @@ def test_local_formats_and_label_kinds(tmp_path, fmt, string_labels):
     assert set(np.unique(data.train.labels)) <= {0, 1}
     ids, _types = data.train.row(0)
     assert ids[0] == 2 and ids[-1] == 3  # [CLS] ... [SEP]
+
+
+def test_headerless_files_take_their_column_names_from_the_experiment(tmp_path):
+    teacher = make_teacher_dir(tmp_path / "t")
+    paths = write_task(tmp_path / "d", n_train=30, n_dev=8)
+    for split in ("train", "dev"):  # as GLUE ships CoLA: source, label, original label, sentence; no header
+        rows = paths[split].read_text().splitlines()[1:]
+        paths[split].write_text("".join(f"src{i}\t{r.split(chr(9))[1]}\t*\t{r.split(chr(9))[0]}\n"
+                                        for i, r in enumerate(rows)))
+    exp = Experiment.from_file(write_experiment(tmp_path, teacher, paths,
+                                                task={"columns": ["source", "label", "original_label", "sentence"]}))
+    data = load_task(exp, _tokenizer(teacher), "tok")
+    assert (len(data.train), len(data.dev)) == (30, 8)  # the first row is data, not a header
+    _texts, labels = make_sentences(30, 1)
+    assert data.train.labels.tolist() == labels
 
 
 def test_tokenized_data_is_cached(tmp_path):
