@@ -16,12 +16,12 @@ from .engine.metrics import Metrics
 from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
 from .errors import ConfigError
-from .log import Log
+from .log import Log, silent
 from .recipe import Recipe
 from .teacher import Teacher, prepare
 
 
-def engine_inputs(exp: Experiment, log: Log = lambda _m: None) -> tuple[EngineInputs, Teacher]:
+def engine_inputs(exp: Experiment, log: Log = silent) -> tuple[EngineInputs, Teacher]:
     """The fine-tuned teacher, its cached logits and the tokenized data, ready for candidates."""
     t = prepare(exp, log)
     tok = t.tokenizer

@@ -18,7 +18,7 @@ from .engine.distill import TrainSettings, train_
 from .engine.measure import predict_logits, task_metrics
 from .engine.model import Classifier
 from .errors import TeacherError
-from .log import Log
+from .log import Log, silent
 
 
 def _quiet_transformers() -> None:
@@ -97,7 +97,7 @@ class Teacher:
     task: dict  # what a compressed model needs to predict: label names, max length, pair or not
 
 
-def prepare(exp: Experiment, log: Log = lambda _m: None) -> Teacher:
+def prepare(exp: Experiment, log: Log = silent) -> Teacher:
     """Load data and teacher; fine-tune and cache the teacher and its train logits if needed."""
     torch.manual_seed(exp.teacher.finetune.seed)
     source = resolve_source(exp.teacher.source)
