@@ -14,7 +14,7 @@ from .engine.techniques import TECHNIQUES
 from .engine.techniques.quantization import Bits  # noqa: F401  (re-exported)
 
 
-
+# pydantic lists the fields of the last base first: reversed, the keys follow the registry's order
 class Recipe(*reversed([t.Fields for t in TECHNIQUES])):  # type: ignore[misc]
     """Every knob of one candidate: the fields of every registered technique (see
     `engine/techniques/`). Fractions are of the teacher's sizes; None means 'keep all'."""
