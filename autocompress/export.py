@@ -30,15 +30,15 @@ from .errors import ArtifactError, ConfigError
 DEFAULT_RUNTIME = "torch"
 
 
-def export_folder(trial_folder: Path, out: Path, *, force: bool = False, onnx: bool = False,
-                  threads: int = 2, fmt: str | None = None) -> Path:
+def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads: int = 2,
+                  fmt: str = "torch") -> Path:
     """Copy a trial's compressed model into `out` with a manifest and a model card.
 
     `fmt` is one of `autocompress.engine.runtimes.export_formats()` ("torch": the compressed
-    weights only; "onnx": adds model.onnx). `onnx=True` is the older spelling of fmt="onnx".
+    weights only; "onnx": adds model.onnx).
     """
     try:
-        runtime = for_format(fmt or ("onnx" if onnx else "torch"))
+        runtime = for_format(fmt)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     trial_folder = Path(trial_folder)

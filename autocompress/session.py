@@ -8,7 +8,6 @@ from pathlib import Path
 from . import artifact
 from ._io import atomic_dir, write_json
 from .config import Experiment
-from .data import Encoded
 from .engine import techniques
 from .engine.distill import StepHook
 from .engine.measure import evaluation_rows, predict_logits, task_metrics
@@ -32,20 +31,10 @@ def engine_inputs(exp: Experiment, log: Log = silent) -> tuple[EngineInputs, Tea
         special_ids=tuple(int(i) for i in tok.all_special_ids), unk_id=int(unk),
         measure=exp.measure, runtime=exp.runtime,
         # on the whole dev split, the accuracy measured when the teacher was prepared is reused
-        teacher_accuracy=t.metrics["accuracy"] if rows is t.data.dev else _accuracy(t.model, rows),
+        teacher_accuracy=(t.metrics["accuracy"] if rows is t.data.dev
+                          else task_metrics(predict_logits(t.model, rows), rows.labels)["accuracy"]),
     )
     return inputs, t
-
-
-def _accuracy(model: Classifier, rows: Encoded) -> float:
-    return task_metrics(predict_logits(model, rows), rows.labels)["accuracy"]
-
-
-def _teacher_accuracy(inputs: EngineInputs) -> float:
-    """The teacher's accuracy on the rows candidates are scored on: the denominator of retention."""
-    if inputs.teacher_accuracy is not None:
-        return inputs.teacher_accuracy
-    return _accuracy(inputs.teacher, evaluation_rows(inputs.data.dev, inputs.measure.eval_subset))
 
 
 def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -> None:
@@ -66,7 +55,7 @@ def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher
         result = compress(inputs, recipe, tmp, start=start, hooks=hooks)
         write_json(tmp / artifact.RECIPE, recipe.to_dict())
         if teacher is not None:  # compared with the teacher on the same evaluation rows
-            result.metrics = result.metrics.with_teacher(_teacher_accuracy(inputs))
+            result.metrics = result.metrics.with_teacher(inputs.teacher_accuracy)
         write_json(tmp / artifact.METRICS, result.metrics.to_dict())
         if teacher is not None:
             teacher.tokenizer.save_pretrained(tmp / artifact.TOKENIZER)

@@ -71,7 +71,7 @@ def main() -> None:
     trial = trial_for_pick(args.study, storage_url(exp), args.pick)
     m = Metrics.from_dict(trial.user_attrs["metrics"])
     out = Path(tempfile.mkdtemp()) / "export"
-    export_folder(Path(trial.user_attrs["folder"]), out, onnx=True)
+    export_folder(Path(trial.user_attrs["folder"]), out, fmt="onnx")
     weight_bytes = (out / "weights.safetensors").stat().st_size
     proc = subprocess.run([sys.executable, __file__, "--reload-check", str(out), args.experiment],
                           capture_output=True, text=True, check=True)

@@ -60,12 +60,12 @@ def test_onnx_fp32_matches_torch_and_8_bits_is_int8(prepared, tmp_path):
     inputs, teacher = prepared
     texts, _ = make_sentences(48, seed=2)
     run_recipe(inputs, Recipe(layers=(0, 1), vocab_prune=True), tmp_path / "fp32", teacher)
-    out = export_folder(tmp_path / "fp32", tmp_path / "e32", onnx=True)
+    out = export_folder(tmp_path / "fp32", tmp_path / "e32", fmt="onnx")
     ort = load_compressed(out, runtime="onnxruntime").logits(texts)
     assert np.allclose(ort, load_compressed(out).logits(texts), atol=1e-4)  # the graph, vocabulary map included
 
     run_recipe(inputs, Recipe(bits=8), tmp_path / "int8", teacher)
-    out = export_folder(tmp_path / "int8", tmp_path / "e8", onnx=True)
+    out = export_folder(tmp_path / "int8", tmp_path / "e8", fmt="onnx")
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}

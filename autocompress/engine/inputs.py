@@ -20,9 +20,9 @@ class EngineInputs:
     teacher_logits: torch.Tensor  # [train rows, labels]
     special_ids: tuple[int, ...]
     unk_id: int
+    # the teacher's accuracy on the rows candidates are scored on (measure.eval_subset): what
+    # retention divides by
+    teacher_accuracy: float
     measure: MeasureConfig = MeasureConfig()
     runtime: str = "torch"
     importance_batches: int = 8
-    # the teacher's accuracy on the rows candidates are scored on (measure.eval_subset): what
-    # retention divides by; None when unknown (then computed on demand)
-    teacher_accuracy: float | None = None

@@ -1,9 +1,8 @@
 """One candidate, end to end: build the student a Recipe describes, train it, store it in its
 compressed form, reload it from those bytes and measure it on its target runtime.
 
-Order of techniques: keep teacher layers -> prune vocabulary -> remove heads / FFN neurons ->
-attach weight-pruning masks -> attach fake-quant -> distill (masks and fake-quant stay applied,
-gradual pruning on schedule) -> materialize -> store -> reload -> measure.
+build (`build.py`: the technique registry in its order, then distillation) -> store -> reload ->
+measure.
 """
 
 from __future__ import annotations
