@@ -137,16 +137,19 @@ class TensorPrecision:
     shape: tuple[int, ...]
 
 
-def _header(path: Path) -> dict[str, Any]:
+def _stored(path: Path) -> tuple[dict[str, Any], dict[str, tuple[str, list[int]]]]:
+    """The weights file's packing metadata and (dtype, shape) of every stored tensor, without loading one."""
+    from safetensors import safe_open
+
     try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(size))
-    except (OSError, ValueError) as err:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            stored = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # missing file, or not a safetensors file
         raise ArtifactError(f"{path}: unreadable weights header ({str(err).splitlines()[0]})") from None
-    if not isinstance(header, dict) or "tensors" not in (header.get("__metadata__") or {}):
+    if "tensors" not in meta:
         raise ArtifactError(f"{path}: not an autocompress weights file")
-    return header
+    return json.loads(meta["tensors"]), stored
 
 
 def tensor_precisions(path: Path) -> dict[str, TensorPrecision]:
@@ -157,8 +160,7 @@ def tensor_precisions(path: Path) -> dict[str, TensorPrecision]:
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS
-    header = _header(path)
-    packed: dict[str, dict[str, Any]] = json.loads(header.pop("__metadata__")["tensors"])
+    packed, stored = _stored(path)
     out: dict[str, TensorPrecision] = {}
     for name, info in packed.items():
         shape = tuple(int(s) for s in info["shape"])
@@ -166,11 +168,11 @@ def tensor_precisions(path: Path) -> dict[str, TensorPrecision]:
         if k:
             out[name] = TensorPrecision(k, f"int{k}", bool(info["sparse"]), shape)
         else:  # float values of a sparse tensor
-            dtype, bits = _DTYPES[header[name + "::values"]["dtype"]]
+            dtype, bits = _DTYPES[stored[name + "::values"][0]]
             out[name] = TensorPrecision(bits, dtype, True, shape)
-    for name, entry in header.items():
+    for name, (code, dims) in stored.items():
         if "::" in name:
             continue
-        dtype, bits = _DTYPES[entry["dtype"]]
-        out[name] = TensorPrecision(bits, dtype, False, tuple(int(s) for s in entry["shape"]))
+        dtype, bits = _DTYPES[code]
+        out[name] = TensorPrecision(bits, dtype, False, tuple(int(s) for s in dims))
     return out
