@@ -38,6 +38,8 @@ ONNX = "model.onnx"
 
 MODEL_FILES = (WEIGHTS, ARCHITECTURE, RECIPE, METRICS, TASK)
 """The files of a complete trial folder, besides the tokenizer/ folder."""
+TASK_FILES = (TASK, TOKENIZER)
+"""What every candidate of one task ships besides its model: label names and the tokenizer."""
 
 FORMAT = "autocompress-export-v1"
 RUNTIME_KEY = "runtime"
@@ -79,6 +81,14 @@ def recorded_runtime(folder: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
+
+
+def run_bytes(folder: Path, model_file: Path) -> int:
+    """Bytes on disk of everything running the model needs: its model file (the weights, or the
+    runtime's own file such as model.onnx), architecture.json, task.json and the tokenizer files."""
+    files = [Path(model_file), folder / ARCHITECTURE, folder / TASK]
+    files += [p for p in sorted((folder / TOKENIZER).rglob("*")) if p.is_file()]
+    return sum(p.stat().st_size for p in files if p.is_file())
 
 
 # ---- manifest --------------------------------------------------------------------------------------

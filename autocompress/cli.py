@@ -33,9 +33,11 @@ def _fmt_bytes(n: float) -> str:
 
 def render_metrics(m: Metrics) -> str:
     rows = [
-        ("accuracy", f"{m.accuracy:.4f}" + (f"  ({m.retention:.1%} of teacher)" if m.retention is not None else "")),
-        ("f1 / mcc", f"{m.f1:.4f} / {m.mcc:.4f}"),
-        ("bytes", f"{m.bytes:,} ({_fmt_bytes(m.bytes)})"),
+        (f"validation {m.metric}", f"{m.score:.4f}"
+         + (f"  ({m.retention:.1%} of teacher)" if m.retention is not None else "")),
+        (f"test {m.metric}", "not measured" if m.test_score is None else f"{m.test_score:.4f}  (reported only)"),
+        ("validation acc / f1 / mcc", f"{m.accuracy:.4f} / {m.f1:.4f} / {m.mcc:.4f}"),
+        ("bytes", f"{m.bytes:,} ({_fmt_bytes(m.bytes)}; weights file {_fmt_bytes(m.weight_bytes)})"),
     ]
     rows += [(f"latency batch {bs}", f"{ms:.2f} ms") for bs, ms in m.latency_ms.items()]
     rows += [
@@ -66,7 +68,7 @@ def compress(
     folder = out or Path("out") / f"{exp.name}-{rec.fingerprint()}"
     inputs, teacher = engine_inputs(exp, _log)
     _log(f"compress: building {recipe} into {folder}")
-    result = run_recipe(inputs, rec, folder, teacher, str(recipe))
+    result = run_recipe(inputs, rec, folder, str(recipe))
     print(render_metrics(result.metrics))
     print(f"written: {folder}/metrics.json")
     if json_out is not None:
@@ -92,8 +94,9 @@ def search(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     max_size_mb: Annotated[float | None, typer.Option("--max-size-mb", help="budget: bytes on disk")] = None,
     max_latency_ms: Annotated[float | None, typer.Option("--max-latency-ms", help="budget: batch-1 latency")] = None,
-    min_accuracy: Annotated[float | None, typer.Option("--min-accuracy", help="budget: dev accuracy")] = None,
-    min_retention: Annotated[float | None, typer.Option("--min-retention", help="budget: fraction of teacher accuracy")] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="budget: the task's metric on validation rows")] = None,
+    min_accuracy: Annotated[float | None, typer.Option("--min-accuracy", help="--min-score for a task scored in accuracy")] = None,
+    min_retention: Annotated[float | None, typer.Option("--min-retention", help="budget: fraction of the teacher's score")] = None,
     tracking_uri: TrackingOpt = DEFAULT_TRACKING_URI,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
     out: Annotated[Path, typer.Option("--out", help="folder for trial artifacts and reports")] = Path("out"),
@@ -111,9 +114,15 @@ def search(
     sp = load_space(space)
     if sampler not in SAMPLERS:
         raise typer.BadParameter(f"use one of {', '.join(SAMPLERS)}", param_hint="--sampler")
+    if min_accuracy is not None:
+        if exp.task.metric != "accuracy":
+            raise ConfigError(f"--min-accuracy: this task is scored in {exp.task.metric} (task.metric); use --min-score")
+        if min_score is not None:
+            raise ConfigError("give --min-score or --min-accuracy, not both")
+        min_score = min_accuracy
     budget = Budget(
         max_bytes=int(max_size_mb * 1e6) if max_size_mb is not None else None,
-        max_latency_ms=max_latency_ms, min_accuracy=min_accuracy, min_retention=min_retention,
+        max_latency_ms=max_latency_ms, min_score=min_score, min_retention=min_retention,
     )
     settings = SearchSettings(study=study or f"{exp.name}-{sp.name}", space=sp, budget=budget, trials=trials,
                               timeout=timeout, storage=storage, sampler=sampler, seed=seed, out_dir=out)
@@ -153,12 +162,14 @@ def report(
     study: Annotated[str, typer.Option("--study", help="study name")],
     storage: StorageOpt = DEFAULT_STORAGE,
     out: Annotated[Path, typer.Option("--out", help="folder for report.md and pareto.png")] = Path("out"),
+    no_remeasure: Annotated[bool, typer.Option(
+        "--no-remeasure", help="skip timing the teacher and the front side by side (then no speed ratios)")] = False,
 ) -> None:
     """Print the Pareto table, hypervolume, recommended pick and knee of a study; write the plot."""
     from .search.report import write_report
     from .search.storage import open_existing_study
 
-    rep, md, png = write_report(open_existing_study(study, storage), out / study)
+    rep, md, png = write_report(open_existing_study(study, storage), out / study, remeasure=not no_remeasure)
     print(rep.markdown())
     print(f"written: {md} and {png}")
 

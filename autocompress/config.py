@@ -21,7 +21,9 @@ class HubData(BaseModel):
     path: str
     name: str | None = None
     train_split: str = "train"
-    dev_split: str = "validation"
+    validation_split: str | None = Field(
+        None, description="a split to choose candidates on; None: held out from the training split")
+    dev_split: str = Field("validation", description="the split reported as the test split (GLUE's dev)")
 
 
 class TaskConfig(BaseModel):
@@ -29,7 +31,12 @@ class TaskConfig(BaseModel):
 
     model_config = _STRICT
     train: str | None = Field(None, description="local train file (tsv/csv/json/jsonl/parquet)")
-    dev: str | None = Field(None, description="local dev file used for evaluation")
+    dev: str | None = Field(None, description="local file of the task's dev rows: the test split, only reported")
+    validation: str | None = Field(
+        None, description="local file the search chooses on; None: held out from the training rows")
+    validation_size: float = Field(
+        0.1, gt=0, description="rows held out from training to choose on: a fraction (< 1) or a row count")
+    validation_seed: int = 0
     hub: HubData | None = None
     columns: tuple[str, ...] | None = Field(
         None, description="column names of headerless TSV/CSV files, in file order (files then have no header row)")
@@ -39,7 +46,15 @@ class TaskConfig(BaseModel):
     labels: tuple[str, ...] | None = Field(None, description="label names in class-index order")
     max_length: int = Field(128, ge=8, le=512)
     train_limit: int | None = Field(None, ge=1, description="use a seeded sample of this many training rows")
-    metric: Literal["accuracy", "f1", "mcc"] = "accuracy"
+    metric: Literal["accuracy", "f1", "mcc"] = Field(
+        "accuracy", description="what the search maximizes and reports: accuracy, macro f1 or mcc")
+
+    @field_validator("validation_size")
+    @classmethod
+    def _fraction_or_count(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("give a fraction below 1 or a whole number of rows")
+        return value
 
 
 class FinetuneConfig(BaseModel):
@@ -66,7 +81,7 @@ class MeasureConfig(BaseModel):
     repeats: int = Field(15, ge=1, le=10_000)
     seq_len: int = Field(64, ge=4, le=512)
     batch_sizes: tuple[int, ...] = (1, 32)
-    eval_subset: int | None = Field(None, ge=1, description="evaluate on the first N dev examples")
+    eval_subset: int | None = Field(None, ge=1, description="score candidates on the first N validation rows")
 
 
 class Experiment(BaseModel):

@@ -1,8 +1,14 @@
-"""Task data: load (local files or hub) through `datasets`, tokenize once, cache, bucket batches."""
+"""Task data: load (local files or hub) through `datasets`, split, tokenize once, cache, bucket batches.
+
+Three splits. `train` rows train the teacher and the students. `validation` rows (a separate
+file or hub split, or rows held out from training: seeded and stratified) are the only rows the
+search chooses on. `test` rows are the task's dev file (GLUE's dev set): only reported.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,16 +50,24 @@ class Encoded:
         return self.ids[a:b], self.types[a:b]
 
 
+SPLITS = ("train", "validation", "test")
+
+
 @dataclass(frozen=True)
 class TaskData:
-    train: Encoded
-    dev: Encoded
+    train: Encoded  # trains the teacher and the students
+    validation: Encoded  # the only rows the search chooses on
+    test: Encoded  # only reported
     label_names: tuple[str, ...]
-    fingerprint: str
+    fingerprint: str  # of all three splits and how they were made
+    train_key: str  # of the training rows only: what the fine-tuned teacher and its logits depend on
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    def split(self, name: str) -> Encoded:
+        return getattr(self, name)
 
 
 def _pack(ids: list, types: list, labels: np.ndarray) -> Encoded:
@@ -69,16 +83,15 @@ def _pack(ids: list, types: list, labels: np.ndarray) -> Encoded:
 
 
 def load_raw(exp: Experiment) -> dict[str, Any]:
-    """The train and dev splits as `datasets.Dataset`s, from local files or the hub."""
+    """The train and test splits, and validation when it is its own file or hub split, as
+    `datasets.Dataset`s, from local files or the hub."""
     import datasets
 
     datasets.disable_progress_bars()
     task = exp.task
     if task.hub is None:
-        out = {}
-        for split, name in (("train", task.train), ("dev", task.dev)):
-            out[split] = _load_local(exp.path(name), split, task.columns)
-        return out
+        files = {"train": task.train, "validation": task.validation, "test": task.dev}
+        return {split: _load_local(exp.path(name), split, task.columns) for split, name in files.items() if name}
     hub = task.hub
     try:
         d = datasets.load_dataset(hub.path, hub.name, cache_dir=str(exp.cache / "hub-datasets"))
@@ -89,17 +102,18 @@ def load_raw(exp: Experiment) -> dict[str, Any]:
             f"dataset '{hub.path}'{'/' + hub.name if hub.name else ''} could not be loaded: {hint}; "
             "use local files (task.train / task.dev) or check the id"
         ) from None
-    for split in (hub.train_split, hub.dev_split):
-        if split not in d:
-            raise DataError(f"dataset '{hub.path}' has no split '{split}' (has {', '.join(d)}); set task.hub.*_split")
-    return {"train": d[hub.train_split], "dev": d[hub.dev_split]}
+    names = {"train": hub.train_split, "validation": hub.validation_split, "test": hub.dev_split}
+    for name in names.values():
+        if name is not None and name not in d:
+            raise DataError(f"dataset '{hub.path}' has no split '{name}' (has {', '.join(d)}); set task.hub.*_split")
+    return {split: d[name] for split, name in names.items() if name is not None}
 
 
 def _load_local(path: Path, split: str, columns: tuple[str, ...] | None = None):
     import datasets
 
     if not path.is_file():
-        raise DataError(f"{path}: data file not found; fix task.train / task.dev in the experiment file")
+        raise DataError(f"{path}: data file not found; fix task.{_KEYS[split]} in the experiment file")
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: unknown data format '{path.suffix}'; use one of {', '.join(_FORMATS)}")
@@ -114,18 +128,21 @@ def _load_local(path: Path, split: str, columns: tuple[str, ...] | None = None):
         return datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
     except Exception as err:
         if "corresponds to no data" in str(err):  # a header and nothing else
-            raise DataError(f"{path}: {split} data has no rows; fix task.{split} in the experiment file") from None
+            raise DataError(f"{path}: {split} data has no rows; fix task.{_KEYS[split]} in the experiment file") from None
         raise DataError(f"{path}: could not be parsed as {fmt} ({str(err).splitlines()[0]})") from None
 
 
+_KEYS = {"train": "train", "validation": "validation", "test": "dev"}  # the experiment file's key of each split
+
+
 def _source_key(task: TaskConfig, split: str) -> str:
-    return f"task.{split}" if task.hub is None else f"task.hub.{split}_split"
+    return f"task.{_KEYS[split]}" if task.hub is None else f"task.hub.{_KEYS[split]}_split"
 
 
 def _label_names(task: TaskConfig, columns: dict[str, list]) -> tuple[str, ...]:
     if task.labels is not None:
         return tuple(task.labels)
-    values = {v for v in set(columns["train"]) | set(columns["dev"]) if v is not None and str(v).strip()}
+    values = {v for split in columns.values() for v in set(split) if v is not None and str(v).strip()}
     if all(isinstance(v, (int, np.integer)) for v in values):
         return tuple(str(i) for i in range(max(values) + 1))
     return tuple(sorted(str(v) for v in values))
@@ -144,22 +161,34 @@ def _label_ids(values: list, names: tuple[str, ...], where: str) -> np.ndarray:
     return out
 
 
-def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
-    """Tokenized train/dev splits, cached under the experiment's cache folder by content."""
-    task = exp.task
-    if task.hub is None:
-        sources = [file_digest(exp.path(task.train)) if exp.path(task.train).is_file() else task.train,
-                   file_digest(exp.path(task.dev)) if exp.path(task.dev).is_file() else task.dev]
-    else:
-        sources = [task.hub.model_dump()]
-    key = digest("data-v1", sources, task.model_dump(), tokenizer_id)
-    cache_file = exp.cache / "data" / f"{key}.npz"
-    if cache_file.is_file():
-        z = np.load(cache_file, allow_pickle=False)
-        split = lambda p: Encoded(z[p + "ids"], z[p + "types"], z[p + "offsets"], z[p + "labels"])  # noqa: E731
-        return TaskData(split("train_"), split("dev_"), tuple(str(x) for x in z["label_names"]), key)
+def _file_source(exp: Experiment, name: str | None) -> object:
+    if name is None:
+        return None
+    path = exp.path(name)
+    return file_digest(path) if path.is_file() else name
 
-    raw = load_raw(exp)
+
+def held_out(labels: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into (kept, held out): `size` rows (a fraction below 1, or a count) held
+    out, stratified by label (each label keeps its share, largest remainders first), seeded."""
+    n = len(labels)
+    k = int(round(size * n)) if size < 1 else int(size)
+    if k < 1 or k >= n:
+        raise DataError(f"task.validation_size {size:g} holds out {k} of the {n} training rows, leaving "
+                        f"{'no validation' if k < 1 else 'no training'} rows; use a fraction below 1 or a count from 1 to {n - 1}")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * k / n
+    take = np.floor(quota).astype(int)
+    for c in np.argsort(-(quota - take), kind="stable")[: k - take.sum()]:
+        take[c] += 1
+    held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:t] for c, t in zip(classes, take)])
+    mask = np.zeros(n, dtype=bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _checked(task: TaskConfig, raw: dict[str, Any]) -> None:
     cols = [task.text] + ([task.text_pair] if task.text_pair else []) + [task.label]
     for split, ds in raw.items():
         if len(ds) == 0:
@@ -170,22 +199,71 @@ def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
                 f"{split} data has no column '{missing[0]}' (columns: {', '.join(ds.column_names)}); "
                 "fix task.text / task.text_pair / task.label"
             )
-    if task.train_limit is not None and task.train_limit < len(raw["train"]):
-        raw["train"] = raw["train"].select(sample_indices(len(raw["train"]), task.train_limit, 0))
+
+
+def _arrays_digest(*encs: Encoded) -> str:
+    h = hashlib.sha256()
+    for e in encs:
+        for a in (e.ids, e.types, e.offsets, e.labels):
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
+    """Tokenized train / validation / test splits, cached under the experiment's cache folder by content."""
+    task = exp.task
+    if task.hub is None:
+        sources: list[object] = [_file_source(exp, n) for n in (task.train, task.validation, task.dev)]
+    else:
+        sources = [task.hub.model_dump()]
+    key = digest("data-v2", sources, task.model_dump(), tokenizer_id)
+    cache_file = exp.cache / "data" / f"{key}.npz"
+    if cache_file.is_file():
+        z = np.load(cache_file, allow_pickle=False)
+        enc = {s: Encoded(z[s + "_ids"], z[s + "_types"], z[s + "_offsets"], z[s + "_labels"]) for s in SPLITS}
+        return TaskData(**enc, label_names=tuple(str(x) for x in z["label_names"]), fingerprint=key,
+                        train_key=str(z["train_key"]))
+
+    raw = load_raw(exp)
+    _checked(task, raw)
     labels = {s: raw[s][task.label] for s in raw}
     names = _label_names(task, labels)
+    ids = {s: _label_ids(labels[s], names, f"{s} data") for s in raw}
+    if "validation" not in raw:  # held out from the training rows, before any training row is sampled
+        keep, held = held_out(ids["train"], task.validation_size, task.validation_seed)
+        raw["validation"], raw["train"] = raw["train"].select(held), raw["train"].select(keep)
+        ids["validation"], ids["train"] = ids["train"][held], ids["train"][keep]
+    if task.train_limit is not None and task.train_limit < len(raw["train"]):
+        pick = sample_indices(len(raw["train"]), task.train_limit, 0)
+        raw["train"], ids["train"] = raw["train"].select(pick), ids["train"][pick]
     enc = {}
-    for split, ds in raw.items():
+    for split in SPLITS:
+        ds = raw[split]
         a = [str(x) for x in ds[task.text]]
         b = [str(x) for x in ds[task.text_pair]] if task.text_pair else None
         tok = tokenizer(a, b, truncation=True, max_length=task.max_length, return_token_type_ids=True)
-        enc[split] = _pack(tok["input_ids"], tok["token_type_ids"], _label_ids(labels[split], names, f"{split} data"))
+        enc[split] = _pack(tok["input_ids"], tok["token_type_ids"], ids[split])
+    train_key = _arrays_digest(enc["train"])
     with atomic_path(cache_file) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, label_names=np.array(names), **{
+            np.savez(f, label_names=np.array(names), train_key=np.array(train_key), **{
                 f"{s}_{k}": getattr(enc[s], k) for s in enc for k in ("ids", "types", "offsets", "labels")
             })
-    return TaskData(enc["train"], enc["dev"], names, key)
+    return TaskData(**enc, label_names=names, fingerprint=key, train_key=train_key)
+
+
+def majority_baseline(data: TaskData) -> tuple[str, dict[str, dict[str, float]]]:
+    """The label most frequent in the training rows, and the scores of predicting it for every
+    validation and test row: what a candidate must beat to be more than a constant function."""
+    from .engine.measure import task_metrics
+
+    label = int(np.bincount(data.train.labels, minlength=data.num_labels).argmax())
+    scores = {}
+    for split in ("validation", "test"):
+        logits = np.zeros((len(data.split(split)), data.num_labels), dtype=np.float32)
+        logits[:, label] = 1.0
+        scores[split] = task_metrics(logits, data.split(split).labels)
+    return data.label_names[label], scores
 
 
 # ---- batching ------------------------------------------------------------------------------

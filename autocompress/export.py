@@ -77,8 +77,10 @@ def model_card(recipe: dict, m: Metrics, onnx: bool) -> str:
         "",
         "| measured | value |",
         "|---|---|",
-        f"| dev accuracy | {m.accuracy:.4f}{share} |",
-        f"| weights on disk | {m.weight_bytes:,} bytes |",
+        f"| validation {m.metric} (chose this model) | {m.score:.4f}{share} |",
+        f"| test {m.metric} (reported only) | {'not measured' if m.test_score is None else f'{m.test_score:.4f}'} |",
+        f"| bytes to run it (model, architecture, task, tokenizer) | {m.bytes:,} |",
+        f"| weights file | {m.weight_bytes:,} bytes |",
         (f"| latency batch 1 / 32 | {m.latency_ms_b1:.2f} / {m.latency_ms_b32:.1f} ms ({m.threads} threads, "
          f"length {m.seq_len}) |"),
         f"| runtime | {m.runtime}: {m.runtime_note} |",

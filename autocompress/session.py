@@ -25,14 +25,15 @@ def engine_inputs(exp: Experiment, log: Log = silent) -> tuple[EngineInputs, Tea
     t = prepare(exp, log)
     tok = t.tokenizer
     unk = tok.unk_token_id if tok.unk_token_id is not None else 0
-    rows = evaluation_rows(t.data.dev, exp.measure.eval_subset)
+    rows = evaluation_rows(t.data.validation, exp.measure.eval_subset)
+    metric = exp.task.metric
     inputs = EngineInputs(
         teacher=t.model, data=t.data, teacher_logits=t.train_logits,
         special_ids=tuple(int(i) for i in tok.all_special_ids), unk_id=int(unk),
-        measure=exp.measure, runtime=exp.runtime,
-        # on the whole dev split, the accuracy measured when the teacher was prepared is reused
-        teacher_accuracy=(t.metrics["accuracy"] if rows is t.data.dev
-                          else task_metrics(predict_logits(t.model, rows), rows.labels)["accuracy"]),
+        measure=exp.measure, runtime=exp.runtime, metric=metric, task_files=t.task_files,
+        # on the whole validation split, the score measured when the teacher was prepared is reused
+        teacher_score=(t.metrics["validation"][metric] if rows is t.data.validation
+                       else task_metrics(predict_logits(t.model, rows), rows.labels)[metric]),
     )
     return inputs, t
 
@@ -44,9 +45,10 @@ def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -
         raise ConfigError(f"{source}: {problem}")
 
 
-def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher | None = None,
-               source: str = "recipe", start: Classifier | None = None, hooks: Sequence[StepHook] = ()) -> Result:
-    """Compress one recipe into folder `out` (written atomically) with recipe.json and metrics.json.
+def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, source: str = "recipe",
+               start: Classifier | None = None, hooks: Sequence[StepHook] = ()) -> Result:
+    """Compress one recipe into folder `out` (written atomically) with recipe.json and metrics.json,
+    its retention measured against the teacher on the same validation rows.
 
     `start`: continue from this student instead of the teacher (a chain of compression steps).
     """
@@ -54,12 +56,8 @@ def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, teacher: Teacher
     with atomic_dir(out) as tmp:
         result = compress(inputs, recipe, tmp, start=start, hooks=hooks)
         write_json(tmp / artifact.RECIPE, recipe.to_dict())
-        if teacher is not None:  # compared with the teacher on the same evaluation rows
-            result.metrics = result.metrics.with_teacher(inputs.teacher_accuracy)
+        result.metrics = result.metrics.with_teacher(inputs.teacher_score)
         write_json(tmp / artifact.METRICS, result.metrics.to_dict())
-        if teacher is not None:
-            teacher.tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
-            write_json(tmp / artifact.TASK, teacher.task)
     result.folder = out
     return result
 

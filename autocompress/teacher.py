@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import artifact
 from ._io import atomic_dir, atomic_path, digest, write_json
 from .config import Experiment
 from .data import TaskData, infinite_batches, load_task
@@ -92,9 +92,10 @@ class Teacher:
     tokenizer: object
     data: TaskData
     train_logits: torch.Tensor  # [train rows, labels]
-    metrics: dict[str, float]  # on the dev split
+    metrics: dict[str, dict[str, float]]  # {"validation": {...}, "test": {...}}: accuracy, f1, mcc
     folder: Path  # the cached task teacher (weights + tokenizer)
     task: dict  # what a compressed model needs to predict: label names, max length, pair or not
+    task_files: Path  # task.json and tokenizer/, which every candidate ships
 
 
 def prepare(exp: Experiment, log: Log = silent) -> Teacher:
@@ -110,10 +111,11 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
         raise _load_error(source, err) from None
     log(f"data: loading and tokenizing ({exp.task.train or exp.task.hub})")
     data = load_task(exp, tokenizer, tokenizer_id(source))
-    log(f"data: {len(data.train)} train / {len(data.dev)} dev rows, labels {list(data.label_names)}")
+    log(f"data: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test rows, "
+        f"labels {list(data.label_names)}")
 
     ft = exp.teacher.finetune
-    key = digest("teacher-v1", str(source), _source_stamp(source), data.fingerprint, ft.model_dump())
+    key = digest("teacher-v2", str(source), _source_stamp(source), data.train_key, ft.model_dump())
     folder = exp.cache / "teachers" / key
     if not (folder / "meta.json").is_file():
         hf, tokenizer, is_task = _load_pretrained(source, data.num_labels)
@@ -123,14 +125,16 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
         with atomic_dir(folder) as tmp:
             hf.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            dev = task_metrics(predict_logits(model, data.dev), data.dev.labels)
-            write_json(tmp / "meta.json", {"source": str(source), "finetuned": not is_task, "dev": dev,
+            write_json(tmp / "meta.json", {"source": str(source), "finetuned": not is_task,
                                            "label_names": list(data.label_names)})
-        log(f"teacher: cached in {folder} (dev accuracy {dev['accuracy']:.4f})")
-    meta = json.loads((folder / "meta.json").read_text())
+        log(f"teacher: cached in {folder}")
     hf, tokenizer, _ = _load_pretrained(folder, data.num_labels)
     model = Classifier(hf).eval()
-    logits_file = folder / f"train-logits-{data.fingerprint}.npy"
+    scores = {split: task_metrics(predict_logits(model, data.split(split)), data.split(split).labels)
+              for split in ("validation", "test")}
+    metric = exp.task.metric
+    log(f"teacher: validation {metric} {scores['validation'][metric]:.4f}, test {metric} {scores['test'][metric]:.4f}")
+    logits_file = folder / f"train-logits-{data.train_key}.npy"
     if not logits_file.is_file():
         log(f"teacher: computing logits on {len(data.train)} training rows (cached after this)")
         logits = predict_logits(model, data.train)
@@ -140,7 +144,12 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
     logits = torch.from_numpy(np.load(logits_file))
     task = {"label_names": list(data.label_names), "max_length": exp.task.max_length,
             "text_pair": exp.task.text_pair is not None}
-    return Teacher(model, tokenizer, data, logits, meta["dev"], folder, task)
+    task_files = exp.cache / "task-files" / digest("task-files-v1", task, str(folder))
+    if not task_files.is_dir():
+        with atomic_dir(task_files) as tmp:
+            tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
+            write_json(tmp / artifact.TASK, task)
+    return Teacher(model, tokenizer, data, logits, scores, folder, task, task_files)
 
 
 def _source_stamp(source: Path | str) -> object:

@@ -25,7 +25,8 @@ def tiny_config(**overrides):
 WORDS = ["good", "great", "fine", "nice", "fun", "bad", "awful", "dull", "poor", "sad"] + [
     f"w{i}" for i in range(60)
 ]
-POSITIVE = set(WORDS[:5])
+POSITIVE, NEGATIVE, FILLER = WORDS[:5], WORDS[5:10], WORDS[10:50]  # w40..w59: in the vocabulary, never used
+_TRAINED: dict[tuple[int, int], dict] = {}  # (seed, labels) -> a tiny classifier's trained weights
 
 
 def write_vocab(folder) -> list[str]:
@@ -35,41 +36,64 @@ def write_vocab(folder) -> list[str]:
 
 
 def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0, num_labels: int = 2):
-    """A tiny BERT classifier (or bare encoder) with a word-level tokenizer, saved like a hub model."""
+    """A tiny BERT classifier (or bare encoder) with a word-level tokenizer, saved like a hub model.
+
+    A two-label classifier is trained (about a second) on `make_sentences`, so that it solves the
+    generated task the way a real teacher solves its own: well above the majority class.
+    """
     from transformers import BertForSequenceClassification, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(folder)
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    # transformers 5 ignores `vocab_file=` here (every word became [UNK]): pass the vocabulary itself
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
     cfg = tiny_config(vocab_size=len(vocab), pad_token_id=0, num_labels=num_labels)
     model = BertForSequenceClassification(cfg) if task_model else BertModel(cfg)
+    if task_model and num_labels == 2:
+        if (seed, num_labels) not in _TRAINED:
+            _train_tiny_(model, tokenizer, seed)
+            _TRAINED[(seed, num_labels)] = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(_TRAINED[(seed, num_labels)])
     model.save_pretrained(folder)
     return folder
 
 
-def make_sentences(n: int, seed: int) -> tuple[list[str], list[int]]:
-    """Sentences whose label is 1 when they hold more positive than negative words."""
+def _train_tiny_(model, tokenizer, seed: int, steps: int = 100) -> None:
+    """Fit a tiny classifier to the generated task (sentences of seeds the task files do not use)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        texts, labels = make_sentences(16, seed=1000 + 100 * seed + step)
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        loss = model(**batch, labels=torch.tensor(labels)).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+def make_sentences(n: int, seed: int, positive_share: float = 0.5) -> tuple[list[str], list[int]]:
+    """Sentences of filler words around one sentiment word; the label is 1 when that word is positive."""
     r = np.random.default_rng(seed)
     texts, labels = [], []
     for _ in range(n):
-        words = list(r.choice(WORDS, size=int(r.integers(3, 9))))
-        pos = sum(w in POSITIVE for w in words)
-        neg = sum(w in WORDS[5:10] for w in words)
-        if pos == neg:
-            words.append(str(r.choice(WORDS[:10])))
-            pos = sum(w in POSITIVE for w in words)
-            neg = sum(w in WORDS[5:10] for w in words)
+        label = int(r.random() < positive_share)
+        words = list(r.choice(FILLER, size=int(r.integers(2, 8))))
+        words.insert(int(r.integers(len(words) + 1)), str(r.choice(POSITIVE if label else NEGATIVE)))
         texts.append(" ".join(words))
-        labels.append(int(pos > neg))
+        labels.append(label)
     return texts, labels
 
 
-def write_task(folder, n_train: int = 160, n_dev: int = 48, fmt: str = "tsv", string_labels: bool = False):
+def write_task(folder, n_train: int = 160, n_dev: int = 48, fmt: str = "tsv", string_labels: bool = False,
+               positive_share: float = 0.5):
+    """Generated train and dev files (the dev file is the test split); `positive_share` of rows label 1."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, n, seed in (("train", n_train, 1), ("dev", n_dev, 2)):
-        texts, labels = make_sentences(n, seed)
+        texts, labels = make_sentences(n, seed, positive_share)
         labs = [("positive" if y else "negative") for y in labels] if string_labels else labels
         path = folder / f"{split}.{fmt}"
         if fmt in ("tsv", "csv"):
@@ -93,7 +117,8 @@ def write_experiment(folder, teacher_dir, task_paths, **extra):
 
     exp = {
         "name": "tiny",
-        "task": {"train": str(task_paths["train"]), "dev": str(task_paths["dev"]), "max_length": 16},
+        "task": {"train": str(task_paths["train"]), "dev": str(task_paths["dev"]), "max_length": 16,
+                 "validation_size": 0.25},
         "teacher": {"source": str(teacher_dir), "finetune": {"epochs": 1, "batch_size": 16}},
         "measure": {"threads": 1, "warmup": 1, "repeats": 2, "seq_len": 16},
         "cache_dir": str(folder / "cache"),
@@ -105,11 +130,13 @@ def write_experiment(folder, teacher_dir, task_paths, **extra):
     return path
 
 
-# the keys metrics.json has held since the first release (final_loss: after training; the last two: with a teacher)
+# the keys metrics.json holds (final_loss: after training; teacher_score and retention: with a teacher
+# above 0; test_* and metric: since test rows were split from validation rows)
 STORED_METRIC_KEYS = frozenset({
-    "accuracy", "f1", "mcc", "latency_ms_b1", "latency_ms_b32", "bytes", "weight_bytes", "params", "sparsity",
-    "layers", "heads", "ffn", "vocab", "bits", "embedding_bits", "runtime", "fast_kernel", "runtime_note",
-    "seq_len", "threads", "train_seconds", "train_steps", "final_loss", "teacher_accuracy", "retention",
+    "accuracy", "f1", "mcc", "test_accuracy", "test_f1", "test_mcc", "metric", "latency_ms_b1", "latency_ms_b32",
+    "bytes", "weight_bytes", "params", "sparsity", "layers", "heads", "ffn", "vocab", "bits", "embedding_bits",
+    "runtime", "fast_kernel", "runtime_note", "seq_len", "threads", "train_seconds", "train_steps", "final_loss",
+    "teacher_score", "retention",
 })
 
 
@@ -118,10 +145,11 @@ def sample_metrics(**changes):
     from .engine.metrics import Metrics
 
     values = dict(
-        accuracy=0.875, f1=0.87, mcc=0.75, latency_ms={1: 1.5, 32: 12.25}, bytes=250_000, weight_bytes=240_000,
+        accuracy=0.875, f1=0.87, mcc=0.75, test_accuracy=0.86, test_f1=0.855, test_mcc=0.72, metric="accuracy",
+        latency_ms={1: 1.5, 32: 12.25}, bytes=250_000, weight_bytes=240_000,
         params=200_000, sparsity=0.0, layers=2, heads=8, ffn=256, vocab=120, bits=8, embedding_bits=8,
         runtime="torch-int8-dynamic", fast_kernel=True, runtime_note="fbgemm int8 kernels", seq_len=64, threads=2,
-        train_seconds=3.5, train_steps=40, final_loss=0.31, teacher_accuracy=0.9, retention=0.875 / 0.9,
+        train_seconds=3.5, train_steps=40, final_loss=0.31, teacher_score=0.9, retention=0.875 / 0.9,
     )
     values.update(changes)
     return Metrics(**values)

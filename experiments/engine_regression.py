@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, values) in enumerate(rows.items()):
             log(f"row {name}")
-            m = run_recipe(inputs, Recipe.from_dict(values), Path(tmp) / f"row{i}", teacher).metrics
+            m = run_recipe(inputs, Recipe.from_dict(values), Path(tmp) / f"row{i}").metrics
             results[name] = {"recipe": values, "accuracy": m.accuracy, "bytes": m.bytes,
                              "weight_bytes": m.weight_bytes}
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -73,7 +73,7 @@ def build_rows(exp: Experiment):
         log(f"{name}: building ({recipe.train_steps} steps)")
         start_model = load_model(folders[start]) if start else None
         # stored, reloaded and measured (accuracy on the target runtime) inside run_recipe
-        res = run_recipe(inputs, recipe, folder, teacher, name, start=start_model)
+        res = run_recipe(inputs, recipe, folder, name, start=start_model)
         log(f"{name}: accuracy {res.metrics.accuracy:.4f}, {res.metrics.bytes:,} bytes")
     return inputs, teacher, folders
 

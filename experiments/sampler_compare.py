@@ -16,7 +16,7 @@ from pathlib import Path
 
 from _common import log, provenance
 from autocompress.config import Experiment
-from autocompress.search.pareto import accuracy_size_hypervolume, normalized_hypervolume
+from autocompress.search.pareto import score_size_hypervolume, normalized_hypervolume
 from autocompress.search.space import load_space
 from autocompress.search.run import run_search
 from autocompress.search.study import SearchSettings, trial_points
@@ -55,7 +55,7 @@ def main() -> None:
                 normalized_hypervolume(pts[: k + 1], ref.bytes, ref.latency_ms_b1) for k in range(len(pts))
             ]
             curves["2d"].setdefault(sampler, {})[seed] = [
-                accuracy_size_hypervolume(pts[: k + 1], ref.bytes) for k in range(len(pts))
+                score_size_hypervolume(pts[: k + 1], ref.bytes) for k in range(len(pts))
             ]
     lines = [
         "# Sampler comparison: multivariate TPE vs random search",
@@ -64,7 +64,7 @@ def main() -> None:
         f"- experiment `{Path(args.experiment).name}`, space `{args.space}`, {args.trials} trials per study, "
         f"seeds {args.seeds}, no enqueued starting points; TPE's first "
         f"{max(4, min(10, args.trials // 3))} trials are its random start-up",
-        f"- teacher accuracy {ref.accuracy:.4f}, {ref.bytes:,} bytes, batch-1 {ref.latency_ms_b1:.2f} ms",
+        f"- teacher accuracy {ref.score:.4f}, {ref.bytes:,} bytes, batch-1 {ref.latency_ms_b1:.2f} ms",
         "- hypervolume after k trials (higher is better), objectives normalized by the teacher. Latency was "
         "measured while other jobs shared this 2-core machine, so the 3-D numbers carry that noise; the 2-D "
         "hypervolume of accuracy and bytes (both deterministic) is the cleaner comparison.",

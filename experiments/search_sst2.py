@@ -86,7 +86,7 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         f"- space: `search_spaces/{args.space}.yaml`; sampler: TPE (multivariate), seed {args.seed}",
         f"- budget: {budget.describe()}",
-        f"- teacher (fine-tuned all-MiniLM-L6-v2): accuracy {ref.accuracy:.4f}, {ref.bytes:,} bytes, "
+        f"- teacher (fine-tuned all-MiniLM-L6-v2): accuracy {ref.score:.4f}, {ref.bytes:,} bytes, "
         f"batch-1 {ref.latency_ms_b1:.2f} ms, batch-32 {ref.latency_ms_b32:.1f} ms",
         f"- this invocation's wall time: {wall / 60:.1f} min; median trial {sorted(seconds)[len(seconds) // 2] / 60:.1f} min"
         if seconds else "",

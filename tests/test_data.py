@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from autocompress.config import Experiment
-from autocompress.data import bucketed_batches, load_task, sample_indices
+from autocompress.data import bucketed_batches, held_out, load_task, majority_baseline, sample_indices
 from autocompress.errors import DataError
 from conftest import make_sentences, make_teacher_dir, write_experiment, write_task
 
@@ -25,7 +25,7 @@ def test_local_formats_and_label_kinds(tmp_path, fmt, string_labels):
     paths = write_task(tmp_path / "d", n_train=40, n_dev=10, fmt=fmt, string_labels=string_labels)
     exp = Experiment.from_file(write_experiment(tmp_path, teacher, paths))
     data = load_task(exp, _tokenizer(teacher), "tok")
-    assert (len(data.train), len(data.dev)) == (40, 10)
+    assert (len(data.train), len(data.validation), len(data.test)) == (30, 10, 10)  # a quarter held out
     assert data.label_names == (("negative", "positive") if string_labels else ("0", "1"))
     assert set(np.unique(data.train.labels)) <= {0, 1}
     ids, _types = data.train.row(0)
@@ -42,9 +42,9 @@ def test_headerless_files_take_their_column_names_from_the_experiment(tmp_path):
     exp = Experiment.from_file(write_experiment(tmp_path, teacher, paths,
                                                 task={"columns": ["source", "label", "original_label", "sentence"]}))
     data = load_task(exp, _tokenizer(teacher), "tok")
-    assert (len(data.train), len(data.dev)) == (30, 8)  # the first row is data, not a header
-    _texts, labels = make_sentences(30, 1)
-    assert data.train.labels.tolist() == labels
+    assert (len(data.train) + len(data.validation), len(data.test)) == (30, 8)  # the first row is data
+    _texts, labels = make_sentences(8, 2)
+    assert data.test.labels.tolist() == labels
 
 
 def test_tokenized_data_is_cached(tmp_path):
@@ -80,8 +80,8 @@ def test_hub_dataset_offline_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_bucketed_batches_cover_every_row_once_with_little_padding(tmp_path):
     teacher = make_teacher_dir(tmp_path / "t")
-    data = load_task(Experiment.from_file(write_experiment(tmp_path, teacher, write_task(tmp_path / "d", 200, 5))),
-                     _tokenizer(teacher), "tok")
+    exp = write_experiment(tmp_path, teacher, write_task(tmp_path / "d", 240, 5), task={"validation_size": 40})
+    data = load_task(Experiment.from_file(exp), _tokenizer(teacher), "tok")
     seen = []
     pad = total = 0
     for b in bucketed_batches(data.train, 16, shuffle=True, seed=0, pool=4):
@@ -91,6 +91,55 @@ def test_bucketed_batches_cover_every_row_once_with_little_padding(tmp_path):
         assert torch.equal(b["labels"], torch.from_numpy(data.train.labels[b["index"].numpy()]))
     assert sorted(seen) == list(range(200))
     assert pad / total < 0.15
+
+
+def test_held_out_rows_are_seeded_stratified_and_disjoint():
+    labels = np.array([0] * 70 + [1] * 30)
+    keep, held = held_out(labels, 0.2, seed=3)
+    assert len(held) == 20 and len(keep) == 80 and not set(keep) & set(held)
+    assert np.bincount(labels[held]).tolist() == [14, 6]  # each label keeps its share
+    assert np.array_equal(held, held_out(labels, 20, seed=3)[1])  # a count means the same as its fraction
+    assert not np.array_equal(held, held_out(labels, 0.2, seed=4)[1])
+    shares = held_out(np.array([0] * 5 + [1] * 3 + [2] * 2), 3, seed=0)[1]
+    assert len(shares) == 3  # largest remainders fill the count exactly
+
+
+@pytest.mark.parametrize("size", [160, 500, 0.001])
+def test_a_validation_size_that_leaves_no_rows_is_one_clear_error(tmp_path, size):
+    teacher = make_teacher_dir(tmp_path / "t")
+    exp = write_experiment(tmp_path, teacher, write_task(tmp_path / "d"), task={"validation_size": size})
+    with pytest.raises(DataError, match=r"task.validation_size .* of the 160 training rows"):
+        load_task(Experiment.from_file(exp), _tokenizer(teacher), "tok")
+
+
+def test_a_validation_file_is_used_as_it_is_and_nothing_is_held_out(tmp_path):
+    teacher = make_teacher_dir(tmp_path / "t")
+    paths = write_task(tmp_path / "d", 60, 12)
+    extra = write_task(tmp_path / "v", 20, 1)["train"]
+    exp = Experiment.from_file(write_experiment(tmp_path, teacher, paths, task={"validation": str(extra)}))
+    data = load_task(exp, _tokenizer(teacher), "tok")
+    assert (len(data.train), len(data.validation), len(data.test)) == (60, 20, 12)
+
+
+def test_the_teacher_key_ignores_the_test_file(tmp_path):
+    teacher = make_teacher_dir(tmp_path / "t")
+    paths = write_task(tmp_path / "d", 60, 12)
+    first = load_task(Experiment.from_file(write_experiment(tmp_path, teacher, paths)), _tokenizer(teacher), "tok")
+    rows = paths["dev"].read_text().splitlines()
+    paths["dev"].write_text("\n".join(rows[:-1]) + "\n")  # a different test file
+    again = load_task(Experiment.from_file(write_experiment(tmp_path, teacher, paths)), _tokenizer(teacher), "tok")
+    assert again.fingerprint != first.fingerprint and again.train_key == first.train_key
+    assert np.array_equal(again.validation.labels, first.validation.labels)
+
+
+def test_majority_baseline_predicts_the_most_frequent_training_label(tmp_path):
+    teacher = make_teacher_dir(tmp_path / "t")
+    paths = write_task(tmp_path / "d", 100, 40, positive_share=0.8)
+    data = load_task(Experiment.from_file(write_experiment(tmp_path, teacher, paths)), _tokenizer(teacher), "tok")
+    label, scores = majority_baseline(data)
+    assert label == "1"
+    assert scores["test"]["accuracy"] == pytest.approx(data.test.labels.mean())
+    assert scores["validation"]["mcc"] == 0.0 and scores["test"]["mcc"] == 0.0
 
 
 def test_sample_indices():
@@ -115,7 +164,8 @@ def test_glue_files_load_with_exact_row_counts(tmp_path, task, pair, counts):
         "cache_dir": str(tmp_path / "c"),
     }))
     data = load_task(Experiment.from_file(exp_file), _tokenizer(src), "minilm")
-    assert (len(data.train), len(data.dev)) == counts
+    assert (len(data.train) + len(data.validation), len(data.test)) == counts
+    assert len(data.validation) == round(0.1 * counts[0])  # the default: a tenth of the training rows
     if task == "rte":
         assert data.label_names == ("entailment", "not_entailment")
         ids, types = data.train.row(0)

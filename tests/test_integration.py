@@ -33,9 +33,9 @@ def test_teacher_is_finetuned_into_a_real_classifier(real):
 
 def test_distilled_int8_student_is_smaller_and_still_accurate(real, tmp_path):
     inputs, teacher, _ = real
-    base = run_recipe(inputs, Recipe(), tmp_path / "teacher", teacher)
+    base = run_recipe(inputs, Recipe(), tmp_path / "teacher")
     res = run_recipe(inputs, Recipe(layers=(0, 2, 4), bits=8, vocab_prune=True, train_steps=120, lr=1e-4),
-                     tmp_path / "student", teacher)
+                     tmp_path / "student")
     m = res.metrics
     assert base.metrics.accuracy == pytest.approx(teacher.metrics["accuracy"], abs=1e-9)
     assert m.accuracy > 0.7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -20,9 +21,11 @@ class EngineInputs:
     teacher_logits: torch.Tensor  # [train rows, labels]
     special_ids: tuple[int, ...]
     unk_id: int
-    # the teacher's accuracy on the rows candidates are scored on (measure.eval_subset): what
-    # retention divides by
-    teacher_accuracy: float
+    # the teacher's score in `metric` on the validation rows candidates are scored on
+    # (measure.eval_subset): what retention divides by
+    teacher_score: float
+    task_files: Path  # task.json and tokenizer/: copied into every candidate, counted in its bytes
+    metric: str = "accuracy"  # the task's metric: the search's objective
     measure: MeasureConfig = MeasureConfig()
     runtime: str = "torch"
     importance_batches: int = 8

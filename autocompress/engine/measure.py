@@ -34,12 +34,12 @@ def predict_logits(model: Callable, enc, batch_size: int = 64) -> np.ndarray:
     return out
 
 
-def evaluation_rows(dev: Encoded, eval_subset: int | None) -> Encoded:
-    """The dev rows candidates (and the teacher they are compared with) are scored on: the first
-    `eval_subset` rows, or all of them."""
-    if eval_subset is not None and eval_subset < len(dev):
-        return dev.subset(np.arange(eval_subset))
-    return dev
+def evaluation_rows(validation: Encoded, eval_subset: int | None) -> Encoded:
+    """The validation rows candidates (and the teacher they are compared with) are scored on: the
+    first `eval_subset` rows, or all of them."""
+    if eval_subset is not None and eval_subset < len(validation):
+        return validation.subset(np.arange(eval_subset))
+    return validation
 
 
 def task_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

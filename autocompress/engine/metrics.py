@@ -13,15 +13,23 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 _LATENCY_KEY = re.compile(r"latency_ms_b(\d+)")
-# keys a stored record may lack: no training ran, no teacher was given, or the note was left out
-OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_accuracy", "retention"})
+# keys a stored record may lack: no training ran, no teacher was given, the note was left out, or
+# the record predates test rows and task metrics (then its metric is accuracy)
+OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_score", "retention", "test_accuracy", "test_f1",
+                      "test_mcc", "metric"})
+SCORES = ("accuracy", "f1", "mcc")
+"""The task metrics every candidate is scored in; an experiment's `task.metric` names one of them."""
 
 
 def retention(score: float, reference_score: float) -> float:
     """The fraction of the reference's score that `score` keeps (1.0: as good as the teacher).
 
-    Both scores must come from the same evaluation rows; the reference must be above 0.
+    The same definition for every metric: score / reference score, both on the same rows. It needs
+    a reference above 0; for MCC, which is 0 for a constant prediction and negative for a worse
+    than chance one, a candidate at or below 0 keeps 0 or less of the teacher.
     """
+    if reference_score <= 0:
+        raise ValueError(f"retention needs a reference score above 0, not {reference_score:g}")
     return score / reference_score
 
 
@@ -37,12 +45,16 @@ class Metrics:
     Fields are in the order of the stored keys; `latency_ms` maps batch size to median milliseconds.
     """
 
-    accuracy: float
+    accuracy: float  # on the validation rows: what the search chooses on
     f1: float
     mcc: float
+    test_accuracy: float | None = None  # on the test rows: only reported
+    test_f1: float | None = None
+    test_mcc: float | None = None
+    metric: str = "accuracy"  # the task's metric, one of SCORES
     latency_ms: Mapping[int, float]
-    bytes: int  # what the runtime loads (its own file, or the stored weights)
-    weight_bytes: int  # the stored compressed weights
+    bytes: int  # everything running it needs: the runtime's model file (or the weights), architecture, task, tokenizer
+    weight_bytes: int  # the stored compressed weights file alone
     params: int
     sparsity: float
     layers: int
@@ -59,8 +71,8 @@ class Metrics:
     train_seconds: float
     train_steps: int
     final_loss: float | None = None  # mean of the last training losses; None without training
-    teacher_accuracy: float | None = None  # the teacher's, on the same evaluation rows
-    retention: float | None = None  # retention(accuracy, teacher_accuracy)
+    teacher_score: float | None = None  # the teacher's `metric`, on the same validation rows
+    retention: float | None = None  # retention(score, teacher_score)
 
     @property
     def latency_ms_b1(self) -> float:
@@ -70,10 +82,26 @@ class Metrics:
     def latency_ms_b32(self) -> float:
         return self.latency_ms[32]
 
-    def with_teacher(self, teacher_accuracy: float) -> Metrics:
-        """This record with the teacher's accuracy (on the same rows) and the retention it implies."""
-        return replace(self, teacher_accuracy=teacher_accuracy,
-                       retention=retention(self.accuracy, teacher_accuracy))
+    @property
+    def score(self) -> float:
+        """The task's metric on the validation rows: the objective."""
+        return getattr(self, self.metric)
+
+    @property
+    def test_score(self) -> float | None:
+        """The task's metric on the test rows (None for records that predate test rows)."""
+        return getattr(self, "test_" + self.metric)
+
+    def scores(self, split: str) -> dict[str, float | None]:
+        """accuracy, f1 and mcc on "validation" or "test"."""
+        prefix = "" if split == "validation" else "test_"
+        return {k: getattr(self, prefix + k) for k in SCORES}
+
+    def with_teacher(self, teacher_score: float) -> Metrics:
+        """This record with the teacher's score (its `metric`, on the same validation rows) and the
+        retention it implies (None when the teacher itself is at or below 0)."""
+        return replace(self, teacher_score=teacher_score,
+                       retention=retention(self.score, teacher_score) if teacher_score > 0 else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form: one key per field, latency as latency_ms_b<N>, unset optional keys left out."""

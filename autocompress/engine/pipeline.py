@@ -7,6 +7,7 @@ measure.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifact import WEIGHTS
+from ..artifact import TASK_FILES, WEIGHTS, run_bytes
 from ..data import Encoded, collate
 from ..recipe import Recipe
 from .build import build_student
@@ -37,37 +38,41 @@ class Result:
     losses: list[float] = field(default_factory=list)
 
 
-def latency_inputs(dev: Encoded, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
-    """A batch of real dev rows padded (or cut) to a fixed length: what latency is measured on."""
-    idx = np.arange(batch) % len(dev)
-    b = collate(dev, idx, pad_to=seq_len)
+def latency_inputs(rows: Encoded, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
+    """A batch of real rows padded (or cut) to a fixed length: what latency is measured on."""
+    idx = np.arange(batch) % len(rows)
+    b = collate(rows, idx, pad_to=seq_len)
     return {k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
 def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Path) -> Metrics:
-    """Accuracy (+F1, MCC), bytes, latency, parameters and sparsity of a stored compressed model.
+    """Scores on the validation rows (and, only to report them, on the test rows), bytes, latency,
+    parameters and sparsity of a stored compressed model.
 
     Training fields: the recipe's steps, 0 seconds; `compress` fills in what training took.
     """
     m = inputs.measure
     rt = make_runtime(model, recipe.bits, inputs.runtime, folder / "runtime", m.threads)
-    dev = evaluation_rows(inputs.data.dev, m.eval_subset)
+    validation = evaluation_rows(inputs.data.validation, m.eval_subset)
+    test = inputs.data.test
     before = torch.get_num_threads()
     torch.set_num_threads(m.threads)
     try:
-        scores = task_metrics(predict_logits(rt.run, dev), dev.labels)
+        scores = task_metrics(predict_logits(rt.run, validation), validation.labels)
+        tested = task_metrics(predict_logits(rt.run, test), test.labels)
     finally:
         torch.set_num_threads(before)
     latency: dict[int, float] = {}
     for bs in m.batch_sizes:
-        x = latency_inputs(inputs.data.dev, bs, m.seq_len)
+        x = latency_inputs(inputs.data.validation, bs, m.seq_len)
         latency[bs] = latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"], x["token_type_ids"]),
                                  warmup=m.warmup, repeats=m.repeats, threads=m.threads)
     weight_bytes = (folder / WEIGHTS).stat().st_size
     shapes = layer_shapes(model)
     return Metrics(
-        accuracy=scores["accuracy"], f1=scores["f1"], mcc=scores["mcc"], latency_ms=latency,
-        bytes=rt.artifact.stat().st_size if rt.artifact is not None else weight_bytes,
+        accuracy=scores["accuracy"], f1=scores["f1"], mcc=scores["mcc"], test_accuracy=tested["accuracy"],
+        test_f1=tested["f1"], test_mcc=tested["mcc"], metric=inputs.metric, latency_ms=latency,
+        bytes=run_bytes(folder, rt.artifact if rt.artifact is not None else folder / WEIGHTS),
         weight_bytes=weight_bytes,
         params=count_parameters(model),
         sparsity=sparsity_of(model),
@@ -95,6 +100,9 @@ def compress(
     cand = build_student(inputs, recipe, start, hooks)
     folder.mkdir(parents=True, exist_ok=True)
     save_model(cand.model, folder, recipe.bits, recipe.emb_bits, runtime=inputs.runtime)
+    for name in TASK_FILES:
+        src = inputs.task_files / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / name)
     reloaded = load_model(folder)
     metrics = replace(measure(inputs, reloaded, recipe, folder), train_seconds=cand.train_seconds,
                       final_loss=float(np.mean(cand.losses[-20:])) if cand.losses else None)

@@ -1,4 +1,6 @@
-"""Pareto analysis of (accuracy up, bytes down, latency down): front, hypervolume, picks."""
+"""Pareto analysis of (score up, bytes down, latency down): front, hypervolume, picks.
+
+The score is the task's metric (accuracy, f1 or mcc) on the validation rows."""
 
 from __future__ import annotations
 
@@ -8,29 +10,31 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Point:
-    """One measured candidate. `feasible`: within every budget constraint."""
+    """One measured candidate. `feasible`: within every budget constraint. `degenerate`: no better
+    than the majority class (never feasible)."""
 
     key: int  # trial number
-    accuracy: float
+    score: float
     bytes: float
     latency_ms: float
     feasible: bool = True
+    degenerate: bool = False
 
     def losses(self, ref_bytes: float, ref_latency: float) -> tuple[float, float, float]:
         """Objectives as minimized, normalized by a reference model (the teacher)."""
-        return (1.0 - self.accuracy, self.bytes / ref_bytes, self.latency_ms / ref_latency)
+        return (1.0 - self.score, self.bytes / ref_bytes, self.latency_ms / ref_latency)
 
 
 def dominates(a: Point, b: Point) -> bool:
-    no_worse = a.accuracy >= b.accuracy and a.bytes <= b.bytes and a.latency_ms <= b.latency_ms
-    better = a.accuracy > b.accuracy or a.bytes < b.bytes or a.latency_ms < b.latency_ms
+    no_worse = a.score >= b.score and a.bytes <= b.bytes and a.latency_ms <= b.latency_ms
+    better = a.score > b.score or a.bytes < b.bytes or a.latency_ms < b.latency_ms
     return no_worse and better
 
 
 def front(points: Sequence[Point]) -> list[Point]:
-    """The non-dominated points, by accuracy (highest first)."""
+    """The non-dominated points, by score (highest first)."""
     out = [p for p in points if not any(dominates(q, p) for q in points if q is not p)]
-    return sorted(out, key=lambda p: (-p.accuracy, p.bytes, p.latency_ms))
+    return sorted(out, key=lambda p: (-p.score, p.bytes, p.latency_ms))
 
 
 def _hv2(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
@@ -57,7 +61,7 @@ def hypervolume(losses: Sequence[tuple[float, float, float]], ref: tuple[float, 
     return volume
 
 
-REFERENCE = (1.0, 2.0, 2.0)  # accuracy 0, twice the teacher's bytes and latency
+REFERENCE = (1.0, 2.0, 2.0)  # score 0, twice the teacher's bytes and latency
 
 
 def normalized_hypervolume(points: Sequence[Point], ref_bytes: float, ref_latency: float) -> float:
@@ -66,9 +70,9 @@ def normalized_hypervolume(points: Sequence[Point], ref_bytes: float, ref_latenc
 
 
 def best(points: Sequence[Point]) -> Point | None:
-    """Highest accuracy among feasible points (ties: fewer bytes, then lower latency)."""
+    """Highest score among feasible points (ties: fewer bytes, then lower latency)."""
     ok = [p for p in points if p.feasible]
-    return min(ok, key=lambda p: (-p.accuracy, p.bytes, p.latency_ms)) if ok else None
+    return min(ok, key=lambda p: (-p.score, p.bytes, p.latency_ms)) if ok else None
 
 
 def knee(points: Sequence[Point], ref_bytes: float, ref_latency: float) -> Point | None:
@@ -87,7 +91,7 @@ def knee(points: Sequence[Point], ref_bytes: float, ref_latency: float) -> Point
     return min(zip(f, losses), key=lambda pl: dist(pl[1]))[0]
 
 
-def accuracy_size_hypervolume(points: Sequence[Point], ref_bytes: float) -> float:
-    """Area dominated in (1 - accuracy, bytes / teacher), reference (1, 2): the two objectives
+def score_size_hypervolume(points: Sequence[Point], ref_bytes: float) -> float:
+    """Area dominated in (1 - score, bytes / teacher), reference (1, 2): the two objectives
     that do not depend on how busy the machine was when latency was measured."""
-    return _hv2([(1.0 - p.accuracy, p.bytes / ref_bytes) for p in points], REFERENCE[:2])
+    return _hv2([(1.0 - p.score, p.bytes / ref_bytes) for p in points], REFERENCE[:2])

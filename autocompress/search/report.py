@@ -1,4 +1,9 @@
-"""The search report: Pareto table, hypervolume, recommended pick and knee, and a Pareto plot."""
+"""The search report: Pareto table, hypervolume, recommended pick and knee, and a Pareto plot.
+
+Candidates are chosen on validation rows; the table shows their test scores beside, only to
+report them. Speed ratios come from timing the teacher and the front side by side in this
+process (`remeasure.side_by_side`), never from the teacher's time stored when the study began.
+"""
 
 from __future__ import annotations
 
@@ -6,82 +11,135 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..describe import summarize
-from ..engine.metrics import retention
-from .pareto import Point, best, front, knee, normalized_hypervolume
-from .study import Reference, trial_points
+from ..engine.metrics import Metrics, retention
+from .pareto import Point, best, front, knee, normalized_hypervolume, score_size_hypervolume
+from .study import Reference, stored_reference, trial_points
+
+TEACHER = "teacher"
 
 
 @dataclass
 class Report:
     study: str
     points: list[Point]
-    front: list[Point]
+    front: list[Point]  # of the points better than the majority class
     hypervolume: float
     best: Point | None
     knee: Point | None
     teacher: Reference
-    budget: dict
+    budget: str
     counts: dict[str, int]
     recipes: dict[int, dict]
+    measured: dict[int, Metrics]  # each completed trial's stored record (test scores, weight bytes)
+    latency_b1: dict[int | str, float] | None  # side by side: front trials and TEACHER; None when skipped
+
+    @property
+    def degenerate(self) -> list[Point]:
+        return [p for p in self.points if p.degenerate]
+
+    def x_faster(self, p: Point) -> float | None:
+        if self.latency_b1 is None:
+            return None
+        return self.latency_b1[TEACHER] / self.latency_b1[p.key]
 
     def markdown(self) -> str:
-        t = self.teacher
+        t, metric = self.teacher, self.teacher.metric
+        share = (lambda s: f"{retention(s, t.score):.1%}") if t.score > 0 else (lambda s: "n/a")
+        if self.latency_b1 is not None:
+            speed = (f"- latency: the teacher and the front timed side by side in one process just now (batch 1: "
+                     f"teacher {self.latency_b1[TEACHER]:.2f} ms); x faster is that ratio")
+            hv_text = "1 - score, bytes / teacher, side-by-side latency / teacher; reference 1, 2, 2"
+        else:
+            speed = ("- latency: not re-measured (--no-remeasure): the ms are each trial's own, taken at different "
+                     "times, so no speed ratio is given")
+            hv_text = "1 - score, bytes / teacher; reference 1, 2 (latency left out: not re-measured)"
         lines = [
             f"# Search report: study `{self.study}`",
             "",
-            "- trials: " + ", ".join(f"{v} {k.lower()}" for k, v in self.counts.items()),
+            f"- chosen on **validation** rows ({t.validation_rows}); **test** rows ({t.test_rows}) are only reported, "
+            "never used to choose",
+            f"- metric: {metric}",
+            "- trials: " + ", ".join(f"{v} {k.lower()}" for k, v in self.counts.items())
+            + (f"; {len(self.degenerate)} degenerate (no better than the majority class, excluded from the front)"
+               if self.degenerate else ""),
             f"- budget: {self.budget or 'none'}",
-            f"- teacher: accuracy {t.accuracy:.4f}, {t.bytes:,} bytes, batch-1 {t.latency_ms_b1:.2f} ms, "
-            f"batch-32 {t.latency_ms_b32:.1f} ms",
-            f"- hypervolume of the front (1 - accuracy, bytes / teacher, latency / teacher; "
-            f"reference 1, 2, 2): **{self.hypervolume:.4f}**",
-            "- recommended (highest accuracy within budget): "
+            f"- teacher: validation {metric} {t.score:.4f}, test {metric} {t.test_score:.4f}, {t.bytes:,} bytes "
+            f"(weights file {t.weight_bytes:,})",
+            f"- majority class ('{t.majority_label}' for every row): validation {metric} {t.majority_score:.4f}, "
+            f"test {metric} {t.majority_test_score:.4f}",
+            speed,
+            f"- hypervolume of the front ({hv_text}): **{self.hypervolume:.4f}**",
+            "- recommended (highest validation score within budget): "
             + (f"**trial {self.best.key}**" if self.best else "none: no trial met the budget"),
             "- knee (balanced trade-off): " + (f"trial {self.knee.key}" if self.knee else "none"),
             "",
-            "| trial | accuracy | % of teacher | bytes | x smaller | batch-1 ms | x faster | within budget | recipe |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| trial | validation {metric} | test {metric} | % of teacher (validation) | bytes | weights file | "
+            "x smaller | batch-1 ms | x faster | within budget | recipe |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in self.front:
             mark = " (best)" if self.best and p.key == self.best.key else ""
             mark += " (knee)" if self.knee and p.key == self.knee.key else ""
+            m = self.measured.get(p.key)
+            test = "—" if m is None or m.test_score is None else f"{m.test_score:.4f}"
+            weights = "—" if m is None else f"{m.weight_bytes:,}"
+            ms = self.latency_b1[p.key] if self.latency_b1 is not None else p.latency_ms
+            fast = self.x_faster(p)
             lines.append(
-                f"| {p.key}{mark} | {p.accuracy:.4f} | {retention(p.accuracy, t.accuracy):.1%} | {int(p.bytes):,} | "
-                f"{t.bytes / p.bytes:.1f} | {p.latency_ms:.2f} | {t.latency_ms_b1 / p.latency_ms:.2f} | "
+                f"| {p.key}{mark} | {p.score:.4f} | {test} | {share(p.score)} | {int(p.bytes):,} | {weights} | "
+                f"{t.bytes / p.bytes:.1f} | {ms:.2f} | {'—' if fast is None else f'{fast:.2f}'} | "
                 f"{'yes' if p.feasible else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
             )
         return "\n".join(lines) + "\n"
 
 
-def build_report(study) -> Report:
+def build_report(study, remeasure: bool = True) -> Report:
+    """The report of a stored study; `remeasure`: time the teacher and the front side by side now."""
+    import optuna
 
-    stored = study.user_attrs.get("teacher")
-    if stored is None:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"study '{study.study_name}' has no teacher reference yet; run a search first")
-    teacher = Reference(**stored)
+    teacher = stored_reference(study)
     pts = trial_points(study)
+    on_front = front([p for p in pts if not p.degenerate])
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     recipes = {t.number: t.user_attrs.get("recipe", {}) for t in study.get_trials(deepcopy=False)}
+    measured = {t.number: Metrics.from_dict(t.user_attrs["metrics"]) for t in done if "metrics" in t.user_attrs}
+    latency = _side_by_side(study, on_front) if remeasure else None
+    if latency is not None:
+        timed = [Point(p.key, p.score, p.bytes, latency[p.key], p.feasible) for p in on_front]
+        hv = normalized_hypervolume(timed, teacher.bytes, latency[TEACHER])
+    else:
+        hv = score_size_hypervolume(on_front, teacher.bytes)
     return Report(
-        study=study.study_name, points=pts, front=front(pts),
-        hypervolume=normalized_hypervolume(front(pts), teacher.bytes, teacher.latency_ms_b1),
-        best=best(pts), knee=knee(pts, teacher.bytes, teacher.latency_ms_b1), teacher=teacher,
-        budget=_budget_text(study.user_attrs.get("budget", {})), counts=counts, recipes=recipes,
+        study=study.study_name, points=pts, front=on_front, hypervolume=hv, best=best(pts),
+        # the knee normalizes each objective over the front, so no reference latency enters it
+        knee=knee(pts, teacher.bytes, 1.0), teacher=teacher,
+        budget=_budget_text(study.user_attrs.get("budget", {}), teacher.metric), counts=counts, recipes=recipes,
+        measured=measured, latency_b1=latency,
     )
 
 
-def _budget_text(b: dict) -> str:
+def _side_by_side(study, points: list[Point]) -> dict[int | str, float]:
+    from .remeasure import side_by_side
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    folders: dict[int | str, Path] = {TEACHER: Path(study.user_attrs["teacher_folder"])}
+    folders.update({p.key: Path(trials[p.key].user_attrs["folder"]) for p in points})
+    m = study.user_attrs.get("measure", {})
+    ms = side_by_side(folders, seq_len=m.get("seq_len", 64), batch_sizes=(1,), threads=m.get("threads", 2))
+    return {k: v[1] for k, v in ms.items()}
+
+
+def _budget_text(b: dict, metric: str) -> str:
     from .budget import Budget
 
-    return Budget(**b).describe() if b else ""
+    return Budget(**b).describe(metric) if b else ""
 
 
 def plot(report: Report, path: Path) -> Path:
-    """Accuracy against bytes, colour = batch-1 latency; the front joined, the picks ringed."""
+    """Validation score against bytes, colour = batch-1 latency; the front joined, the picks ringed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,21 +148,22 @@ def plot(report: Report, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     t = report.teacher
     if report.points:
-        sc = ax.scatter([p.bytes / 1e6 for p in report.points], [p.accuracy for p in report.points],
+        sc = ax.scatter([p.bytes / 1e6 for p in report.points], [p.score for p in report.points],
                         c=[p.latency_ms for p in report.points], cmap="viridis", s=36,
                         marker="o", edgecolors=["none" if p.feasible else "red" for p in report.points])
-        fig.colorbar(sc, ax=ax, label="batch-1 latency (ms)")
+        fig.colorbar(sc, ax=ax, label="batch-1 latency (ms, as each trial measured it)")
     f = sorted(report.front, key=lambda p: p.bytes)
-    ax.plot([p.bytes / 1e6 for p in f], [p.accuracy for p in f], "k--", lw=0.8, label="Pareto front")
-    ax.scatter([t.bytes / 1e6], [t.accuracy], marker="*", s=160, c="black", label="teacher (fp32)")
+    ax.plot([p.bytes / 1e6 for p in f], [p.score for p in f], "k--", lw=0.8, label="Pareto front")
+    ax.scatter([t.bytes / 1e6], [t.score], marker="*", s=160, c="black", label="teacher (fp32)")
+    ax.axhline(t.majority_score, color="grey", lw=0.8, ls=":", label="majority class")
     for pick, style, name in ((report.best, "s", "recommended"), (report.knee, "D", "knee")):
         if pick:
-            ax.scatter([pick.bytes / 1e6], [pick.accuracy], marker=style, s=140, facecolors="none",
+            ax.scatter([pick.bytes / 1e6], [pick.score], marker=style, s=140, facecolors="none",
                        edgecolors="crimson", linewidths=1.5, label=f"{name} (trial {pick.key})")
     ax.set_xscale("log")
-    ax.set_xlabel("bytes on disk (MB, log scale)")
-    ax.set_ylabel("dev accuracy")
-    ax.set_title(f"study {report.study}: red edge = outside budget")
+    ax.set_xlabel("bytes on disk to run the model (MB, log scale)")
+    ax.set_ylabel(f"validation {t.metric}")
+    ax.set_title(f"study {report.study}: red edge = outside budget or degenerate")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -114,8 +173,8 @@ def plot(report: Report, path: Path) -> Path:
     return path
 
 
-def write_report(study, folder: Path) -> tuple[Report, Path, Path]:
-    rep = build_report(study)
+def write_report(study, folder: Path, remeasure: bool = True) -> tuple[Report, Path, Path]:
+    rep = build_report(study, remeasure)
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / "report.md"
     png = plot(rep, folder / "pareto.png")

@@ -13,7 +13,7 @@ def trial_for_pick(study_name: str, storage: str, pick: str):
 
     study = open_existing_study(study_name, storage)
     if pick in ("best", "knee"):
-        rep = build_report(study)
+        rep = build_report(study, remeasure=False)  # picks do not depend on speed ratios
         point = rep.best if pick == "best" else rep.knee
         if point is None:
             raise ConfigError(f"study '{study_name}' has no completed trial within its budget to pick as '{pick}'; "

@@ -1,8 +1,11 @@
 """Create or resume an Optuna study and run trials: each trial is one Recipe through the engine.
 
-Objectives: accuracy (max), bytes (min), batch-1 latency (min). The budget becomes trial
-constraints. A trial that clearly cannot reach the accuracy floor is stopped half-way and
-recorded as pruned; a trial that raises is recorded as failed and the search goes on.
+Objectives: the task's metric on the validation rows (max), bytes (min), batch-1 latency (min).
+Test rows are measured and stored with every trial, and never read by the search. The budget
+becomes trial constraints, and so does beating the majority class: a candidate no better than
+predicting the most frequent label is degenerate, never within budget. A trial that clearly
+cannot reach the score floor is stopped half-way and recorded as pruned; a trial that raises is
+recorded as failed and the search goes on.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..config import Experiment
-from ..engine.measure import predict_logits, task_metrics
+from ..data import majority_baseline
+from ..engine.measure import evaluation_rows, predict_logits, task_metrics
 from ..engine.metrics import Metrics
 from ..engine.pipeline import EngineInputs
 from ..errors import ConfigError
@@ -32,7 +36,7 @@ from .space import SearchSpace
 from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S
 from .storage import open_study as _open
 
-OBJECTIVES = ("accuracy", "bytes", "latency_ms_b1")
+PROTOCOL = "validation-v1"  # studies choose on validation rows and store test scores beside them
 SAMPLERS = ("tpe", "nsga2", "random")
 
 
@@ -47,7 +51,7 @@ class SearchSettings:
     sampler: str = "tpe"
     seed: int = 0
     out_dir: Path = Path("out")
-    early_stop_margin: float = 0.10  # stop when half-way accuracy is this far below the floor
+    early_stop_margin: float = 0.10  # stop when the half-way score is this far below the floor
     curve_every: int = 10
     enqueue_starts: bool = True  # begin with the teacher's shape (fp32, int8) and a half-depth student
     heartbeat_s: int = HEARTBEAT_S  # a running trial's heartbeat period
@@ -55,7 +59,7 @@ class SearchSettings:
 
 
 class EarlyStopped(RuntimeError):
-    """Half-way through training, the candidate is clearly below the accuracy floor."""
+    """Half-way through training, the candidate is clearly below the score floor."""
 
 
 def make_sampler(name: str, seed: int, trials: int):
@@ -103,28 +107,52 @@ def starting_points(space: SearchSpace, n_layers: int) -> list[dict[str, Any]]:
 
 @dataclass
 class Reference:
-    """The teacher measured like any candidate (on the same evaluation rows, the same runtime): what
-    size and speed ratios, the report's share of the teacher and the budget's accuracy floor are
-    relative to. Stored in the study's user attribute "teacher" as `to_dict()`."""
+    """The teacher measured like any candidate (on the same validation rows, the same runtime) and
+    the majority-class baseline: what the report's share of the teacher, the budget's score floor,
+    the degenerate flag and the size ratios are relative to. Speed ratios are not: a report times
+    the teacher again beside the candidates. Stored in the study's user attribute "teacher"."""
 
-    accuracy: float
+    metric: str
+    score: float  # validation
+    test_score: float
     bytes: int
-    latency_ms_b1: float
+    weight_bytes: int
+    latency_ms_b1: float  # measured when the study was created: shown, never divided by
     latency_ms_b32: float
+    majority_label: str
+    majority_score: float  # predicting majority_label for every validation row
+    majority_test_score: float
+    validation_rows: int
+    test_rows: int
 
     @classmethod
-    def of(cls, m: Metrics) -> Reference:
-        return cls(m.accuracy, m.bytes, m.latency_ms_b1, m.latency_ms_b32)
+    def of(cls, m: Metrics, inputs: EngineInputs) -> Reference:
+        label, base = majority_baseline(inputs.data)
+        return cls(m.metric, m.score, m.test_score, m.bytes, m.weight_bytes, m.latency_ms_b1, m.latency_ms_b32,
+                   label, base["validation"][m.metric], base["test"][m.metric],
+                   len(evaluation_rows(inputs.data.validation, inputs.measure.eval_subset)), len(inputs.data.test))
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
 
+    def degenerate(self, score: float) -> bool:
+        """No better than predicting the majority class for every validation row."""
+        return score <= self.majority_score + 1e-9
 
-def measure_reference(inputs: EngineInputs, teacher: Teacher, folder: Path, log: Log) -> Reference:
+
+def measure_reference(inputs: EngineInputs, folder: Path, log: Log) -> Reference:
     if not (folder / "metrics.json").is_file():
-        log("search: measuring the teacher as the reference (accuracy, bytes, latency)")
-        run_recipe(inputs, Recipe(), folder, teacher)
-    return Reference.of(read_metrics(folder))
+        log("search: measuring the teacher as the reference (scores, bytes, latency)")
+        run_recipe(inputs, Recipe(), folder)
+    return Reference.of(read_metrics(folder), inputs)
+
+
+def stored_reference(study) -> Reference:
+    """The reference a study stored; a clear error for studies made before validation splits."""
+    if study.user_attrs.get("protocol") != PROTOCOL or "teacher" not in study.user_attrs:
+        raise ConfigError(f"study '{study.study_name}' has no teacher reference chosen on validation rows (it is "
+                          "older, or no search ran yet); run `autocompress search` with a new --study")
+    return Reference(**study.user_attrs["teacher"])
 
 
 def trial_points(study) -> list[Point]:
@@ -132,7 +160,8 @@ def trial_points(study) -> list[Point]:
     import optuna
 
     return [
-        Point(t.number, t.values[0], t.values[1], t.values[2], all(v <= 0 for v in t.constraints.values()))
+        Point(t.number, t.values[0], t.values[1], t.values[2], all(v <= 0 for v in t.constraints.values()),
+              bool(t.user_attrs.get("degenerate", False)))
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     ]
 
@@ -161,9 +190,9 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         raise ConfigError(f"study '{settings.study}' searches experiment '{stored_exp}', not '{exp.name}'; "
                           "pass the same experiment file or another --study")
     inputs, teacher = prepared or engine_inputs(exp, log)
-    stored_ref = study.user_attrs.get("teacher")
-    ref = (Reference(**stored_ref) if stored_ref
-           else measure_reference(inputs, teacher, settings.out_dir / settings.study / "teacher", log))
+    teacher_folder = settings.out_dir / settings.study / "teacher"
+    ref = (stored_reference(study) if study.trials or "teacher" in study.user_attrs
+           else measure_reference(inputs, teacher_folder, log))
 
     parent = study.user_attrs.get("mlflow_parent_run_id")
     parent = tracker.start_search(
@@ -175,9 +204,13 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
         study.set_user_attr("tracking_uri", tracker.tracking_uri)
-        tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.to_dict().items()})
+        tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.to_dict().items() if not isinstance(v, str)})
     study.set_user_attr("experiment", exp.name)
+    study.set_user_attr("protocol", PROTOCOL)
     study.set_user_attr("teacher", ref.to_dict())
+    if "teacher_folder" not in study.user_attrs:
+        study.set_user_attr("teacher_folder", str(teacher_folder.resolve()))
+    study.set_user_attr("measure", exp.measure.model_dump(mode="json"))
     study.set_user_attr("budget", settings.budget.to_dict())
     study.set_user_attr("space", settings.space.model_dump(mode="json"))
     study.set_user_attr("settings", {"trials": settings.trials, "sampler": settings.sampler, "seed": settings.seed,
@@ -209,7 +242,7 @@ def _objective(search: Search):
 
     s, study, tracker, inputs = search.settings, search.study, search.tracker, search.inputs
     n_layers = len(inputs.teacher.encoder_layers)
-    floor = s.budget.accuracy_floor(search.ref.accuracy)
+    floor = s.budget.score_floor(search.ref.score)
     out = s.out_dir / s.study
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
@@ -230,7 +263,7 @@ def _objective(search: Search):
             hooks = [_curve_logger(tracker, run, s.curve_every)]
             if floor is not None:
                 hooks.append(_early_stop(inputs, floor - s.early_stop_margin))
-            res = run_recipe(inputs, recipe, folder, search.teacher, hooks=hooks)
+            res = run_recipe(inputs, recipe, folder, hooks=hooks)
         except KeyboardInterrupt:  # Ctrl-C: the trial ends failed, uncounted; its MLflow run is closed
             tracker.set_tags(run, {"state": "FAIL", "error": "interrupted"})
             tracker.end(run, "KILLED")
@@ -250,20 +283,23 @@ def _objective(search: Search):
                 pass
             raise
         m, ref = res.metrics, search.ref
-        cons = s.budget.constraints(m, ref.accuracy)
+        # beating the majority class is a constraint like the budget's: <= 0 means above it
+        cons = {**s.budget.constraints(m, ref.score), "above_majority": ref.majority_score + 1e-9 - m.score}
         for k, v in cons.items():
             trial.set_constraint(k, v)
+        degenerate = ref.degenerate(m.score)
+        trial.set_user_attr("degenerate", degenerate)
         stored = m.to_dict()
         numeric = {k: float(v) for k, v in stored.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        # retention and teacher_accuracy come as run_recipe wrote them to metrics.json (the teacher on the
-        # same evaluation rows); the ratios are against the reference measured like a candidate
-        numeric.update(x_smaller=ref.bytes / m.bytes, x_faster_b1=ref.latency_ms_b1 / m.latency_ms_b1)
+        # retention and teacher_score come as run_recipe wrote them to metrics.json (the teacher on the
+        # same validation rows); speed ratios are left to reports, which time the teacher alongside
+        numeric.update(x_smaller=ref.bytes / m.bytes)
         tracker.log_metrics(run, numeric)
         tracker.set_tags(run, {"state": "COMPLETE", "feasible": str(all(v <= 0 for v in cons.values())),
-                               "runtime": m.runtime})
+                               "degenerate": str(degenerate), "runtime": m.runtime, "chosen_on": "validation"})
         tracker.end(run, "FINISHED")
         trial.set_user_attr("metrics", {k: v for k, v in stored.items() if k != "runtime_note"})
-        return m.accuracy, float(m.bytes), m.latency_ms_b1
+        return m.score, float(m.bytes), m.latency_ms_b1
 
     return objective
 
@@ -275,11 +311,13 @@ def _progress(search: Search, log: Log, started: float, who: str):
         pts = trial_points(study)
         pick = best(pts)
         what = trial.state.name
+        metric = search.ref.metric
         if trial.values:
-            what += f" acc {trial.values[0]:.4f}, {trial.values[1] / 1e6:.2f} MB, {trial.values[2]:.2f} ms"
+            what += f" {metric} {trial.values[0]:.4f}, {trial.values[1] / 1e6:.2f} MB, {trial.values[2]:.2f} ms"
+            what += " (degenerate: no better than the majority class)" if trial.user_attrs.get("degenerate") else ""
         elif "error" in trial.user_attrs:
             what += f" ({trial.user_attrs['error'][:120]})"
-        best_s = (f"#{pick.key} acc {pick.accuracy:.4f} {pick.bytes / 1e6:.2f} MB {pick.latency_ms:.2f} ms"
+        best_s = (f"#{pick.key} {metric} {pick.score:.4f} {pick.bytes / 1e6:.2f} MB {pick.latency_ms:.2f} ms"
                   if pick else "none yet")
         log(f"{who}: trial {trial.number} {what} | {used(study, running=False)}/{search.settings.trials} done, "
             f"{(time.time() - started) / 60:.1f} min, {sum(p.feasible for p in pts)} feasible | best {best_s}")
@@ -302,7 +340,7 @@ def run_trials(search: Search, log: Log = silent, who: str = "search") -> int:
         log(f"{who}: study '{s.study}' already holds {done} finished trials (budget {s.trials}); nothing to run")
         return 0
     log(f"{who}: study '{s.study}' has {done} finished trials; running up to {s.trials - done} more "
-        f"(budget: {s.budget.describe()})")
+        f"(budget: {s.budget.describe(search.ref.metric)}; chosen on {search.ref.validation_rows} validation rows)")
     started, ran = time.time(), 0
     objective, report = _objective(search), _progress(search, log, started, who)
     while True:
@@ -334,17 +372,17 @@ def _curve_logger(tracker: Tracker, run: str | None, every: int):
 
 
 def _early_stop(inputs: EngineInputs, threshold: float, rows: int = 256):
-    """Half-way through training, evaluate on a dev sample; stop when clearly below the floor."""
-    dev = inputs.data.dev
-    sample = dev.subset(np.arange(min(rows, len(dev))))
+    """Half-way through training, score a validation sample; stop when clearly below the floor."""
+    validation = inputs.data.validation
+    sample = validation.subset(np.arange(min(rows, len(validation))))
 
     def hook(step: int, total: int, _loss: float, model) -> None:
         if total < 20 or step != total // 2:
             return
         was_training = model.training
-        acc = task_metrics(predict_logits(model, sample), sample.labels)["accuracy"]
+        score = task_metrics(predict_logits(model, sample), sample.labels)[inputs.metric]
         model.train(was_training)
-        if acc < threshold:
-            raise EarlyStopped(f"dev accuracy {acc:.3f} half-way is below {threshold:.3f}")
+        if score < threshold:
+            raise EarlyStopped(f"validation {inputs.metric} {score:.3f} half-way is below {threshold:.3f}")
 
     return hook

@@ -66,5 +66,5 @@ def test_stored_factored_model_is_smaller_and_reloads_the_same(tiny_inputs, tmp_
     assert low.metrics.params == full.metrics.params - 3 * (2 * 32 * 64 - 2 * 8 * 96)
     assert low.metrics.weight_bytes < full.metrics.weight_bytes
     again = load_model(tmp_path / "low")
-    dev = tiny_inputs.data.dev
-    np.testing.assert_array_equal(predict_logits(again, dev), predict_logits(low.model, dev))
+    rows = tiny_inputs.data.validation
+    np.testing.assert_array_equal(predict_logits(again, rows), predict_logits(low.model, rows))

@@ -4,10 +4,8 @@ import json
 
 import pytest
 
-from autocompress.engine.metrics import Metrics, retention, score_at_retention
+from autocompress.engine.metrics import OPTIONAL, Metrics, retention, score_at_retention
 from autocompress.testing import STORED_METRIC_KEYS, sample_metrics
-
-OPTIONAL = {"runtime_note", "final_loss", "teacher_accuracy", "retention"}
 
 
 def test_to_dict_gives_the_stored_keys():
@@ -21,8 +19,8 @@ def test_to_dict_gives_the_stored_keys():
 @pytest.mark.parametrize("changes", [
     {},
     {"final_loss": None},  # no training
-    {"teacher_accuracy": None, "retention": None},  # no teacher given
-    {"final_loss": None, "teacher_accuracy": None, "retention": None, "runtime_note": None},
+    {"teacher_score": None, "retention": None},  # no teacher given
+    {"final_loss": None, "teacher_score": None, "retention": None, "runtime_note": None},
     {"latency_ms": {1: 2.0, 8: 5.0, 32: 30.0}},  # other batch sizes
     {"latency_ms": {}},
     {"fast_kernel": False, "bits": 4, "embedding_bits": 32, "sparsity": 0.5},
@@ -41,8 +39,9 @@ def test_round_trip_through_json(changes):
 def test_an_older_file_without_the_optional_keys_reads():
     old = {k: v for k, v in sample_metrics().to_dict().items() if k not in OPTIONAL}
     m = Metrics.from_dict(old)
-    assert (m.final_loss, m.teacher_accuracy, m.retention, m.runtime_note) == (None, None, None, None)
-    assert m.to_dict() == old
+    assert (m.final_loss, m.teacher_score, m.retention, m.runtime_note, m.test_score) == (None,) * 5
+    assert m.metric == "accuracy" and m.score == m.accuracy  # records from before task metrics were scored in accuracy
+    assert m.to_dict() == {**old, "metric": "accuracy"}
 
 
 def test_unknown_keys_are_skipped_and_missing_ones_named():
@@ -54,8 +53,22 @@ def test_unknown_keys_are_skipped_and_missing_ones_named():
 
 
 def test_with_teacher_sets_the_retention():
-    m = sample_metrics(teacher_accuracy=None, retention=None).with_teacher(0.8)
-    assert m.teacher_accuracy == 0.8 and m.retention == retention(m.accuracy, 0.8) == pytest.approx(0.875 / 0.8)
+    m = sample_metrics(teacher_score=None, retention=None).with_teacher(0.8)
+    assert m.teacher_score == 0.8 and m.retention == retention(m.accuracy, 0.8) == pytest.approx(0.875 / 0.8)
+
+
+def test_the_score_is_the_task_metric_on_validation_rows_and_the_test_score_beside_it():
+    m = sample_metrics(metric="mcc", teacher_score=None, retention=None)
+    assert (m.score, m.test_score) == (0.75, 0.72)
+    assert m.scores("test") == {"accuracy": 0.86, "f1": 0.855, "mcc": 0.72}
+    assert m.with_teacher(0.8).retention == pytest.approx(0.75 / 0.8)  # mcc against the teacher's mcc
+
+
+def test_retention_of_mcc_is_zero_for_a_constant_prediction_and_undefined_for_a_chance_teacher():
+    assert retention(0.0, 0.6) == 0.0 and retention(-0.3, 0.6) == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match="above 0"):
+        retention(0.5, 0.0)
+    assert sample_metrics(metric="mcc").with_teacher(0.0).retention is None
 
 
 def test_retention_and_its_inverse():

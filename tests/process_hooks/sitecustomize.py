@@ -51,11 +51,11 @@ def _wrap_claim(study_module, n_processes: int, timeout_s: float) -> None:
 def _wrap_run_recipe(study_module, hang_at: int, marker: Path) -> None:
     original = study_module.run_recipe
 
-    def run_recipe(inputs, recipe, folder, teacher, hooks=()):
+    def run_recipe(inputs, recipe, folder, hooks=()):
         name = Path(folder).name  # trial-0007; the teacher's reference folder is not a trial
         number = int(name.rsplit("-", 1)[1]) if name.startswith("trial-") else -1
         if number < hang_at:
-            return original(inputs, recipe, folder, teacher, hooks=hooks)
+            return original(inputs, recipe, folder, hooks=hooks)
 
         def hang(step, _total, _loss, _model) -> None:
             if step == 3:
@@ -63,7 +63,7 @@ def _wrap_run_recipe(study_module, hang_at: int, marker: Path) -> None:
                 while True:
                     time.sleep(1)
 
-        return original(inputs, recipe, folder, teacher, hooks=[*hooks, hang])
+        return original(inputs, recipe, folder, hooks=[*hooks, hang])
 
     study_module.run_recipe = run_recipe
 

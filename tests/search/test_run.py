@@ -78,7 +78,7 @@ def test_a_search_writes_its_report_logs_it_and_closes_the_parent_run(exp, tmp_p
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["hypervolume"] == pytest.approx(done.report.hypervolume)
     assert parent.data.metrics["pareto_size"] == len(done.report.front)
-    assert parent.data.metrics["teacher_accuracy"] == pytest.approx(done.reference.accuracy)
+    assert parent.data.metrics["teacher_score"] == pytest.approx(done.reference.score)
     assert parent.data.tags["best_trial"] == str(done.report.best.key)  # no budget: every trial is within it
     assert parent.data.tags["knee_trial"] == str(done.report.knee.key)
     assert sorted(f.path for f in client.list_artifacts(done.parent_run, "report")) == [

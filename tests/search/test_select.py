@@ -3,6 +3,8 @@ import pytest
 
 from autocompress.errors import ConfigError
 from autocompress.search.select import trial_for_pick
+from autocompress.search.study import PROTOCOL
+from test_report import TEACHER
 
 
 def test_failed_or_unknown_trials_cannot_be_exported(tmp_path):
@@ -13,7 +15,8 @@ def test_failed_or_unknown_trials_cannot_be_exported(tmp_path):
     study.tell(ok, [0.9, 1e6, 5.0])
     bad = study.ask()
     study.tell(bad, state=optuna.trial.TrialState.FAIL)
-    study.set_user_attr("teacher", {"accuracy": 0.9, "bytes": 9e7, "latency_ms_b1": 20.0, "latency_ms_b32": 300.0})
+    study.set_user_attr("protocol", PROTOCOL)
+    study.set_user_attr("teacher", TEACHER)
     assert trial_for_pick("s", storage, "0").number == 0
     assert trial_for_pick("s", storage, "best").number == 0
     with pytest.raises(ConfigError, match="trial 1 of study 's' is FAIL, not complete"):

@@ -17,7 +17,7 @@ from autocompress.config import Experiment
 from autocompress.engine.measure import predict_logits, task_metrics
 from autocompress.engine.metrics import retention
 from autocompress.search.budget import Budget
-from autocompress.search.pareto import REFERENCE, dominates, normalized_hypervolume
+from autocompress.search.pareto import dominates, score_size_hypervolume
 from autocompress.search.report import build_report, write_report
 from autocompress.search.space import parse_space
 from autocompress.search.study import SearchSettings, prepare_search, run_trials
@@ -79,17 +79,20 @@ def test_search_logs_one_nested_run_per_trial(prepared, tmp_path):
         history = client.get_metric_history(r.info.run_id, "train_loss")
         assert len(history) >= 1  # per-step training curve
     parent_run = client.get_run(parent)
-    assert parent_run.data.metrics["teacher_accuracy"] == pytest.approx(ref.accuracy)
+    assert parent_run.data.metrics["teacher_score"] == pytest.approx(ref.score)
+    assert parent_run.data.metrics["teacher_test_score"] == pytest.approx(ref.test_score)
+    assert 0 < ref.majority_score < ref.score  # the tiny teacher beats the majority class
 
-    rep, md, png = write_report(study, tmp_path / "report")
+    rep, md, png = write_report(study, tmp_path / "report", remeasure=False)
     assert png.stat().st_size > 5000 and "hypervolume" in md.read_text()
+    kept = [p for p in rep.points if not p.degenerate]
     for a in rep.front:
-        for b in rep.points:
+        for b in kept:
             assert not dominates(b, a)
-    # dominated points add no volume: the front's hypervolume is that of all points
+    # dominated points add no volume: the front's hypervolume is that of all the points it was made from
     t = rep.teacher
-    assert rep.hypervolume == pytest.approx(normalized_hypervolume(rep.points, t.bytes, t.latency_ms_b1))
-    inside = any(all(v < r for v, r in zip(p.losses(t.bytes, t.latency_ms_b1), REFERENCE)) for p in rep.points)
+    assert rep.hypervolume == pytest.approx(score_size_hypervolume(kept, t.bytes))
+    inside = any(p.score > 0 and p.bytes < 2 * t.bytes for p in kept)
     assert (rep.hypervolume > 0) == inside
 
 
@@ -129,15 +132,18 @@ def test_a_raising_trial_fails_and_the_search_goes_on(prepared, tmp_path, monkey
 
 def test_budget_becomes_constraints(prepared, tmp_path):
     exp, prep = prepared
-    s = _settings(tmp_path, trials=2, budget=Budget(max_bytes=10_000, min_accuracy=0.01))
+    s = _settings(tmp_path, trials=2, budget=Budget(max_bytes=10_000, min_score=0.01))
     search = _search(exp, s, prep)
     trials = search.study.trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
     for t in trials:  # a tiny model is far above 10 kB, and far above 1 % accurate
-        assert set(t.constraints) == {"bytes", "accuracy"}
+        assert set(t.constraints) == {"bytes", "score", "above_majority"}
         assert t.constraints["bytes"] == pytest.approx((t.values[1] - 10_000) / 10_000) and t.constraints["bytes"] > 0
-        assert t.constraints["accuracy"] == pytest.approx(0.01 - t.values[0]) and t.constraints["accuracy"] < 0
-    assert build_report(search.study).best is None  # nothing met the size budget
+        assert t.constraints["score"] == pytest.approx(0.01 - t.values[0]) and t.constraints["score"] < 0
+        majority = search.ref.majority_score
+        assert t.constraints["above_majority"] == pytest.approx(majority - t.values[0], abs=1e-8)
+        assert t.constraints["above_majority"] < 0
+    assert build_report(search.study, remeasure=False).best is None  # nothing met the size budget
 
 
 class _RecordingTracker(NullTracker):
@@ -156,20 +162,23 @@ class _RecordingTracker(NullTracker):
 
 def test_retention_is_against_the_teacher_on_the_evaluation_rows(tmp_path):
     """With eval_subset, metrics.json, the trial's MLflow run and its user attributes agree on retention:
-    accuracy over the teacher's accuracy on the same 20 rows (not on the whole dev split)."""
+    the score over the teacher's score on the same 20 validation rows (not on the whole split)."""
     exp = Experiment.from_file(write_experiment(tmp_path, make_teacher_dir(tmp_path / "teacher"),
-                                                write_task(tmp_path / "data"), measure={"eval_subset": 20}))
+                                                write_task(tmp_path / "data"), measure={"eval_subset": 20},
+                                                task={"metric": "f1"}))
     inputs, teacher = engine_inputs(exp)
-    rows = inputs.data.dev.subset(np.arange(20))
-    on_rows = task_metrics(predict_logits(teacher.model, rows), rows.labels)["accuracy"]
-    assert inputs.teacher_accuracy == on_rows != teacher.metrics["accuracy"]  # the whole split scores otherwise
+    rows = inputs.data.validation.subset(np.arange(20))
+    on_rows = task_metrics(predict_logits(teacher.model, rows), rows.labels)["f1"]
+    assert inputs.teacher_score == on_rows
     tracker = _RecordingTracker()
     search = _search(exp, _settings(tmp_path, trials=2), (inputs, teacher), tracker)
-    assert search.ref.accuracy == pytest.approx(on_rows)  # the reference: the teacher measured on those rows
+    assert search.ref.score == pytest.approx(on_rows)  # the reference: the teacher measured on those rows
+    assert search.ref.validation_rows == 20
     for t in search.study.trials:
         written = read_metrics(Path(t.user_attrs["folder"]))
-        assert written.teacher_accuracy == on_rows
-        assert written.retention == retention(written.accuracy, on_rows)
+        assert written.metric == "f1" and t.values[0] == written.f1
+        assert written.teacher_score == on_rows
+        assert written.retention == retention(written.f1, on_rows)
         assert tracker.logged[f"trial-{t.number:04d}"]["retention"] == written.retention
         assert t.user_attrs["metrics"]["retention"] == written.retention
 
@@ -177,15 +186,15 @@ def test_retention_is_against_the_teacher_on_the_evaluation_rows(tmp_path):
 def test_hopeless_trials_are_pruned_half_way(prepared, tmp_path):
     exp, prep = prepared
     space = dict(SPACE, train_steps={"low": 20, "high": 24})
-    s = _settings(tmp_path, space=parse_space(space, "s"), trials=3, budget=Budget(min_accuracy=0.99),
-                  early_stop_margin=0.0)
+    s = _settings(tmp_path, space=parse_space(space, "s"), trials=3, budget=Budget(min_score=1.0),
+                  early_stop_margin=-0.01)
     study = _search(exp, s, prep).study
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
-    # a random tiny teacher is nowhere near 99 %: trials that train are stopped half-way
+    # a negative margin puts the half-way threshold at 1.01, out of reach: trials that train stop half-way
     assert pruned, [t.state for t in study.trials]
     for t in pruned:
-        assert t.user_attrs["pruned_reason"].startswith("dev accuracy ")
-        assert t.user_attrs["pruned_reason"].endswith(" half-way is below 0.990")
+        assert t.user_attrs["pruned_reason"].startswith("validation accuracy ")
+        assert t.user_attrs["pruned_reason"].endswith(" half-way is below 1.010")
         assert t.values is None and "metrics" not in t.user_attrs
 
 

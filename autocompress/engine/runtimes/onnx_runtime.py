@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...artifact import ONNX
+from ...quiet import ORT_SEVERITY_ERROR, quiet_onnx_quantization
 from .base import Precision, Session, slow_note
 
 if TYPE_CHECKING:
@@ -78,12 +79,14 @@ def onnx_runtime(model: Classifier, bits: int, workdir: Path, threads: int) -> S
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         qpath = workdir / "model.int8.onnx"
-        quantize_dynamic(str(path), str(qpath), per_channel=True, weight_type=QuantType.QInt8)
+        with quiet_onnx_quantization():  # its advice to pre-process is a WARNING line on the root logger
+            quantize_dynamic(str(path), str(qpath), per_channel=True, weight_type=QuantType.QInt8)
         path.unlink()
         path = qpath
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.log_severity_level = ORT_SEVERITY_ERROR  # graph-optimizer warnings are not for the user
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def run(i: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
