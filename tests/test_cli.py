@@ -105,13 +105,22 @@ def _bad_cases(tmp_path):
                             "empty_dev.tsv: test data has no rows; fix task.dev"),
         "teacher with other labels": ([write_experiment(sub("e7"), three, task), ok_recipe],
                                       "is a classifier with 3 labels but the task has 2"),
+        "validation larger than train": ([write_experiment(sub("e8"), teacher, task, task={"validation_size": 25}),
+                                          ok_recipe], "task.validation_size 25 holds out 25 of the 20 training rows"),
+        "validation size not whole": ([write_experiment(sub("e9"), teacher, task, task={"validation_size": 2.5}),
+                                       ok_recipe], "give a fraction below 1 or a whole number of rows"),
+        "label outside the declared labels": ([write_experiment(sub("e10"), teacher, task,
+                                                                task={"labels": ["neg", "pos"]}), ok_recipe],
+                                              "label '0' is not one of ['neg', 'pos']; fix task.labels"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing experiment", "malformed yaml", "unknown key", "bad recipe value",
                                   "missing recipe", "layer out of range", "missing data file", "wrong column",
                                   "unknown teacher", "hub teacher offline", "binary experiment file",
-                                  "binary recipe file", "blank label", "empty dev split", "teacher with other labels"])
+                                  "binary recipe file", "blank label", "empty dev split", "teacher with other labels",
+                                  "validation larger than train", "validation size not whole",
+                                  "label outside the declared labels"])
 def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (exp, recipe), needle = _bad_cases(tmp_path)[case]
@@ -151,6 +160,8 @@ def test_search_then_report(tiny_experiment, tmp_path, monkeypatch, capsys):
     [
         (["--space", "nope.yaml"], "search space file not found"),
         (["--min-retention", "1.5"], "--min-retention 1.5 is impossible"),
+        (["--min-score", "1.5"], "--min-score 1.5 is impossible"),
+        (["--min-score", "0.5", "--min-accuracy", "0.5"], "give --min-score or --min-accuracy, not both"),
         (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot be opened"),
     ],
 )
@@ -158,6 +169,15 @@ def test_search_bad_input(tiny_experiment, tmp_path, monkeypatch, capsys, args, 
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--trials", 1, "--no-tracking", *args)
     assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_min_accuracy_on_a_task_scored_in_mcc_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), write_task(tmp_path / "d"),
+                           task={"metric": "mcc"})
+    code, _, err = run_cli(monkeypatch, capsys, "search", exp, "--trials", 1, "--no-tracking", "--min-accuracy", "0.8")
+    assert code == 2 and "--min-accuracy: this task is scored in mcc (task.metric); use --min-score" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_search_with_an_unusable_tracking_store(tiny_experiment, tmp_path, monkeypatch, capsys):
