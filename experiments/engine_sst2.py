@@ -85,7 +85,7 @@ def side_by_side_latency(inputs, folders: dict[str, Path], rounds: int, repeats:
     for name, recipe, _ in ROWS:
         runs[name] = make_runtime(load_model(folders[name]), recipe.bits, inputs.runtime, folders[name] / "runtime",
                                   m.threads).run
-    xs = {bs: latency_inputs(inputs.data.dev, bs, m.seq_len) for bs in m.batch_sizes}
+    xs = {bs: latency_inputs(inputs.data.validation, bs, m.seq_len) for bs in m.batch_sizes}
     log(f"latency: {rounds} interleaved rounds")
     return interleaved_latency(runs, xs, rounds=rounds, repeats=repeats, warmup=m.warmup, threads=m.threads)
 

@@ -2,17 +2,17 @@
 runtimes side by side: the pick on its own runtime, fp32 torch eager and ONNX Runtime int8 of the
 same model.
 
-    python experiments/export_sst2.py [--pick best] [--rounds 5]
+    python experiments/export_sst2.py [--pick best] [--rounds 5] [--experiment E --name search-sst2]
 
-Needs the study of experiments/search_sst2.py. Writes experiments/results/export-sst2.md / .json.
+Needs the study of experiments/search_sst2.py (same --experiment and --name). The pick was chosen on
+validation rows; the reload check scores the task's dev file, the test split the search never used.
+Writes experiments/results/export-sst2.md / .json.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,7 +22,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def reload_check(folder: str, experiment: str) -> None:
-    """Run in a fresh process: accuracy of the reloaded export on the dev set (no teacher, study or MLflow)."""
+    """Run in a fresh process: accuracy of the reloaded export on the test split, the task's dev file
+    (no teacher, study or MLflow)."""
     import numpy as np
 
     from autocompress import load_compressed
@@ -30,7 +31,7 @@ def reload_check(folder: str, experiment: str) -> None:
     from autocompress.data import load_raw
 
     exp = Experiment.from_file(experiment)
-    dev = load_raw(exp)["dev"]
+    dev = load_raw(exp)["test"]  # the task's dev file
     out = {}
     for runtime in ("torch", "onnxruntime"):
         model = load_compressed(folder, runtime=runtime)
@@ -43,7 +44,8 @@ def reload_check(folder: str, experiment: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default=str(HERE / "sst2.yaml"))
-    ap.add_argument("--study", default="search-sst2")
+    ap.add_argument("--name", default="search-sst2", help="the search's work folder name (search_sst2.py --name)")
+    ap.add_argument("--study", default=None, help="default: --name")
     ap.add_argument("--pick", default="best")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=10)
@@ -53,8 +55,11 @@ def main() -> None:
         reload_check(*args.reload_check)
         return
 
-    import torch
 
+    from _common import provenance
+    from search_sst2 import storage_url
+
+    from autocompress import artifact
     from autocompress.config import Experiment
     from autocompress.engine.measure import interleaved_latency
     from autocompress.engine.metrics import Metrics
@@ -65,10 +70,10 @@ def main() -> None:
     from autocompress.export import export_folder
     from autocompress.search.select import trial_for_pick
     from autocompress.teacher import prepare
-    from search_sst2 import storage_url
 
     exp = Experiment.from_file(args.experiment)
-    trial = trial_for_pick(args.study, storage_url(exp), args.pick)
+    study = args.study or args.name
+    trial = trial_for_pick(study, storage_url(exp, args.name), args.pick)
     m = Metrics.from_dict(trial.user_attrs["metrics"])
     out = Path(tempfile.mkdtemp()) / "export"
     export_folder(Path(trial.user_attrs["folder"]), out, fmt="onnx")
@@ -85,27 +90,30 @@ def main() -> None:
         "ONNX Runtime int8 (same model)": onnx_runtime(model, 8, Path(tempfile.mkdtemp()), exp.measure.threads),
     }
     data = prepare(exp).data
-    xs = {bs: latency_inputs(data.dev, bs, exp.measure.seq_len) for bs in (1, 32)}
+    xs = {bs: latency_inputs(data.validation, bs, exp.measure.seq_len) for bs in (1, 32)}
     lat = interleaved_latency({n: rt.run for n, rt in rts.items()}, xs, rounds=args.rounds, repeats=args.repeats,
                               warmup=3, threads=exp.measure.threads)
     base = lat["fp32 torch eager (same model)"]
     onnx_bytes = (out / "model.onnx").stat().st_size
     lines = [
-        "# Export of the SST-2 search's recommended pick",
+        f"# Export of the {exp.name} search's recommended pick",
         "",
-        f"- command: `python experiments/export_sst2.py {' '.join(sys.argv[1:])}`".rstrip(),
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}; machine: {platform.machine()}, "
-        f"{exp.measure.threads} threads, sequence length {exp.measure.seq_len}, torch {torch.__version__}",
-        f"- study `{args.study}`, pick `{args.pick}` = trial {trial.number}: {json.dumps(trial.user_attrs['recipe'])}",
+        *provenance("export_sst2.py", exp.measure.threads),
+        f"- sequence length {exp.measure.seq_len}",
+        f"- study `{study}`, pick `{args.pick}` = trial {trial.number}, chosen on validation rows: "
+        f"{json.dumps(trial.user_attrs['recipe'])}",
         "",
         "| check | trial reported | export, reloaded in a fresh process |",
         "|---|---|---|",
-        f"| dev accuracy ({m.runtime}) | {m.accuracy:.4f} | {reloaded['torch']:.4f} |",
+        f"| validation accuracy ({m.runtime}; chose the pick) | {m.accuracy:.4f} | not re-measured |",
+        f"| test accuracy, the task's dev file ({m.runtime}) | {m.test_accuracy:.4f} | {reloaded['torch']:.4f} |",
+        f"| bytes to run it (weights, architecture, task, tokenizer) | {m.bytes:,} | "
+        f"{artifact.run_bytes(out, out / artifact.WEIGHTS):,} |",
         f"| weight bytes | {m.weight_bytes:,} | {weight_bytes:,} |",
         f"| batch-1 latency, ms | {m.latency_ms_b1:.2f} | {lat['pick on its runtime'][1]:.2f} |",
         "",
         f"ONNX export (`model.onnx`, {onnx_bytes:,} bytes, dynamic int8 when the recipe is 8-bit, else fp32): "
-        f"dev accuracy {reloaded['onnxruntime']:.4f}.",
+        f"test accuracy {reloaded['onnxruntime']:.4f}.",
         "",
         "| runtime (same weights) | batch-1 ms | batch-32 ms | x faster than fp32 eager (b1 / b32) |",
         "|---|---|---|---|",
@@ -118,7 +126,7 @@ def main() -> None:
               "Bits below 8 have no fast kernel, so a 4-bit pick runs at fp32 eager speed.", ""]
     results = HERE / "results"
     (results / "export-sst2.md").write_text("\n".join(lines))
-    (results / "export-sst2.json").write_text(json.dumps({"trial": trial.number, "reported": m, "reloaded": reloaded,
+    (results / "export-sst2.json").write_text(json.dumps({"trial": trial.number, "reported": m.to_dict(), "reloaded": reloaded,
                                                           "weight_bytes": weight_bytes, "latency": lat}, indent=2) + "\n")
     print("\n".join(lines))
 
