@@ -123,7 +123,8 @@ def main() -> None:
         "command": command.strip(), "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {cpu_line()}, {torch.get_num_threads()} torch threads available",
         "experiment": exp.name, "train_rows": len(inputs.data.train), "scale": args.scale,
-        "teacher_dev_accuracy": teacher.metrics["accuracy"], "threads": inputs.measure.threads,
+        "teacher_validation_accuracy": teacher.metrics["validation"]["accuracy"],
+        "teacher_test_accuracy": teacher.metrics["test"]["accuracy"], "threads": inputs.measure.threads,
         "seq_len": inputs.measure.seq_len, "rounds": args.rounds, "repeats": args.repeats,
         "torch": torch.__version__,
     }

@@ -199,7 +199,8 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         settings.study,
         {"experiment": exp.model_dump(exclude={"base_dir"}), "space": settings.space.model_dump(mode="json"),
          "budget": settings.budget.to_dict(), "sampler": settings.sampler, "seed": settings.seed},
-        {"autocompress.study": settings.study, "autocompress.storage": settings.storage}, parent,
+        {"autocompress.study": settings.study, "autocompress.storage": settings.storage,
+         "autocompress.chosen_on": "validation"}, parent,
     )
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
