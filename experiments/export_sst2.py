@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--experiment", default=str(HERE / "sst2.yaml"))
     ap.add_argument("--name", default="search-sst2", help="the search's work folder name (search_sst2.py --name)")
     ap.add_argument("--study", default=None, help="default: --name")
+    ap.add_argument("--storage", default=None, help="the study's Optuna storage (default: the search script's)")
     ap.add_argument("--pick", default="best")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=10)
@@ -73,7 +74,7 @@ def main() -> None:
 
     exp = Experiment.from_file(args.experiment)
     study = args.study or args.name
-    trial = trial_for_pick(study, storage_url(exp, args.name), args.pick)
+    trial = trial_for_pick(study, args.storage or storage_url(exp, args.name), args.pick)
     m = Metrics.from_dict(trial.user_attrs["metrics"])
     out = Path(tempfile.mkdtemp()) / "export"
     export_folder(Path(trial.user_attrs["folder"]), out, fmt="onnx")
