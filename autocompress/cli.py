@@ -169,6 +169,8 @@ def report(
     from .search.report import write_report
     from .search.storage import open_existing_study
 
+    if not no_remeasure:
+        _log("report: timing the teacher and the front side by side (--no-remeasure skips this)")
     rep, md, png = write_report(open_existing_study(study, storage), out / study, remeasure=not no_remeasure)
     print(rep.markdown())
     print(f"written: {md} and {png}")

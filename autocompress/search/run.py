@@ -100,6 +100,7 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
             log(f"search: worker exit codes {list(codes)}; the study keeps every trial they finished")
     else:
         run_trials(search, log)
+    log("search: timing the teacher and the front side by side for the report")
     report, md, png = write_report(search.study, report_dir or settings.out_dir / settings.study)
     log_report(tracker, search.parent, report, md, png)
     tracker.end(search.parent, "FINISHED")
