@@ -21,6 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML compr
 @app.callback()
 def _root() -> None:
     """AutoML compression for transformer classifiers: distill, prune, quantize, measure."""
+    from .quiet import quiet_third_party
+
+    quiet_third_party()
 
 
 def _log(msg: str) -> None:

@@ -22,10 +22,9 @@ from .log import Log, silent
 
 
 def _quiet_transformers() -> None:
-    import transformers
+    from .quiet import quiet_third_party
 
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    quiet_third_party()
 
 
 def resolve_source(source: str) -> Path | str:

@@ -43,6 +43,9 @@ def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0, num_labe
     """
     from transformers import BertForSequenceClassification, BertModel, BertTokenizerFast
 
+    from .quiet import quiet_third_party
+
+    quiet_third_party()
     folder.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(folder)
     # transformers 5 ignores `vocab_file=` here (every word became [UNK]): pass the vocabulary itself

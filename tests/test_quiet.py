@@ -11,7 +11,7 @@ import pytest
 
 from autocompress.engine.runtimes import make_runtime
 from autocompress.quiet import quiet_onnx_quantization, quiet_third_party
-from conftest import make_teacher_dir, make_tiny
+from conftest import make_tiny, tiny_config
 
 BAR_MARKS = ("%|", "it/s", "s/it")
 
@@ -29,6 +29,9 @@ def library_defaults():
     import huggingface_hub.utils as hub
     from transformers.utils import logging as tf_logging
 
+    preset = [v for v in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY") if os.environ.get(v)]
+    if preset:
+        pytest.skip(f"{', '.join(preset)} set in the environment: the libraries' defaults are not in reach")
     hub_off, tf_bars, tf_level = hub.are_progress_bars_disabled(), tf_logging.is_progress_bar_enabled(), \
         tf_logging.get_verbosity()
     hub.enable_progress_bars()
@@ -58,9 +61,10 @@ def bare_root_logger():
 
 
 def _save_and_load(folder) -> None:
-    from transformers import AutoModelForSequenceClassification
+    """transformers' own save and load (make_teacher_dir quiets the libraries itself)."""
+    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
-    make_teacher_dir(folder)  # save_pretrained: "Writing model shards"
+    BertForSequenceClassification(tiny_config()).save_pretrained(folder)  # "Writing model shards"
     AutoModelForSequenceClassification.from_pretrained(str(folder))  # "Loading weights"
 
 
