@@ -8,10 +8,10 @@ import os
 from contextlib import contextmanager
 
 import pytest
+from conftest import make_tiny, tiny_config
 
 from autocompress.engine.runtimes import make_runtime
 from autocompress.quiet import quiet_onnx_quantization, quiet_third_party
-from conftest import make_tiny, tiny_config
 
 BAR_MARKS = ("%|", "it/s", "s/it")
 
