@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..describe import summarize
 from ..engine.metrics import Metrics, retention
+from ..errors import ArtifactError
 from .pareto import Point, best, front, knee, normalized_hypervolume, score_size_hypervolume
 from .study import Reference, stored_reference, trial_points
 
@@ -128,7 +129,11 @@ def _side_by_side(study, points: list[Point]) -> dict[int | str, float]:
     folders: dict[int | str, Path] = {TEACHER: Path(study.user_attrs["teacher_folder"])}
     folders.update({p.key: Path(trials[p.key].user_attrs["folder"]) for p in points})
     m = study.user_attrs.get("measure", {})
-    ms = side_by_side(folders, seq_len=m.get("seq_len", 64), batch_sizes=(1,), threads=m.get("threads", 2))
+    try:
+        ms = side_by_side(folders, seq_len=m.get("seq_len", 64), batch_sizes=(1,), threads=m.get("threads", 2))
+    except ArtifactError as err:  # e.g. the trials ran on another machine
+        raise ArtifactError(f"{err}; report on the machine that holds the model folders, or pass --no-remeasure "
+                            "(then without speed ratios)") from None
     return {k: v[1] for k, v in ms.items()}
 
 

@@ -135,9 +135,13 @@ class Reference:
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
 
+    def above_majority(self, score: float) -> float:
+        """The degenerate constraint: <= 0 when `score` beats predicting the majority class for every
+        validation row, > 0 when it is no better (ties included)."""
+        return self.majority_score + 1e-9 - score
+
     def degenerate(self, score: float) -> bool:
-        """No better than predicting the majority class for every validation row."""
-        return score <= self.majority_score + 1e-9
+        return self.above_majority(score) > 0
 
 
 def measure_reference(inputs: EngineInputs, folder: Path, log: Log) -> Reference:
@@ -285,7 +289,7 @@ def _objective(search: Search):
             raise
         m, ref = res.metrics, search.ref
         # beating the majority class is a constraint like the budget's: <= 0 means above it
-        cons = {**s.budget.constraints(m, ref.score), "above_majority": ref.majority_score + 1e-9 - m.score}
+        cons = {**s.budget.constraints(m, ref.score), "above_majority": ref.above_majority(m.score)}
         for k, v in cons.items():
             trial.set_constraint(k, v)
         degenerate = ref.degenerate(m.score)

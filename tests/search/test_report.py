@@ -5,7 +5,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autocompress.errors import ConfigError
+from autocompress.errors import ArtifactError, ConfigError
 from autocompress.search import remeasure
 from autocompress.search.report import TEACHER as TEACHER_KEY
 from autocompress.search.report import build_report, summarize, write_report
@@ -161,3 +161,8 @@ def test_write_report_writes_markdown_and_plot(study, timed, tmp_path):
     assert md == tmp_path / "r" / "hand" / "report.md" and png == tmp_path / "r" / "hand" / "pareto.png"
     assert md.read_text() == rep.markdown() + "\n![Pareto plot](pareto.png)\n"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_a_front_whose_folders_are_elsewhere_names_the_way_out(study):
+    with pytest.raises(ArtifactError, match="no such model folder.*or pass --no-remeasure"):
+        build_report(study)  # the hand-made study's folders do not exist on this machine
