@@ -69,7 +69,7 @@ def compress(
     exp = Experiment.from_file(experiment)
     rec = Recipe.from_file(recipe)
     folder = out or Path("out") / f"{exp.name}-{rec.fingerprint()}"
-    inputs, teacher = engine_inputs(exp, _log)
+    inputs, _teacher = engine_inputs(exp, _log)
     _log(f"compress: building {recipe} into {folder}")
     result = run_recipe(inputs, rec, folder, str(recipe))
     print(render_metrics(result.metrics))

@@ -172,7 +172,7 @@ def held_out(labels: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np
     """Split row indices into (kept, held out): `size` rows (a fraction below 1, or a count) held
     out, stratified by label (each label keeps its share, largest remainders first), seeded."""
     n = len(labels)
-    k = int(round(size * n)) if size < 1 else int(size)
+    k = round(size * n) if size < 1 else int(size)
     if k < 1 or k >= n:
         raise DataError(f"task.validation_size {size:g} holds out {k} of the {n} training rows, leaving "
                         f"{'no validation' if k < 1 else 'no training'} rows; use a fraction below 1 or a count from 1 to {n - 1}")
@@ -252,17 +252,21 @@ def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
     return TaskData(**enc, label_names=names, fingerprint=key, train_key=train_key)
 
 
-def majority_baseline(data: TaskData) -> tuple[str, dict[str, dict[str, float]]]:
+def majority_baseline(data: TaskData, validation: Encoded | None = None) -> tuple[str, dict[str, dict[str, float]]]:
     """The label most frequent in the training rows, and the scores of predicting it for every
-    validation and test row: what a candidate must beat to be more than a constant function."""
+    validation and test row: what a candidate must beat to be more than a constant function.
+
+    `validation`: the validation rows candidates are scored on, when not all of them.
+    """
     from .engine.measure import task_metrics
 
     label = int(np.bincount(data.train.labels, minlength=data.num_labels).argmax())
+    rows = {"validation": data.validation if validation is None else validation, "test": data.test}
     scores = {}
-    for split in ("validation", "test"):
-        logits = np.zeros((len(data.split(split)), data.num_labels), dtype=np.float32)
+    for split, enc in rows.items():
+        logits = np.zeros((len(enc), data.num_labels), dtype=np.float32)
         logits[:, label] = 1.0
-        scores[split] = task_metrics(logits, data.split(split).labels)
+        scores[split] = task_metrics(logits, enc.labels)
     return data.label_names[label], scores
 
 

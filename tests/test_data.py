@@ -140,6 +140,9 @@ def test_majority_baseline_predicts_the_most_frequent_training_label(tmp_path):
     assert label == "1"
     assert scores["test"]["accuracy"] == pytest.approx(data.test.labels.mean())
     assert scores["validation"]["mcc"] == 0.0 and scores["test"]["mcc"] == 0.0
+    first = data.validation.subset(np.arange(7))
+    _, on_rows = majority_baseline(data, first)  # scored on the rows candidates are scored on
+    assert on_rows["validation"]["accuracy"] == pytest.approx(first.labels.mean())
 
 
 def test_sample_indices():

@@ -74,8 +74,8 @@ class Report:
             + (f"**trial {self.best.key}**" if self.best else "none: no trial met the budget"),
             "- knee (balanced trade-off): " + (f"trial {self.knee.key}" if self.knee else "none"),
             "",
-            f"| trial | validation {metric} | test {metric} | % of teacher (validation) | bytes | weights file | "
-            "x smaller | batch-1 ms | x faster | within budget | recipe |",
+            (f"| trial | validation {metric} | test {metric} | % of teacher (validation) | bytes | weights file | "
+             "x smaller | batch-1 ms | x faster | within budget | recipe |"),
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in self.front:

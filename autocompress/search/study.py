@@ -127,10 +127,10 @@ class Reference:
 
     @classmethod
     def of(cls, m: Metrics, inputs: EngineInputs) -> Reference:
-        label, base = majority_baseline(inputs.data)
+        rows = evaluation_rows(inputs.data.validation, inputs.measure.eval_subset)  # what candidates score on
+        label, base = majority_baseline(inputs.data, rows)
         return cls(m.metric, m.score, m.test_score, m.bytes, m.weight_bytes, m.latency_ms_b1, m.latency_ms_b32,
-                   label, base["validation"][m.metric], base["test"][m.metric],
-                   len(evaluation_rows(inputs.data.validation, inputs.measure.eval_subset)), len(inputs.data.test))
+                   label, base["validation"][m.metric], base["test"][m.metric], len(rows), len(inputs.data.test))
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
