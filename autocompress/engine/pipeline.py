@@ -100,9 +100,12 @@ def compress(
     cand = build_student(inputs, recipe, start, hooks)
     folder.mkdir(parents=True, exist_ok=True)
     save_model(cand.model, folder, recipe.bits, recipe.emb_bits, runtime=inputs.runtime)
-    for name in TASK_FILES:
+    for name in TASK_FILES:  # what running it needs besides the model, and what its bytes count
         src = inputs.task_files / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / name)
+        if src.is_dir():
+            shutil.copytree(src, folder / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, folder / name)
     reloaded = load_model(folder)
     metrics = replace(measure(inputs, reloaded, recipe, folder), train_seconds=cand.train_seconds,
                       final_loss=float(np.mean(cand.losses[-20:])) if cand.losses else None)
