@@ -13,6 +13,26 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process's umask: read on Linux, else set and restored (which other threads could observe)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(path: Path, directory: bool = False) -> None:
+    """Give a temporary file (0600) or folder (0700) the mode a plain open() or mkdir() would have
+    given it under the process's umask, so a server running as another user can read the result."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; move it into place only if the block succeeds.
@@ -25,6 +45,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        usual_mode(tmp_path, directory=False)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -38,6 +59,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        usual_mode(tmp, directory=True)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

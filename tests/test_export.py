@@ -1,6 +1,8 @@
 """Export and reload: same predictions, same bytes, no teacher / study / MLflow needed."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -159,3 +161,18 @@ def test_export_does_not_import_the_search():
             "print(sorted(m for m in sys.modules if m.startswith(('autocompress.search', 'optuna', 'mlflow'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_export_is_readable_by_other_users(prepared, tmp_path):
+    """Under the usual umask 022 every file of a trial and of its export is 0644 and every folder 0755
+    (temporary files are created 0600 and used to stay so)."""
+    inputs, _teacher = prepared
+    before = os.umask(0o022)
+    try:
+        run_recipe(inputs, Recipe(layers=(0,), bits=8), tmp_path / "trial")
+        export_folder(tmp_path / "trial", tmp_path / "export", fmt="onnx")
+    finally:
+        os.umask(before)
+    for root in (tmp_path / "trial", tmp_path / "export"):
+        modes = {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+        assert {k: oct(v) for k, v in modes.items() if v != (0o755 if (root / k).is_dir() else 0o644)} == {}

@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .._io import usual_mode
 from .model import Classifier
 from .prune import prunable
 from .targets import embedding_tables
@@ -68,6 +69,7 @@ def save_weights(model: Classifier, path: Path, bits: int, embedding_bits: int) 
         tensors[KEPT_TOKENS] = model.kept_tokens.to(torch.int32)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"format": FORMAT, "tensors": json.dumps(meta)})
+    usual_mode(path)  # safetensors creates the file 0600
     return path.stat().st_size
 
 
