@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +130,11 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
         log(f"teacher: cached in {folder}")
     hf, tokenizer, _ = _load_pretrained(folder, data.num_labels)
     model = Classifier(hf).eval()
-    scores = {split: task_metrics(predict_logits(model, data.split(split)), data.split(split).labels)
-              for split in ("validation", "test")}
+    scores_file = folder / f"scores-{data.fingerprint}.json"  # the splits' content is in the fingerprint
+    if not scores_file.is_file():
+        write_json(scores_file, {split: task_metrics(predict_logits(model, data.split(split)), data.split(split).labels)
+                                 for split in ("validation", "test")})
+    scores = json.loads(scores_file.read_text())
     metric = exp.task.metric
     log(f"teacher: validation {metric} {scores['validation'][metric]:.4f}, test {metric} {scores['test'][metric]:.4f}")
     logits_file = folder / f"train-logits-{data.train_key}.npy"
