@@ -20,12 +20,7 @@ from .engine.measure import predict_logits, task_metrics
 from .engine.model import Classifier
 from .errors import TeacherError
 from .log import Log, silent
-
-
-def _quiet_transformers() -> None:
-    from .quiet import quiet_third_party
-
-    quiet_third_party()
+from .quiet import quiet_third_party
 
 
 def resolve_source(source: str) -> Path | str:
@@ -59,7 +54,7 @@ def _load_error(source: Path | str, err: OSError) -> TeacherError:
 def _load_pretrained(source: Path | str, num_labels: int):
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    _quiet_transformers()
+    quiet_third_party()
     try:
         config = AutoConfig.from_pretrained(str(source))
         tokenizer = AutoTokenizer.from_pretrained(str(source))
@@ -104,7 +99,7 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
     source = resolve_source(exp.teacher.source)
     from transformers import AutoTokenizer
 
-    _quiet_transformers()
+    quiet_third_party()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(source))
     except OSError as err:
