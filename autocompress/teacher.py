@@ -89,8 +89,7 @@ class Teacher:
     train_logits: torch.Tensor  # [train rows, labels]
     metrics: dict[str, dict[str, float]]  # {"validation": {...}, "test": {...}}: accuracy, f1, mcc
     folder: Path  # the cached task teacher (weights + tokenizer)
-    task: dict  # what a compressed model needs to predict: label names, max length, pair or not
-    task_files: Path  # task.json and tokenizer/, which every candidate ships
+    task_files: Path  # task.json (label names, max length, pair or not) and tokenizer/: every candidate ships them
 
 
 def prepare(exp: Experiment, log: Log = silent) -> Teacher:
@@ -147,7 +146,7 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
         with atomic_dir(task_files) as tmp:
             tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
             write_json(tmp / artifact.TASK, task)
-    return Teacher(model, tokenizer, data, logits, scores, folder, task, task_files)
+    return Teacher(model, tokenizer, data, logits, scores, folder, task_files)
 
 
 def _source_stamp(source: Path | str) -> object:
