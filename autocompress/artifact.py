@@ -35,6 +35,8 @@ TOKENIZER = "tokenizer"
 MANIFEST = "manifest.json"
 CARD = "README.md"
 ONNX = "model.onnx"
+RUNTIME_DIR = "runtime"
+"""The folder holding what a runtime deploys besides the weights (its ONNX or OpenVINO files)."""
 
 MODEL_FILES = (WEIGHTS, ARCHITECTURE, RECIPE, METRICS, TASK)
 """The files of a complete trial folder, besides the tokenizer/ folder."""
@@ -83,10 +85,10 @@ def recorded_runtime(folder: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def run_bytes(folder: Path, model_file: Path) -> int:
-    """Bytes on disk of everything running the model needs: its model file (the weights, or the
-    runtime's own file such as model.onnx), architecture.json, task.json and the tokenizer files."""
-    files = [Path(model_file), folder / ARCHITECTURE, folder / TASK]
+def run_bytes(folder: Path, *model_files: Path) -> int:
+    """Bytes on disk of everything running the model needs: its model files (the weights, or the
+    runtime's own files such as model.onnx), architecture.json, task.json and the tokenizer files."""
+    files = [*map(Path, model_files), folder / ARCHITECTURE, folder / TASK]
     files += [p for p in sorted((folder / TOKENIZER).rglob("*")) if p.is_file()]
     return sum(p.stat().st_size for p in files if p.is_file())
 

@@ -207,7 +207,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="folder to create")],
     pick: Annotated[str, typer.Option("--pick", help="best (most accurate within budget), knee, or a trial number")] = "best",
     storage: StorageOpt = DEFAULT_STORAGE,
-    fmt: Annotated[str, typer.Option("--format", help="a runtime's format: torch (compressed safetensors) or onnx (adds model.onnx)")] = "torch",
+    fmt: Annotated[str | None, typer.Option("--format", help="a runtime's format (torch, onnx, onnx-static, openvino); default: the runtime the trial was measured on")] = None,
     force: Annotated[bool, typer.Option("--force", help="replace an existing --out folder")] = False,
     register: Annotated[str | None, typer.Option("--register", help="also register in the MLflow Model Registry")] = None,
     tracking_uri: TrackingOpt = DEFAULT_TRACKING_URI,
@@ -216,8 +216,8 @@ def export(
     from .engine.runtimes import export_formats
     from .search.publish import export_pick, log_export
 
-    if fmt not in export_formats():  # each registered runtime ships its own format
-        raise ConfigError(f"--format {fmt}: use {' or '.join(export_formats())}")
+    if fmt is not None and fmt not in export_formats():  # each registered runtime ships its own format
+        raise ConfigError(f"--format {fmt}: use one of {', '.join(export_formats())}")
     exported = export_pick(study, storage, pick, out, fmt=fmt, force=force)
     print(f"exported trial {exported.trial} of study '{study}' to {exported.folder}")
     version = log_export(exported, tracking_uri, register)

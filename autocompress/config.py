@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._validation import read_yaml, validate
-from .engine.runtimes import names as runtime_names
+from .engine.techniques.deployment import registered_runtime
 from .errors import ConfigError
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
@@ -99,11 +99,7 @@ class Experiment(BaseModel):
     @field_validator("runtime", mode="before")
     @classmethod
     def _registered_runtime(cls, value: object) -> object:
-        choices = runtime_names()
-        if value not in choices:
-            options = " or ".join(", ".join(repr(n) for n in choices).rsplit(", ", 1))
-            raise ValueError(f"Input should be {options}")
-        return value
+        return registered_runtime(value)
 
     def path(self, p: str) -> Path:
         """Resolve a path from the experiment file against the file's own folder."""

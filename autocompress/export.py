@@ -24,51 +24,72 @@ from ._io import atomic_dir
 from .artifact import MANIFEST, verify
 from .describe import summarize
 from .engine.metrics import Metrics
-from .engine.runtimes import for_format, make_runtime
+from .engine.runtimes import Session, for_format
+from .engine.runtimes import get as get_runtime
 from .errors import ArtifactError, ConfigError
 
 DEFAULT_RUNTIME = "torch"
 
 
 def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads: int = 2,
-                  fmt: str = "torch") -> Path:
+                  fmt: str | None = None) -> Path:
     """Copy a trial's compressed model into `out` with a manifest and a model card.
 
-    `fmt` is one of `autocompress.engine.runtimes.export_formats()` ("torch": the compressed
-    weights only; "onnx": adds model.onnx).
+    `fmt` is one of `autocompress.engine.runtimes.export_formats()`; None means the format of the
+    runtime the trial was measured on. A runtime that loads its own files (ONNX, OpenVINO) gets the
+    files the trial was measured with, copied as they are; for another runtime they are built from
+    the weights (refused when that needs calibration rows the export does not have).
     """
-    try:
-        runtime = for_format(fmt)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
     trial_folder = Path(trial_folder)
     missing = artifact.missing_files(trial_folder)
     if missing or not (trial_folder / artifact.TOKENIZER).is_dir():
         raise ArtifactError(f"{trial_folder}: not a complete trial folder "
                             f"(missing {', '.join(missing) or artifact.TOKENIZER + '/'})")
+    recipe = artifact.read_json(trial_folder, artifact.RECIPE)
+    metrics = artifact.read_json(trial_folder, artifact.METRICS)
+    bits = int(recipe["bits"])
+    measured = measured_runtime(trial_folder, metrics)
+    try:
+        runtime = get_runtime(measured) if fmt is None else for_format(fmt)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    deployed = trial_folder / artifact.RUNTIME_DIR
+    measured_files = runtime.name == measured and _has_files(deployed, runtime.export_files)
+    if runtime.export_files and not measured_files and runtime.needs_calibration(bits):
+        raise ConfigError(f"--format {runtime.export_format}: {runtime.name} at {bits} bits calibrates on training "
+                          f"rows, which an export does not have; export with --format "
+                          f"{get_runtime(measured).export_format} (what the trial was measured on)")
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists; choose another --out or pass --force to replace it")
     with atomic_dir(out) as tmp:
         for name in artifact.MODEL_FILES:
             shutil.copy2(trial_folder / name, tmp / name)
         shutil.copytree(trial_folder / artifact.TOKENIZER, tmp / artifact.TOKENIZER)
-        recipe = artifact.read_json(tmp, artifact.RECIPE)
-        metrics = artifact.read_json(tmp, artifact.METRICS)
-        if runtime.export_file is not None:
+        shipped: list[str] = []
+        if measured_files:
+            for name in runtime.export_files:
+                shutil.copy2(deployed / name, tmp / name)
+            shipped = list(runtime.export_files)
+        elif runtime.export_files:
             from .engine.storage import load_model
 
             work = tmp / "_runtime"
-            session = runtime.build(load_model(tmp), int(recipe["bits"]), work, threads)
-            if session.artifact is not None:
-                shutil.move(str(session.artifact), tmp / runtime.export_file)
+            session = runtime.build(load_model(tmp), bits, work, threads)
+            for f in session.files:
+                shutil.move(str(f), tmp / f.name)
+                shipped.append(f.name)
             shutil.rmtree(work)
-        card = model_card(recipe, Metrics.from_dict(metrics), (tmp / artifact.ONNX).is_file())
+        card = model_card(recipe, Metrics.from_dict(metrics), runtime.name, shipped)
         (tmp / artifact.CARD).write_text(card)
         artifact.write_manifest(tmp)
     return out
 
 
-def model_card(recipe: dict, m: Metrics, onnx: bool) -> str:
+def _has_files(folder: Path, names: tuple[str, ...]) -> bool:
+    return bool(names) and all((folder / n).is_file() for n in names)
+
+
+def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str]) -> str:
     share = f" ({m.retention:.1%} of the teacher)" if m.retention is not None else ""
     lines = [
         "# Compressed text classifier (autocompress)",
@@ -88,8 +109,11 @@ def model_card(recipe: dict, m: Metrics, onnx: bool) -> str:
         "",
         "Load it with `autocompress.load_compressed(folder)`, or `autocompress predict folder \"text\"`.",
     ]
-    if onnx:
-        lines.append("`model.onnx` runs in ONNX Runtime with inputs input_ids, attention_mask, token_type_ids.")
+    if shipped:
+        lines.append(f"{' and '.join(f'`{n}`' for n in shipped)}: what {runtime} runs (inputs input_ids, "
+                     "attention_mask, token_type_ids); `load_compressed` opens them.")
+    else:
+        lines.append(f"{runtime} runs it from the weights file, expanded at load time.")
     return "\n".join(lines) + "\n"
 
 
@@ -130,6 +154,25 @@ def measured_runtime(folder: Path, metrics: dict) -> str:
     return "onnxruntime" if str(metrics.get("runtime", "")).startswith("onnxruntime") else DEFAULT_RUNTIME
 
 
+def open_session(folder: Path, model: torch.nn.Module, bits: int, target: str, threads: int,
+                 workdir: Path | None = None) -> Session:
+    """The model of `folder` as a session on runtime `target`: the runtime files the folder holds
+    (in runtime/ for a trial, at the top for an export), which is what was measured, else a session
+    built from the weights (in `workdir`, default a new temporary folder)."""
+    rt = get_runtime(target)
+    if target == measured_runtime(folder, {}):
+        for place in (folder / artifact.RUNTIME_DIR, folder):
+            if _has_files(place, rt.export_files):
+                try:
+                    return rt.open(place, bits, threads)
+                except FileNotFoundError:  # this precision deploys no file of its own
+                    break
+    if rt.needs_calibration(bits):
+        raise ValueError(f"{target} at {bits} bits needs the runtime files it was measured with "
+                         f"({', '.join(rt.export_files)}), which the folder lacks; re-export the trial")
+    return rt.build(model, bits, workdir or Path(tempfile.mkdtemp(prefix="autocompress-rt-")), threads)
+
+
 def load_compressed(folder: str | Path, runtime: str | None = None, threads: int | None = None) -> CompressedModel:
     """Rebuild an exported (or trial) model: weights, shapes, tokenizer and the measured runtime."""
     from transformers import AutoTokenizer
@@ -149,8 +192,10 @@ def load_compressed(folder: str | Path, runtime: str | None = None, threads: int
         raise ArtifactError(f"{folder}: cannot be loaded ({str(err).splitlines()[0]}); re-export the model") from None
     target = runtime or measured_runtime(folder, metrics)
     n_threads = threads or int(metrics.get("threads", 2))
-    session = make_runtime(model, int(recipe["bits"]), target, Path(tempfile.mkdtemp(prefix="autocompress-rt-")),
-                           n_threads)
+    try:
+        session = open_session(folder, model, int(recipe["bits"]), target, n_threads)
+    except ValueError as err:  # an unknown runtime, or one that needs its measured files
+        raise ArtifactError(f"{folder}: {err}") from None
     torch.set_num_threads(n_threads)
     return CompressedModel(model, tokenizer, task["label_names"], int(task["max_length"]), recipe, metrics,
                            session.run, target)

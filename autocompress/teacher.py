@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,13 +115,15 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
     if not (folder / "meta.json").is_file():
         hf, tokenizer, is_task = _load_pretrained(source, data.num_labels)
         model = Classifier(hf)
+        started = time.perf_counter()
         if not is_task:
             _finetune_(model, data, exp, log)
         with atomic_dir(folder) as tmp:
             hf.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json(tmp / "meta.json", {"source": str(source), "finetuned": not is_task,
-                                           "label_names": list(data.label_names)})
+                                           "label_names": list(data.label_names),
+                                           "finetune_seconds": round(time.perf_counter() - started, 1)})
         log(f"teacher: cached in {folder}")
     hf, tokenizer, _ = _load_pretrained(folder, data.num_labels)
     model = Classifier(hf).eval()

@@ -201,7 +201,7 @@ def test_report_of_unknown_study(tmp_path, monkeypatch, capsys):
 def test_export_format_must_be_torch_or_onnx(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(monkeypatch, capsys, "export", "--study", "s", "--out", "m", "--format", "tflite")
-    assert code == 2 and err.strip() == "error: --format tflite: use torch or onnx"
+    assert code == 2 and err.strip() == "error: --format tflite: use one of torch, onnx, onnx-static, openvino"
 
 
 @pytest.mark.parametrize("command, option, default", [

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from autocompress import load_compressed
+from autocompress.artifact import run_bytes
 from autocompress.config import Experiment
+from autocompress.engine.measure import predict_logits, task_metrics
 from autocompress.errors import ArtifactError, ConfigError
 from autocompress.export import export_folder
 from autocompress.recipe import Recipe
@@ -136,18 +138,44 @@ def test_export_formats(prepared, tmp_path):
 
     inputs, _teacher = prepared
     run_recipe(inputs, Recipe(layers=(0,)), tmp_path / "trial")
-    assert export_formats() == ("torch", "onnx")
+    assert export_formats() == ("torch", "onnx", "onnx-static", "openvino")
+    assert not (export_folder(tmp_path / "trial", tmp_path / "default") / "model.onnx").exists()  # as measured: torch
     plain = export_folder(tmp_path / "trial", tmp_path / "plain", fmt="torch")
     graph = export_folder(tmp_path / "trial", tmp_path / "graph", fmt="onnx")
     assert not (plain / "model.onnx").exists() and (graph / "model.onnx").is_file()
     assert "model.onnx" in json.loads((graph / "manifest.json").read_text())["files"]
-    assert "`model.onnx` runs in ONNX Runtime" in (graph / "README.md").read_text()
+    assert "`model.onnx`: what onnxruntime runs" in (graph / "README.md").read_text()
     assert "`model.onnx`" not in (plain / "README.md").read_text()
     assert sorted(p.name for p in graph.iterdir()) == sorted(
         ["weights.safetensors", "architecture.json", "recipe.json", "metrics.json", "task.json", "tokenizer",
          "manifest.json", "README.md", "model.onnx"])
-    with pytest.raises(ConfigError, match="unknown export format 'tflite'; use one of torch, onnx"):
+    with pytest.raises(ConfigError, match="unknown export format 'tflite'; use one of torch, onnx, onnx-static, openvino"):
         export_folder(tmp_path / "trial", tmp_path / "x", fmt="tflite")
+    # a static int8 graph calibrates on training rows: only a trial measured on it can ship one
+    run_recipe(inputs, Recipe(layers=(0,), bits=8), tmp_path / "int8")
+    with pytest.raises(ConfigError, match="calibrates on training rows.*--format torch"):
+        export_folder(tmp_path / "int8", tmp_path / "x", fmt="onnx-static")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("runtime, files", [("onnxruntime-static", ["model.onnx"]),
+                                            ("openvino", ["model.xml", "model.bin"])])
+def test_an_export_ships_the_files_the_trial_was_measured_with(prepared, tmp_path, runtime, files):
+    """Calibrated int8 graphs cannot be rebuilt from the weights: the export copies the measured files, and
+    loading the export runs them, with the scores the trial measured."""
+    inputs, _teacher = prepared
+    texts, _ = make_sentences(48, seed=2)
+    res = run_recipe(inputs, Recipe(layers=(0, 1), bits=8, runtime=runtime), tmp_path / "trial")
+    out = export_folder(tmp_path / "trial", tmp_path / "export")  # default: the measured runtime's format
+    for name in files:
+        assert (out / name).read_bytes() == (tmp_path / "trial" / "runtime" / name).read_bytes()
+    model = load_compressed(out)
+    assert model.runtime == runtime and model.metrics["bits"] == 8
+    test = inputs.data.test
+    acc = task_metrics(predict_logits(model.run, test), test.labels)["accuracy"]
+    assert acc == pytest.approx(res.metrics.test_accuracy)
+    trial = tmp_path / "trial"  # its bytes are the measured runtime files, not the weights, plus the task files
+    assert res.metrics.bytes == run_bytes(trial, *(trial / "runtime" / n for n in files))
 
 
 def test_export_does_not_import_the_search():
@@ -156,7 +184,7 @@ def test_export_does_not_import_the_search():
 
     metrics = sample_metrics(weight_bytes=1000, layers=2, heads=8, ffn=128, vocab=120).to_dict()
     code = ("import sys; from autocompress.export import model_card; from autocompress.engine.metrics import Metrics; "
-            f"card = model_card({{'bits': 8, 'layers': [0, 2]}}, Metrics.from_dict({metrics!r}), False); "
+            f"card = model_card({{'bits': 8, 'layers': [0, 2]}}, Metrics.from_dict({metrics!r}), 'torch', []); "
             "assert 'layers 2' in card and '8-bit' in card, card; "
             "print(sorted(m for m in sys.modules if m.startswith(('autocompress.search', 'optuna', 'mlflow'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

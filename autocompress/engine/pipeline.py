@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifact import TASK_FILES, WEIGHTS, run_bytes
+from ..artifact import RUNTIME_DIR, TASK_FILES, WEIGHTS, run_bytes
 from ..data import Encoded, collate
 from ..recipe import Recipe
 from .build import build_student
@@ -25,6 +25,7 @@ from .measure import evaluation_rows, latency_ms, predict_logits, task_metrics
 from .metrics import Metrics
 from .model import Classifier, count_parameters
 from .prune import sparsity_of
+from .runtimes import get as get_runtime
 from .runtimes import make_runtime
 from .storage import load_model, save_model
 from .structured import layer_shapes
@@ -45,6 +46,21 @@ def latency_inputs(rows: Encoded, batch: int, seq_len: int) -> dict[str, torch.T
     return {k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
+def calibration_batches(rows: Encoded, seq_len: int, batches: int = 8, size: int = 16,
+                        seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """A seeded sample of training rows, padded (or cut) to `seq_len`, in batches: what a runtime
+    that quantizes activations statically calibrates its ranges on (never validation or test rows)."""
+    idx = np.random.default_rng(seed).permutation(len(rows))[: batches * size]
+    return [{k: v for k, v in collate(rows, idx[i:i + size], pad_to=seq_len).items()
+             if k in ("input_ids", "attention_mask", "token_type_ids")}
+            for i in range(0, len(idx), size)]
+
+
+def deployed_runtime(inputs: EngineInputs, recipe: Recipe) -> str:
+    """The registry name of the runtime a candidate is measured on: its recipe's, else the experiment's."""
+    return recipe.runtime or inputs.runtime
+
+
 def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Path) -> Metrics:
     """Scores on the validation rows (and, only to report them, on the test rows), bytes, latency,
     parameters and sparsity of a stored compressed model.
@@ -52,7 +68,10 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
     Training fields: the recipe's steps, 0 seconds; `compress` fills in what training took.
     """
     m = inputs.measure
-    rt = make_runtime(model, recipe.bits, inputs.runtime, folder / "runtime", m.threads)
+    target = deployed_runtime(inputs, recipe)
+    calibration = (calibration_batches(inputs.data.train, m.seq_len)
+                   if get_runtime(target).needs_calibration(recipe.bits) else [])
+    rt = make_runtime(model, recipe.bits, target, folder / RUNTIME_DIR, m.threads, calibration)
     validation = evaluation_rows(inputs.data.validation, m.eval_subset)
     test = inputs.data.test
     before = torch.get_num_threads()
@@ -72,7 +91,7 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
     return Metrics(
         accuracy=scores["accuracy"], f1=scores["f1"], mcc=scores["mcc"], test_accuracy=tested["accuracy"],
         test_f1=tested["f1"], test_mcc=tested["mcc"], metric=inputs.metric, latency_ms=latency,
-        bytes=run_bytes(folder, rt.artifact if rt.artifact is not None else folder / WEIGHTS),
+        bytes=run_bytes(folder, *(rt.files or (folder / WEIGHTS,))),
         weight_bytes=weight_bytes,
         params=count_parameters(model),
         sparsity=sparsity_of(model),
@@ -99,7 +118,7 @@ def compress(
     """Build, store in `folder`, reload from the stored bytes and measure one candidate."""
     cand = build_student(inputs, recipe, start, hooks)
     folder.mkdir(parents=True, exist_ok=True)
-    save_model(cand.model, folder, recipe.bits, recipe.emb_bits, runtime=inputs.runtime)
+    save_model(cand.model, folder, recipe.bits, recipe.emb_bits, runtime=deployed_runtime(inputs, recipe))
     for name in TASK_FILES:  # what running it needs besides the model, and what its bytes count
         src = inputs.task_files / name
         if src.is_dir():

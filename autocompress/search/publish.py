@@ -18,9 +18,10 @@ class ExportedTrial:
     run_id: str | None  # the trial's MLflow run; None when the search ran without tracking
 
 
-def export_pick(study: str, storage: str, pick: str, out: Path, *, fmt: str = "torch",
+def export_pick(study: str, storage: str, pick: str, out: Path, *, fmt: str | None = None,
                 force: bool = False) -> ExportedTrial:
-    """Export trial `pick` (best, knee or a number) of study `study` into folder `out`, in format `fmt`."""
+    """Export trial `pick` (best, knee or a number) of study `study` into folder `out`, in format `fmt`
+    (None: the format of the runtime it was measured on)."""
     from ..export import export_folder
 
     trial = trial_for_pick(study, storage, pick)

@@ -19,10 +19,10 @@ from safetensors import SafetensorError
 
 from .. import artifact
 from ..engine.measure import interleaved_latency
-from ..engine.runtimes import RunFn, make_runtime
+from ..engine.runtimes import RunFn
 from ..engine.storage import load_model
 from ..errors import ArtifactError
-from ..export import measured_runtime
+from ..export import measured_runtime, open_session
 
 K = TypeVar("K", bound=Hashable)
 
@@ -60,8 +60,8 @@ def _run(folder: Path, workdir: Path, threads: int) -> RunFn:
     except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as err:
         raise ArtifactError(f"{folder}: cannot be loaded ({str(err).splitlines()[0]})") from None
     try:
-        return make_runtime(model, bits, measured_runtime(folder, metrics), workdir, threads).run
-    except ValueError as err:  # a runtime the registry does not know
+        return open_session(folder, model, bits, measured_runtime(folder, metrics), threads, workdir).run
+    except ValueError as err:  # a runtime the registry does not know, or measured files missing
         raise ArtifactError(f"{folder}: {err}") from None
 
 

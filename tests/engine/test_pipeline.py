@@ -73,7 +73,7 @@ def test_onnxruntime_int8(tiny_inputs, tmp_path):
     assert ort_res.metrics.runtime == "onnxruntime-int8"
     folder = tmp_path / "o"
     # the runtime's own file counts instead of the weights, with everything else running it needs
-    needed = [folder / "runtime" / "model.int8.onnx", folder / "architecture.json", folder / "task.json",
+    needed = [folder / "runtime" / "model.onnx", folder / "architecture.json", folder / "task.json",
               *(p for p in (folder / "tokenizer").rglob("*") if p.is_file())]
     assert ort_res.metrics.bytes == sum(p.stat().st_size for p in needed)
     assert abs(ort_res.metrics.accuracy - torch_res.metrics.accuracy) <= 0.1

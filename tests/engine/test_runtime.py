@@ -8,13 +8,14 @@ import torch
 
 from autocompress.config import Experiment
 from autocompress.engine.runtimes import (
-    RUNTIMES, Runtime, export_formats, for_format, get, make_runtime, names,
+    RUNTIMES, Runtime, Session, export_formats, for_format, get, has_bf16, make_runtime, names,
 )
 from autocompress.errors import ConfigError
 from conftest import make_tiny, random_batch
 
 ALL = sorted(RUNTIMES)
 FP32_ATOL = 1e-5  # same fp32 weights, another kernel library: summation order only
+CALIBRATION = [random_batch(8, 12, seed=s) for s in (21, 22)]
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +39,34 @@ def _run(session, x) -> torch.Tensor:
 
 
 def test_registry_lists_the_runtimes_by_their_own_names():
-    assert names() == ("torch", "onnxruntime")
+    assert names() == ("torch", "onnxruntime", "onnxruntime-static", "openvino")
     for key, rt in RUNTIMES.items():
         assert isinstance(rt, Runtime)
         assert rt.name == key and get(key) is rt
+        assert rt.export_file == (rt.export_files[0] if rt.export_files else None)  # the v1 name
+    assert {k: rt.export_files for k, rt in RUNTIMES.items()} == {
+        "torch": (), "onnxruntime": ("model.onnx",), "onnxruntime-static": ("model.onnx",),
+        "openvino": ("model.xml", "model.bin")}
+
+
+def test_registry_imports_no_runtime_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, autocompress.engine.runtimes; "
+            "print(sorted(m for m in ('torch', 'onnxruntime', 'openvino', 'nncf') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_session_takes_v1_artifact_argument(tmp_path):
+    def run(i, m, t):
+        return i
+
+    assert Session("x", run, True, "", tmp_path / "a.onnx").files == (tmp_path / "a.onnx",)
+    assert Session("x", run, True, "", None).files == () and Session("x", run, True, "").artifact is None
+    s = Session("x", run, True, "", (tmp_path / "a", tmp_path / "b"))
+    assert s.artifact == tmp_path / "a"
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -58,7 +83,7 @@ def test_fp32_matches_torch_eager(name, model, x, tmp_path):
 @pytest.mark.parametrize("name", ALL)
 def test_int8_uses_a_fast_kernel_and_stays_close(name, model, x, tmp_path):
     ref = _reference(model, x)
-    session = make_runtime(model, 8, name, tmp_path, threads=1)
+    session = make_runtime(model, 8, name, tmp_path, threads=1, calibration=CALIBRATION)
     assert session.fast_kernel is True and "int8" in session.name
     out = _run(session, x)
     assert out.shape == ref.shape and torch.isfinite(out).all()
@@ -68,16 +93,17 @@ def test_int8_uses_a_fast_kernel_and_stays_close(name, model, x, tmp_path):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_the_artifact_is_none_or_an_existing_file(name, model, tmp_path):
+def test_files_are_none_or_the_deployed_files(name, model, tmp_path):
+    rt = get(name)
     for bits in (32, 8):
-        session = make_runtime(model, bits, name, tmp_path / str(bits), threads=1)
-        rt = get(name)
-        if rt.export_file is None:
-            assert session.artifact is None
+        session = make_runtime(model, bits, name, tmp_path / str(bits), threads=1, calibration=CALIBRATION)
+        if not rt.export_files:
+            assert session.files == () and session.artifact is None
         else:
-            assert session.artifact is not None and session.artifact.is_file()
-            assert session.artifact.parent == tmp_path / str(bits)
-            assert session.artifact.stat().st_size > 10_000
+            assert session.files == tuple(tmp_path / str(bits) / f for f in rt.export_files)
+            assert all(p.is_file() for p in session.files)
+            assert session.artifact == session.files[0]
+            assert sum(p.stat().st_size for p in session.files) > 10_000
 
 
 def test_display_names_and_notes_per_precision():
@@ -91,8 +117,18 @@ def test_display_names_and_notes_per_precision():
         ("onnxruntime", 32): ("onnxruntime-fp32", True, "ONNX Runtime fp32"),
         ("onnxruntime", 16): ("onnxruntime-fp32", False, "ONNX Runtime fp32: no bf16 fast path used here"),
         ("onnxruntime", 8): ("onnxruntime-int8", True, "ONNX Runtime dynamic int8 (per-channel)"),
-        ("onnxruntime", 4): ("onnxruntime-fp32", False, slow.format("fp32 ONNX Runtime")),
+        ("onnxruntime", 4): ("onnxruntime-int8", True, ("stored as packed 4-bit weights, run as ONNX Runtime "
+                                                         "dynamic int8 (per-channel) after expansion at load")),
+        ("onnxruntime-static", 32): ("onnxruntime-fp32", True, "ONNX Runtime fp32"),
+        ("onnxruntime-static", 8): ("onnxruntime-static-int8", True, ("ONNX Runtime static int8 QDQ: per-channel "
+                                                                      "weights, activation ranges calibrated on "
+                                                                      "training rows")),
+        ("openvino", 32): ("openvino-fp32", True, "OpenVINO fp32 (f32 inference precision)"),
     }
+    if has_bf16():
+        expected[("openvino", 16)] = ("openvino-bf16", True, "OpenVINO bf16 inference precision (AMX/AVX-512 bf16)")
+        expected[("openvino", 4)] = ("openvino-bf16", True, ("stored as packed 4-bit weights, run as OpenVINO "
+                                                              "bf16 after expansion at load"))
     for (name, bits), want in expected.items():
         p = get(name).precision(bits)
         assert (p.name, p.fast_kernel, p.note) == want
@@ -107,14 +143,16 @@ def test_bf16_session_runs_in_bf16_and_returns_float(model, x, tmp_path):
 
 
 def test_unknown_runtime_names_the_choices(model, tmp_path):
-    with pytest.raises(ValueError, match=r"^unknown runtime 'tensorrt'; use one of torch, onnxruntime$"):
+    with pytest.raises(ValueError, match=r"^unknown runtime 'tensorrt'; use one of torch, onnxruntime, "
+                                         r"onnxruntime-static, openvino$"):
         make_runtime(model, 32, "tensorrt", tmp_path, threads=1)
 
 
 def test_export_formats_come_from_the_registry():
-    assert export_formats() == ("torch", "onnx")
+    assert export_formats() == ("torch", "onnx", "onnx-static", "openvino")
     assert for_format("onnx") is RUNTIMES["onnxruntime"] and for_format("torch") is RUNTIMES["torch"]
-    with pytest.raises(ValueError, match="unknown export format 'tflite'; use one of torch, onnx"):
+    assert for_format("onnx-static") is RUNTIMES["onnxruntime-static"] and for_format("openvino") is RUNTIMES["openvino"]
+    with pytest.raises(ValueError, match="unknown export format 'tflite'; use one of torch, onnx, onnx-static, openvino$"):
         for_format("tflite")
 
 
@@ -130,5 +168,6 @@ def test_config_accepts_registered_runtimes_and_rejects_others(tmp_path):
     path.write_text(yaml.safe_dump({**base, "runtime": "tensorrt"}))
     with pytest.raises(ConfigError) as err:
         Experiment.from_file(path)
-    assert str(err.value) == f"{path}: runtime: Input should be 'torch' or 'onnxruntime'"
+    assert str(err.value) == (f"{path}: runtime: Input should be 'torch', 'onnxruntime', 'onnxruntime-static' "
+                              "or 'openvino'")
     assert "\n" not in str(err.value)

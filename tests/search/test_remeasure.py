@@ -53,10 +53,10 @@ def folders(tmp_path) -> dict[str, Path]:
 def recorded(monkeypatch):
     """Wrap every session `side_by_side` builds: record (layers, target, batch, input tensors) per run call."""
     calls: list[dict] = []
-    real = remeasure.make_runtime
+    real = remeasure.open_session
 
-    def spy(model, bits, target, workdir, threads):
-        session = real(model, bits, target, workdir, threads)
+    def spy(folder, model, bits, target, threads, workdir):
+        session = real(folder, model, bits, target, threads, workdir)
         layers = len(model.encoder_layers)
 
         def run(ids, mask, types):
@@ -64,9 +64,9 @@ def recorded(monkeypatch):
                           "ids": ids, "mask": mask, "types": types})
             return session.run(ids, mask, types)
 
-        return type(session)(session.name, run, session.fast_kernel, session.note, session.artifact)
+        return type(session)(session.name, run, session.fast_kernel, session.note, session.files)
 
-    monkeypatch.setattr(remeasure, "make_runtime", spy)
+    monkeypatch.setattr(remeasure, "open_session", spy)
     return calls
 
 

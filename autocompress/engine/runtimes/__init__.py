@@ -6,11 +6,23 @@ Adding a runtime: a module with a class satisfying `Runtime` (see base.py) and o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import Precision, RunFn, Runtime, Session
+from .base import (
+    Batch,
+    Precision,
+    RunFn,
+    Runtime,
+    Session,
+    cpu_flags,
+    has_amx_int8,
+    has_bf16,
+)
 from .onnx_runtime import OnnxRuntime
+from .onnx_static import OnnxStatic
+from .openvino_runtime import OpenVino
 from .torch_eager import TorchEager
 
 if TYPE_CHECKING:
@@ -19,6 +31,8 @@ if TYPE_CHECKING:
 RUNTIMES: dict[str, Runtime] = {
     TorchEager.name: TorchEager(),
     OnnxRuntime.name: OnnxRuntime(),
+    OnnxStatic.name: OnnxStatic(),
+    OpenVino.name: OpenVino(),
 }
 
 
@@ -35,9 +49,16 @@ def get(name: str) -> Runtime:
         raise ValueError(f"unknown runtime '{name}'; use one of {', '.join(RUNTIMES)}") from None
 
 
-def make_runtime(model: Classifier, bits: int, target: str, workdir: Path, threads: int) -> Session:
-    """Build a session of `model` at `bits` on the runtime registered as `target`."""
-    return get(target).build(model, bits, workdir, threads)
+def make_runtime(model: Classifier, bits: int, target: str, workdir: Path, threads: int,
+                 calibration: Sequence[Batch] = ()) -> Session:
+    """Build a session of `model` at `bits` on the runtime registered as `target`; its deployed
+    files (if any) are written into `workdir`. `calibration`: batches for static int8 ranges."""
+    return get(target).build(model, bits, workdir, threads, calibration)
+
+
+def open_runtime(target: str, workdir: Path, bits: int, threads: int) -> Session:
+    """Run the files `target` deployed into `workdir` at `bits` (FileNotFoundError when absent)."""
+    return get(target).open(workdir, bits, threads)
 
 
 def export_formats() -> tuple[str, ...]:
@@ -53,5 +74,6 @@ def for_format(fmt: str) -> Runtime:
     raise ValueError(f"unknown export format '{fmt}'; use one of {', '.join(export_formats())}")
 
 
-__all__ = ["RUNTIMES", "OnnxRuntime", "Precision", "RunFn", "Runtime", "Session", "TorchEager", "export_formats",
-           "for_format", "get", "make_runtime", "names"]
+__all__ = ["RUNTIMES", "Batch", "OnnxRuntime", "OnnxStatic", "OpenVino", "Precision", "RunFn", "Runtime", "Session",
+           "TorchEager", "cpu_flags", "export_formats", "for_format", "get", "has_amx_int8", "has_bf16",
+           "make_runtime", "names", "open_runtime"]

@@ -1,43 +1,72 @@
-"""ONNX Runtime on CPU: the model exported to ONNX in fp32, or dynamically quantized to int8
-(per-channel weights, activations per batch) at 8 bits. Other bit-widths run the fp32 graph."""
+"""ONNX Runtime on CPU, dynamic quantization: the model exported to ONNX in fp32 (32 and 16
+bits: ONNX Runtime's CPU provider has no bf16 path used here), or dynamically quantized to int8
+(per-channel weights, activations per batch) at 8 bits, deployed as model.onnx.
+
+4/2/1 bits are expanded at load: the packed k-bit weights are what ships; at load the model
+(whose weights are the dequantized k-bit values) is exported and dynamically quantized to int8 in
+memory, so it runs at int8 speed from k-bit bytes.
+"""
 
 from __future__ import annotations
 
 import copy
+import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...artifact import ONNX
 from ...quiet import ORT_SEVERITY_ERROR, quiet_onnx_quantization
-from .base import Precision, Session, slow_note
+from .base import (
+    INPUTS,
+    Batch,
+    Precision,
+    RunFn,
+    RuntimeBase,
+    Session,
+    expanded_deploys,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from ..model import Classifier
 
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+__all__ = ["INPUTS", "OnnxRuntime", "export_onnx", "onnx_runtime", "ort_run"]
 
 
-class OnnxRuntime:
+class OnnxRuntime(RuntimeBase):
     """An ONNX graph of the model, run by an onnxruntime InferenceSession."""
 
     name = "onnxruntime"
     export_format = "onnx"
-    export_file: str | None = ONNX
+    export_files: tuple[str, ...] = (ONNX,)
 
     def precision(self, bits: int) -> Precision:
         if bits == 8:
-            return Precision("onnxruntime-int8", True, "ONNX Runtime dynamic int8 (per-channel)")
+            return Precision("onnxruntime-int8", True, "ONNX Runtime dynamic int8 (per-channel)",
+                             "stored: model.onnx with int8 weights; in memory: dynamic int8")
         if bits == 16:
-            return Precision("onnxruntime-fp32", False, "ONNX Runtime fp32: no bf16 fast path used here")
+            return Precision("onnxruntime-fp32", False, "ONNX Runtime fp32: no bf16 fast path used here",
+                             "stored: model.onnx in fp32; in memory: fp32")
         if bits < 8:
-            return Precision("onnxruntime-fp32", False, slow_note(bits, "fp32 ONNX Runtime"))
-        return Precision("onnxruntime-fp32", bits >= 32, "ONNX Runtime fp32")
+            return Precision("onnxruntime-int8", True,
+                             f"stored as packed {bits}-bit weights, run as ONNX Runtime dynamic int8 "
+                             "(per-channel) after expansion at load",
+                             expanded_deploys(bits, "ONNX Runtime dynamic int8"))
+        return Precision("onnxruntime-fp32", True, "ONNX Runtime fp32", "stored: model.onnx in fp32; in memory: fp32")
 
-    def build(self, model: Classifier, bits: int, workdir: Path, threads: int) -> Session:
+    def deploys_files(self, bits: int) -> bool:
+        return bits >= 8
+
+    def build(self, model: Classifier, bits: int, workdir: Path, threads: int,
+              calibration: Sequence[Batch] = ()) -> Session:
         return onnx_runtime(model, bits, workdir, threads)
+
+    def open(self, workdir: Path, bits: int, threads: int) -> Session:
+        files = self.deployed(workdir, bits)
+        return self.precision(bits).session(ort_run(files[0], threads), files)
 
 
 def export_onnx(model: Classifier, path: Path, seq_len: int = 16) -> Path:
@@ -67,22 +96,22 @@ def export_onnx(model: Classifier, path: Path, seq_len: int = 16) -> Path:
     return path
 
 
-def onnx_runtime(model: Classifier, bits: int, workdir: Path, threads: int) -> Session:
-    """Export `model` under `workdir` (model.onnx, or model.int8.onnx at 8 bits) and open a session."""
+def quantize_dynamic_int8(src: Path, dst: Path) -> Path:
+    """ONNX Runtime dynamic int8 of the fp32 graph `src` (per-channel QInt8 weights) into `dst`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with quiet_onnx_quantization():  # its advice to pre-process is a WARNING line on the root logger
+        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+    return dst
+
+
+def ort_run(path: Path, threads: int) -> RunFn:
+    """An InferenceSession of the ONNX file `path` on `threads` CPU threads, as a RunFn. The file
+    is read once: it may be deleted after this returns."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    spec = OnnxRuntime().precision(bits)
-    path = export_onnx(model, workdir / "model.onnx")
-    if bits == 8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        qpath = workdir / "model.int8.onnx"
-        with quiet_onnx_quantization():  # its advice to pre-process is a WARNING line on the root logger
-            quantize_dynamic(str(path), str(qpath), per_channel=True, weight_type=QuantType.QInt8)
-        path.unlink()
-        path = qpath
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -90,7 +119,28 @@ def onnx_runtime(model: Classifier, bits: int, workdir: Path, threads: int) -> S
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def run(i: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        feeds = {"input_ids": i.numpy(), "attention_mask": m.numpy(), "token_type_ids": t.numpy()}
-        return torch.from_numpy(np.asarray(sess.run(["logits"], feeds)[0]))
+        feeds = {"input_ids": i.to(torch.int64).numpy(), "attention_mask": m.to(torch.int64).numpy(),
+                 "token_type_ids": t.to(torch.int64).numpy()}
+        out = np.asarray(sess.run(["logits"], feeds)[0], dtype=np.float32)
+        return torch.from_numpy(out)
 
-    return spec.session(run, artifact=path)
+    return run
+
+
+def onnx_runtime(model: Classifier, bits: int, workdir: Path, threads: int) -> Session:
+    """Export `model` to `workdir`/model.onnx (fp32 at 32/16 bits, dynamic int8 at 8) and open a
+    session; at 4/2/1 bits quantize to int8 in a temporary folder and deploy no file."""
+    spec = OnnxRuntime().precision(bits)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    target = workdir / ONNX
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".export-") as tmp:
+        fp32 = export_onnx(model, Path(tmp) / ONNX)
+        if bits > 8:
+            fp32.replace(target)
+            return spec.session(ort_run(target, threads), (target,))
+        if bits == 8:
+            quantize_dynamic_int8(fp32, target)
+            return spec.session(ort_run(target, threads), (target,))
+        run = ort_run(quantize_dynamic_int8(fp32, Path(tmp) / "model.int8.onnx"), threads)
+    return spec.session(run)  # expanded at load: the packed weights are what is deployed

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import BuildContext, Technique
+from .deployment import Deployment
 from .distillation import Distillation
 from .heads_ffn import HeadsAndNeurons
 from .layers import LayerSelection
@@ -32,6 +33,7 @@ TECHNIQUES: tuple[Technique, ...] = (
     UnstructuredPruning(),  # magnitude masks, one shot or gradual
     Quantization(),         # fake-quant k-bit / binary / bf16 weights
     Distillation(),         # how the student is trained afterwards
+    Deployment(),           # the runtime it is measured on and shipped for
 )
 
 
