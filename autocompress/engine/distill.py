@@ -5,6 +5,7 @@ Plain task fine-tuning is the same loop with alpha = 0 (cross-entropy on labels 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,13 @@ class TrainSettings:
     warmup_frac: float = 0.06
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    # forward passes (student, and teacher for hidden MSE) under CPU bfloat16 autocast; the master
+    # weights, gradients, optimizer state and the loss stay float32
+    bf16: bool = False
+
+
+def _precision(bf16: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 # after_step(step, total_steps, loss, model) runs after every optimizer step (pruning
@@ -106,14 +114,17 @@ def train_(
         batch = next(batches)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         t_logits = teacher_logits[batch["index"]] if teacher_logits is not None else None
+        with _precision(settings.bf16):
+            if use_hidden:
+                logits, s_hidden = model(**inputs, output_hidden_states=True)
+                with torch.no_grad():
+                    _, t_hidden = teacher(**inputs, output_hidden_states=True)
+            else:
+                logits = model(**inputs)
+        # the loss in float32 (a no-op without autocast); gradients flow back through the casts
+        loss = kd_loss(logits.float(), t_logits, batch["labels"], settings.temperature, settings.alpha)
         if use_hidden:
-            logits, s_hidden = model(**inputs, output_hidden_states=True)
-            with torch.no_grad():
-                _, t_hidden = teacher(**inputs, output_hidden_states=True)
-        else:
-            logits = model(**inputs)
-        loss = kd_loss(logits, t_logits, batch["labels"], settings.temperature, settings.alpha)
-        if use_hidden:
+            s_hidden, t_hidden = [h.float() for h in s_hidden], [h.float() for h in t_hidden]
             loss = loss + settings.hidden_mse * hidden_loss(s_hidden, t_hidden, layer_map, batch["attention_mask"])
         value = float(loss.detach())
         if not math.isfinite(value):

@@ -4,8 +4,9 @@ Objectives: the task's metric on the validation rows (max), bytes (min), batch-1
 Test rows are measured and stored with every trial, and never read by the search. The budget
 becomes trial constraints, and so does beating the majority class: a candidate no better than
 predicting the most frequent label is degenerate, never within budget. A trial that clearly
-cannot reach the score floor is stopped half-way and recorded as pruned; a trial that raises is
-recorded as failed and the search goes on.
+cannot reach the score floor is stopped half-way, and one that scores below most trials no costlier
+at a rung of training steps is stopped there (`fidelity.py`): both are recorded as pruned. A trial
+that raises is recorded as failed and the search goes on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from ..session import engine_inputs, read_metrics, run_recipe
 from ..teacher import Teacher
 from ..tracking import NullTracker, Tracker
 from .budget import Budget
+from .fidelity import (COST_ATTR, RUNGS_ATTR, RungStopped, TrialStopped, model_cost, peer_scores, rung_schedule,
+                       stop_reason)
+from .fidelity import check as check_rungs
 from .pareto import Point, best
 from .recovery import DeadTrialHandler, claim, fail_dead_local_trials, used
 from .space import SearchSpace
@@ -52,13 +56,18 @@ class SearchSettings:
     seed: int = 0
     out_dir: Path = Path("out")
     early_stop_margin: float = 0.10  # stop when the half-way score is this far below the floor
+    rung_steps: int = 150  # successive halving at steps rung_steps * eta**k among trials no costlier
+    eta: int = 3  # ... keeping the top 1/eta at each rung; 0 here or in rung_steps turns it off
     curve_every: int = 10
     enqueue_starts: bool = True  # begin with the teacher's shape (fp32, int8) and a half-depth student
     heartbeat_s: int = HEARTBEAT_S  # a running trial's heartbeat period
     grace_s: int = GRACE_S  # a trial whose heartbeat is older than this is failed and retried
 
+    def __post_init__(self) -> None:
+        check_rungs(self.rung_steps, self.eta)
 
-class EarlyStopped(RuntimeError):
+
+class EarlyStopped(TrialStopped):
     """Half-way through training, the candidate is clearly below the score floor."""
 
 
@@ -219,7 +228,8 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     study.set_user_attr("budget", settings.budget.to_dict())
     study.set_user_attr("space", settings.space.model_dump(mode="json"))
     study.set_user_attr("settings", {"trials": settings.trials, "sampler": settings.sampler, "seed": settings.seed,
-                                     "early_stop_margin": settings.early_stop_margin})
+                                     "early_stop_margin": settings.early_stop_margin,
+                                     "rung_steps": settings.rung_steps, "eta": settings.eta})
     if settings.enqueue_starts and not study.trials:
         for params in starting_points(settings.space, len(inputs.teacher.encoder_layers))[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
@@ -268,12 +278,14 @@ def _objective(search: Search):
             hooks = [_curve_logger(tracker, run, s.curve_every)]
             if floor is not None:
                 hooks.append(_early_stop(inputs, floor - s.early_stop_margin))
+            if rung_schedule(recipe.train_steps, s.rung_steps, s.eta):
+                hooks.append(_rung_stop(inputs, study, trial, recipe, tracker, run, s.rung_steps, s.eta))
             res = run_recipe(inputs, recipe, folder, hooks=hooks)
         except KeyboardInterrupt:  # Ctrl-C: the trial ends failed, uncounted; its MLflow run is closed
             tracker.set_tags(run, {"state": "FAIL", "error": "interrupted"})
             tracker.end(run, "KILLED")
             raise
-        except EarlyStopped as err:
+        except TrialStopped as err:  # half-way below the floor, or beaten at a rung
             tracker.set_tags(run, {"state": "PRUNED", "reason": str(err)})
             tracker.end(run, "KILLED")
             trial.set_user_attr("pruned_reason", str(err))
@@ -389,5 +401,40 @@ def _early_stop(inputs: EngineInputs, threshold: float, rows: int = 256):
         model.train(was_training)
         if score < threshold:
             raise EarlyStopped(f"validation {inputs.metric} {score:.3f} half-way is below {threshold:.3f}")
+
+    return hook
+
+
+def _rung_stop(inputs: EngineInputs, study, trial, recipe: Recipe, tracker: Tracker, run: str | None,
+               rung_steps: int, eta: int):
+    """At each rung (see `fidelity.py`): score the student on the evaluation rows, record the score in the
+    trial's "rungs" (and its cost in "rung_cost"), log it, and stop when trials no costlier beat it."""
+    import optuna
+
+    rows = evaluation_rows(inputs.data.validation, inputs.measure.eval_subset)  # what candidates score on
+    metric, scores = inputs.metric, {}
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+    cost: dict[str, float] | None = None
+    schedule: set[int] | None = None
+
+    def hook(step: int, total: int, _loss: float, model) -> None:
+        nonlocal cost, schedule
+        if schedule is None:
+            schedule = set(rung_schedule(total, rung_steps, eta))
+        if step not in schedule:
+            return
+        if cost is None:  # as built: every technique applied, the shapes final
+            cost = model_cost(model, recipe)
+            trial.set_user_attr(COST_ATTR, cost)
+        was_training = model.training
+        score = task_metrics(predict_logits(model, rows), rows.labels)[metric]
+        model.train(was_training)
+        scores[str(step)] = score
+        trial.set_user_attr(RUNGS_ATTR, dict(scores))
+        tracker.log_metrics(run, {f"rung_{metric}": score}, step=step)
+        peers = peer_scores(study.get_trials(deepcopy=False, states=states), step, cost, exclude=trial.number)
+        reason = stop_reason(metric, score, step, peers, eta)
+        if reason:
+            raise RungStopped(reason)
 
     return hook

@@ -1,7 +1,8 @@
 """Distillation settings: how every student is trained after its other techniques are applied.
 
 `alpha * T^2 * KL(softmax(z_T / T) || softmax(z_S / T)) + (1 - alpha) * CE`, plus an optional
-hidden-state MSE on the mapped layers; the loop itself is `engine/distill.py`.
+hidden-state MSE on the mapped layers, with the forward passes optionally under bfloat16
+autocast (`bf16`); the loop itself is `engine/distill.py`.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ class DistillationFields(BaseModel):
     batch_size: int = Field(32, ge=1, le=4096)
     train_subset: int | None = Field(None, ge=1, description="sample this many training examples")
     seed: int = 0
+    bf16: bool = Field(False, description="train under CPU bfloat16 autocast (float32 weights and loss); "
+                                          "faster on CPUs with AMX / AVX-512 bf16")
 
 
 def train_settings(recipe: Recipe) -> TrainSettings:
     from ..distill import TrainSettings
 
     return TrainSettings(steps=recipe.train_steps, lr=recipe.lr, temperature=recipe.temperature,
-                         alpha=recipe.alpha, hidden_mse=recipe.hidden_mse)
+                         alpha=recipe.alpha, hidden_mse=recipe.hidden_mse, bf16=recipe.bf16)
 
 
 class Distillation(Technique):
