@@ -104,6 +104,8 @@ def search(
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="do not log to MLflow")] = False,
     out: Annotated[Path, typer.Option("--out", help="folder for trial artifacts and reports")] = Path("out"),
     workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes sharing the study")] = 1,
+    rung_steps: Annotated[int, typer.Option("--rung-steps", min=0, help="first rung of multi-fidelity stopping, in training steps (0: off)")] = 150,
+    eta: Annotated[int, typer.Option("--eta", min=0, help="rungs at rung-steps * eta^k; a trial keeps going in the top 1/eta of trials no costlier")] = 3,
 ) -> None:
     """Search the compression space with Optuna under a budget; log every trial to MLflow."""
     from .config import Experiment
@@ -128,7 +130,8 @@ def search(
         max_latency_ms=max_latency_ms, min_score=min_score, min_retention=min_retention,
     )
     settings = SearchSettings(study=study or f"{exp.name}-{sp.name}", space=sp, budget=budget, trials=trials,
-                              timeout=timeout, storage=storage, sampler=sampler, seed=seed, out_dir=out)
+                              timeout=timeout, storage=storage, sampler=sampler, seed=seed, out_dir=out,
+                              rung_steps=rung_steps, eta=eta)
     tracker = open_tracker(tracking_uri, no_tracking, exp.name)
     done = run_search(exp, settings, tracker=tracker, workers=workers, experiment_file=experiment, log=_log)
     print(done.report.markdown())

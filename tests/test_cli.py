@@ -163,6 +163,7 @@ def test_search_then_report(tiny_experiment, tmp_path, monkeypatch, capsys):
         (["--min-score", "1.5"], "--min-score 1.5 is impossible"),
         (["--min-score", "0.5", "--min-accuracy", "0.5"], "give --min-score or --min-accuracy, not both"),
         (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot be opened"),
+        (["--eta", "1"], "eta must be at least 2"),
     ],
 )
 def test_search_bad_input(tiny_experiment, tmp_path, monkeypatch, capsys, args, needle):
@@ -253,6 +254,7 @@ def test_export_predict_and_register(tiny_experiment, tmp_path, monkeypatch, cap
     (("search", "x.yaml", "--trials", "many"), "Invalid value for '--trials'"),
     (("frobnicate",), "No such command 'frobnicate'"),
     (("search", "x.yaml", "--timeout", "-5"), "Invalid value for '--timeout'"),
+    (("search", "x.yaml", "--rung-steps", "-1"), "Invalid value for '--rung-steps'"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args, needle, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, *args)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -33,6 +33,13 @@ Batch = Mapping[str, "torch.Tensor"]
 """One calibration batch: "input_ids", "attention_mask", "token_type_ids" (int64 [batch, seq])."""
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def int64_feeds(batch: Batch) -> dict[str, Any]:
+    """A batch as the contiguous int64 numpy arrays ONNX Runtime and OpenVINO take, by input name."""
+    import numpy as np
+
+    return {k: np.ascontiguousarray(batch[k].cpu().numpy(), dtype=np.int64) for k in INPUTS}
 
 
 def _as_files(files: object) -> tuple[Path, ...]:

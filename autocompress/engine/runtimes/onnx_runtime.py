@@ -26,6 +26,7 @@ from .base import (
     RuntimeBase,
     Session,
     expanded_deploys,
+    int64_feeds,
 )
 
 if TYPE_CHECKING:
@@ -119,8 +120,7 @@ def ort_run(path: Path, threads: int) -> RunFn:
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def run(i: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        feeds = {"input_ids": i.to(torch.int64).numpy(), "attention_mask": m.to(torch.int64).numpy(),
-                 "token_type_ids": t.to(torch.int64).numpy()}
+        feeds = int64_feeds({"input_ids": i, "attention_mask": m, "token_type_ids": t})
         out = np.asarray(sess.run(["logits"], feeds)[0], dtype=np.float32)
         return torch.from_numpy(out)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ...artifact import ONNX
 from ...quiet import quiet_onnx_quantization
-from .base import INPUTS, Batch, Precision, RuntimeBase, Session
+from .base import Batch, Precision, RuntimeBase, Session, int64_feeds
 from .onnx_runtime import export_onnx, ort_run
 
 if TYPE_CHECKING:
@@ -88,13 +88,11 @@ class OnnxStatic(RuntimeBase):
 
 def calibration_reader(batches: Sequence[Batch]):
     """The batches as an `onnxruntime.quantization.CalibrationDataReader` (int64 numpy feeds)."""
-    import numpy as np
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.feeds = [{k: np.ascontiguousarray(b[k].cpu().numpy(), dtype=np.int64) for k in INPUTS}
-                          for b in batches]
+            self.feeds = [int64_feeds(b) for b in batches]
             self.pos = 0
 
         def get_next(self):

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from ...artifact import ONNX
 from .base import (
-    INPUTS,
     Batch,
     Precision,
     RunFn,
@@ -34,6 +33,7 @@ from .base import (
     Session,
     expanded_deploys,
     has_bf16,
+    int64_feeds,
     slow_note,
 )
 from .onnx_runtime import export_onnx
@@ -136,9 +136,7 @@ def ov_run(ov_model, bits: int, threads: int) -> RunFn:
     request = compiled.create_infer_request()
 
     def run(i: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        feeds = {"input_ids": i.to(torch.int64).numpy(), "attention_mask": m.to(torch.int64).numpy(),
-                 "token_type_ids": t.to(torch.int64).numpy()}
-        request.infer(feeds)
+        request.infer(int64_feeds({"input_ids": i, "attention_mask": m, "token_type_ids": t}))
         # the request reuses its output buffer: copy it out
         return torch.from_numpy(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
 
@@ -172,11 +170,7 @@ def quiet_nncf() -> Iterator[None]:
 def nncf_int8(ov_model, batches: Sequence[Batch]):
     """NNCF static int8 of `ov_model` (transformer mode), activation ranges from every batch."""
     import nncf
-    import numpy as np
-
-    def feed(batch: Batch) -> dict[str, np.ndarray]:
-        return {k: np.ascontiguousarray(batch[k].cpu().numpy(), dtype=np.int64) for k in INPUTS}
 
     with quiet_nncf():
-        return nncf.quantize(ov_model, nncf.Dataset(list(batches), feed), model_type=nncf.ModelType.TRANSFORMER,
+        return nncf.quantize(ov_model, nncf.Dataset(list(batches), int64_feeds), model_type=nncf.ModelType.TRANSFORMER,
                              subset_size=len(batches))
