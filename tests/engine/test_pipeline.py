@@ -113,3 +113,34 @@ def test_threshold_pruning_end_to_end(tiny_inputs, tmp_path):
     assert stored == res.metrics.to_dict()
     assert set(stored) == STORED_METRIC_KEYS
     assert read_metrics(tmp_path / "t") == res.metrics
+
+
+def test_calibration_batches_are_seeded_training_rows_at_the_timing_length(tiny_inputs):
+    from autocompress.engine.pipeline import calibration_batches
+
+    train = tiny_inputs.data.train
+    batches = calibration_batches(train, seq_len=10, batches=3, size=4)
+    assert len(batches) == 3
+    for b in batches:
+        assert set(b) == {"input_ids", "attention_mask", "token_type_ids"}
+        assert b["input_ids"].shape == (4, 10) and b["input_ids"].dtype == torch.int64
+    rows = {tuple(r.tolist()) for b in batches for r in b["input_ids"]}
+    train_rows = {tuple(train.row(i)[0][:10].tolist() + [0] * (10 - min(10, len(train.row(i)[0]))))
+                  for i in range(len(train))}
+    assert rows <= train_rows  # training rows only: never validation or test rows
+    again = calibration_batches(train, seq_len=10, batches=3, size=4)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(batches, again))  # seeded
+
+
+def test_a_recipe_runtime_overrides_the_experiment_and_is_recorded(tiny_inputs, tmp_path):
+    from autocompress.artifact import recorded_runtime
+
+    res = compress(tiny_inputs, Recipe(layers=(0,), bits=4, runtime="onnxruntime"), tmp_path / "o")
+    assert tiny_inputs.runtime == "torch" and recorded_runtime(tmp_path / "o") == "onnxruntime"
+    # 4-bit weights stay packed on disk and run as ONNX Runtime int8 after expansion at load
+    assert res.metrics.runtime == "onnxruntime-int8" and res.metrics.fast_kernel
+    assert not list((tmp_path / "o" / "runtime").glob("*.onnx"))
+    folder = tmp_path / "o"
+    needed = [folder / "weights.safetensors", folder / "architecture.json", folder / "task.json",
+              *(p for p in (folder / "tokenizer").rglob("*") if p.is_file())]
+    assert res.metrics.bytes == sum(p.stat().st_size for p in needed)
