@@ -10,5 +10,4 @@ $py experiments/export_sst2.py --pick best
 $py experiments/sampler_compare.py --trials 10 --seeds 0 1 2
 bash experiments/peers/setup_inc.sh            # Intel Neural Compressor peer, in its own .venv-inc
 $py experiments/sst2_benchmark.py --timeout-min 45   # its own study, bench-sst2, on the default space
-$py experiments/bf16_training.py
 $py experiments/reliability.py --kills 6
