@@ -6,7 +6,8 @@ of any length meet at the same rungs. At a rung its peers are the other trials o
 state) that were scored at that step and cost no more: no more parameters in embeddings + encoder,
 no wider weights or embeddings in bits, no denser after unstructured pruning. With at least `eta`
 peers, a trial whose score is strictly below the top 1/eta of {peers + itself} stops: most models no
-larger and no wider already score higher, so it could not reach the Pareto front.
+larger and no wider already score higher at the same point of training, so it is unlikely to reach
+the Pareto front (a heuristic, as in successive halving: a slow starter can be stopped).
 
 Everything here is pure (no study, no model training): `study.py` feeds it the study's trials.
 """
