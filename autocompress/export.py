@@ -160,7 +160,7 @@ def open_session(folder: Path, model: torch.nn.Module, bits: int, target: str, t
     (in runtime/ for a trial, at the top for an export), which is what was measured, else a session
     built from the weights (in `workdir`, default a new temporary folder)."""
     rt = get_runtime(target)
-    if target == measured_runtime(folder, {}):
+    if artifact.recorded_runtime(folder) == target:  # the files there were measured on `target`
         for place in (folder / artifact.RUNTIME_DIR, folder):
             if _has_files(place, rt.export_files):
                 try:

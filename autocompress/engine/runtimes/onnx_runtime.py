@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,20 +128,27 @@ def ort_run(path: Path, threads: int) -> RunFn:
     return run
 
 
+@contextmanager
+def exported_onnx(model: Classifier, workdir: Path) -> Iterator[Path]:
+    """`model` exported to fp32 ONNX in a scratch folder inside `workdir` (created if needed), removed
+    on exit: what every ONNX-based runtime quantizes, compiles or deploys from."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".export-") as tmp:
+        yield export_onnx(model, Path(tmp) / ONNX)
+
+
 def onnx_runtime(model: Classifier, bits: int, workdir: Path, threads: int) -> Session:
     """Export `model` to `workdir`/model.onnx (fp32 at 32/16 bits, dynamic int8 at 8) and open a
     session; at 4/2/1 bits quantize to int8 in a temporary folder and deploy no file."""
     spec = OnnxRuntime().precision(bits)
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    target = workdir / ONNX
-    with tempfile.TemporaryDirectory(dir=workdir, prefix=".export-") as tmp:
-        fp32 = export_onnx(model, Path(tmp) / ONNX)
+    target = Path(workdir) / ONNX
+    with exported_onnx(model, workdir) as fp32:
         if bits > 8:
             fp32.replace(target)
             return spec.session(ort_run(target, threads), (target,))
         if bits == 8:
             quantize_dynamic_int8(fp32, target)
             return spec.session(ort_run(target, threads), (target,))
-        run = ort_run(quantize_dynamic_int8(fp32, Path(tmp) / "model.int8.onnx"), threads)
+        run = ort_run(quantize_dynamic_int8(fp32, fp32.parent / "model.int8.onnx"), threads)
     return spec.session(run)  # expanded at load: the packed weights are what is deployed

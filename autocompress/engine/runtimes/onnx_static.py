@@ -8,7 +8,6 @@ load. 32 and 16 bits run the fp32 graph, as `onnxruntime` does.
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from ...artifact import ONNX
 from ...quiet import quiet_onnx_quantization
 from .base import Batch, Precision, RuntimeBase, Session, int64_feeds
-from .onnx_runtime import export_onnx, ort_run
+from .onnx_runtime import exported_onnx, ort_run
 
 if TYPE_CHECKING:
     from ..model import Classifier
@@ -70,15 +69,12 @@ class OnnxStatic(RuntimeBase):
               calibration: Sequence[Batch] = ()) -> Session:
         self.check_calibration(bits, calibration)
         spec = self.precision(bits)
-        workdir = Path(workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        target = workdir / ONNX
-        with tempfile.TemporaryDirectory(dir=workdir, prefix=".export-") as tmp:
-            fp32 = export_onnx(model, Path(tmp) / ONNX)
+        target = Path(workdir) / ONNX
+        with exported_onnx(model, workdir) as fp32:
             if bits > 8:
                 fp32.replace(target)
             else:
-                quantize_static_int8(fp32, target, calibration, Path(tmp))
+                quantize_static_int8(fp32, target, calibration, fp32.parent)
         return spec.session(ort_run(target, threads), (target,))
 
     def open(self, workdir: Path, bits: int, threads: int) -> Session:

@@ -16,7 +16,6 @@ explicitly, and `open` sets the same hint from `bits`.
 from __future__ import annotations
 
 import logging
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...artifact import ONNX
 from .base import (
     Batch,
     Precision,
@@ -36,7 +34,7 @@ from .base import (
     int64_feeds,
     slow_note,
 )
-from .onnx_runtime import export_onnx
+from .onnx_runtime import exported_onnx
 
 if TYPE_CHECKING:
     from ..model import Classifier
@@ -87,15 +85,13 @@ class OpenVino(RuntimeBase):
         import openvino as ov
 
         spec = self.precision(bits)
-        workdir = Path(workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=workdir, prefix=".export-") as tmp:
-            ov_model = _core().read_model(str(export_onnx(model, Path(tmp) / ONNX)))
+        with exported_onnx(model, workdir) as fp32:
+            ov_model = _core().read_model(str(fp32))
             if bits == 8:
                 ov_model = nncf_int8(ov_model, calibration)
             if bits < 8:  # expanded at load: nothing deployed
                 return spec.session(ov_run(ov_model, bits, threads))
-            ov.save_model(ov_model, str(workdir / XML), compress_to_fp16=bits == 16)
+            ov.save_model(ov_model, str(Path(workdir) / XML), compress_to_fp16=bits == 16)
         return self.open(workdir, bits, threads)  # run exactly what is deployed
 
     def open(self, workdir: Path, bits: int, threads: int) -> Session:
