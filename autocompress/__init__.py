@@ -6,11 +6,11 @@ from .errors import ArtifactError, AutocompressError, ConfigError, DataError, Te
 from .recipe import Recipe
 
 
-def load_compressed(folder, runtime=None, threads=None):
+def load_compressed(folder, runtime=None, threads=None, keep_torch=False):
     """Load an exported compressed model (see autocompress.export.load_compressed)."""
     from .export import load_compressed as _load
 
-    return _load(folder, runtime, threads)
+    return _load(folder, runtime, threads, keep_torch)
 
 
 __all__ = ["ArtifactError", "AutocompressError", "ConfigError", "DataError", "Experiment", "Recipe",

@@ -12,8 +12,9 @@ import typer
 
 from .engine.metrics import Metrics
 from .errors import AutocompressError, ConfigError
+from .progress import Console
 from .search.storage import DEFAULT_STORAGE
-from .tracking import DEFAULT_TRACKING_URI
+from .tracking import DEFAULT_TRACKING_URI, UI_HOST, UI_PORT, search_url, ui_root
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML compression for transformer classifiers.")
 
@@ -26,8 +27,8 @@ def _root() -> None:
     quiet_third_party()
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+# progress lines on stderr; long work (teacher, trials) as live bars when stderr is a terminal
+_log = Console()
 
 
 def _fmt_bytes(n: float) -> str:
@@ -138,6 +139,7 @@ def search(
     print(f"written: {done.report_md} and {done.plot_png}")
     if not no_tracking:
         print(f"inspect the trials: autocompress ui --tracking-uri {tracking_uri}")
+        print(f"  then open this search's runs: {search_url(tracker)}")
 
 
 @app.command()
@@ -159,7 +161,8 @@ def worker(
 
     exp = Experiment.from_file(experiment)
     ran = join_search(exp, study, storage, out_dir=out, seed=seed, trials=trials, threads=threads,
-                      tracking_uri=tracking_uri, no_tracking=no_tracking, who=name, log=_log)
+                      tracking_uri=tracking_uri, no_tracking=no_tracking, who=name,
+                      log=Console(bars=False))  # plain lines: a worker's output usually ends up in a log
     _log(f"{name}: done, ran {ran} trials")
 
 
@@ -172,29 +175,41 @@ def report(
         "--no-remeasure", help="skip timing the teacher and the front side by side (then no speed ratios)")] = False,
 ) -> None:
     """Print the Pareto table, hypervolume, recommended pick and knee of a study; write the plot."""
+    from .search.publish import refresh_marks
     from .search.report import write_report
     from .search.storage import open_existing_study
 
     if not no_remeasure:
         _log("report: timing the teacher and the front side by side (--no-remeasure skips this)")
-    rep, md, png = write_report(open_existing_study(study, storage), out / study, remeasure=not no_remeasure)
+    found = open_existing_study(study, storage)
+    rep, md, png = write_report(found, out / study, remeasure=not no_remeasure)
     print(rep.markdown())
     print(f"written: {md} and {png}")
+    refresh_marks(found, rep, _log)  # the front's tags and the search run's description follow this report
 
 
 @app.command()
 def ui(
     tracking_uri: TrackingOpt = DEFAULT_TRACKING_URI,
-    host: Annotated[str, typer.Option("--host", help="interface to bind (default: this machine only)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 5000,
+    host: Annotated[str, typer.Option("--host", help="interface to bind (default: this machine only)")] = UI_HOST,
+    port: Annotated[int, typer.Option("--port")] = UI_PORT,
+    study: Annotated[str | None, typer.Option("--study", help="print this search's pages (default: every autocompress experiment's)")] = None,
 ) -> None:
-    """Start the MLflow UI on the tracking store the searches log to."""
+    """Start the MLflow UI on the tracking store the searches log to; print where each search's runs are."""
     import os
     import shutil
     import subprocess
 
+    from .tracking import ui_pages
+
+    pages = ui_pages(tracking_uri, host, port, study)
     exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
-    print(f"MLflow UI: http://{host}:{port}  (store: {tracking_uri}; Ctrl-C to stop)", flush=True)
+    print(f"MLflow UI: {ui_root(host, port)}  (store: {tracking_uri}; Ctrl-C to stop)")
+    for page in pages:
+        print(f"  {page.label}: {page.url}")
+    if not pages:
+        print("  no autocompress search has logged to this store yet")
+    sys.stdout.flush()  # before the MLflow UI replaces this process
     cmd = [exe, "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port), "--workers", "1"]
     if hasattr(os, "execv"):  # become the MLflow UI: signals (Ctrl-C, SIGTERM) reach it and its server
         os.execv(exe, cmd)
@@ -202,6 +217,47 @@ def ui(
         raise SystemExit(subprocess.call(cmd))
     except KeyboardInterrupt:
         raise SystemExit(0) from None
+
+
+@app.command()
+def dashboard(
+    study: Annotated[str, typer.Option("--study", help="name of a study started by `autocompress search`")],
+    storage: StorageOpt = DEFAULT_STORAGE,
+    host: Annotated[str, typer.Option("--host", help="interface to bind (default: this machine only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+) -> None:
+    """Serve optuna-dashboard on a study's storage (needs the `dashboard` extra)."""
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise ConfigError("install the dashboard extra: pip install -e .[dashboard]") from None
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from .search.storage import open_existing_study, rdb_storage
+
+    class Server(ThreadingMixIn, WSGIServer):  # a thread per connection, as optuna-dashboard's own command:
+        daemon_threads = True  # an idle browser connection never holds up the others
+
+    class Handler(WSGIRequestHandler):
+        def log_message(self, *args) -> None:  # no line per request
+            pass
+
+    open_existing_study(study, storage)  # a missing study or database: one line, exit 2
+    served = rdb_storage(storage)
+    study_id = served.get_study_id_from_name(study)
+    try:
+        httpd = make_server(host, port, optuna_dashboard.wsgi(served), server_class=Server, handler_class=Handler)
+    except OSError as err:
+        raise ConfigError(f"cannot serve on {host}:{port} ({err.strerror or err}); choose another --port") from None
+    print(f"Optuna dashboard: {ui_root(host, port)}/dashboard/studies/{study_id}  "
+          f"(study '{study}', storage: {storage}; Ctrl-C to stop)", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
 
 
 @app.command()
@@ -244,6 +300,22 @@ def predict(
         p = np.exp(row - row.max())
         p /= p.sum()
         print(f"{model.label_names[int(row.argmax())]}\t{p.max():.3f}\t{text}")
+
+
+@app.command()
+def data(
+    experiment: Annotated[Path | None, typer.Argument(
+        help="an experiment YAML whose data to check (none: show how to point an experiment at your data)")] = None,
+) -> None:
+    """Show the task: blocks for CSV, JSON lines, parquet and hub data, or check an experiment's data."""
+    from .datacheck import check_data, examples
+
+    if experiment is None:
+        print(examples())
+        return
+    from .config import Experiment
+
+    print(check_data(Experiment.from_file(experiment), _log, str(experiment)).render())
 
 
 def main() -> None:

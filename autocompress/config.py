@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._validation import read_yaml, validate
 from .engine.techniques.deployment import registered_runtime
@@ -15,15 +15,23 @@ _STRICT = ConfigDict(frozen=True, extra="forbid")
 
 
 class HubData(BaseModel):
-    """A dataset on the Hugging Face hub (for users who are online)."""
+    """A dataset on the Hugging Face hub (for users who are online): the task's only source, or the
+    fallback of its local files (used when one of them is missing)."""
 
     model_config = _STRICT
-    path: str
-    name: str | None = None
+    path: str = Field(description="the dataset's hub id, e.g. nyu-mll/glue")
+    name: str | None = Field(None, description="the dataset's configuration, e.g. sst2")
     train_split: str = "train"
     validation_split: str | None = Field(
         None, description="a split to choose candidates on; None: held out from the training split")
     dev_split: str = Field("validation", description="the split reported as the test split (GLUE's dev)")
+    label_names: tuple[str, ...] | None = Field(
+        None, description="what the hub's integer labels 0, 1, ... are called, in order: the hub rows then carry "
+        "these names as labels, the way local files that spell labels out do (GLUE RTE: entailment, not_entailment)")
+
+    def describe(self) -> str:
+        """The dataset as the user names it: its id, and its configuration if any."""
+        return f"'{self.path}'" + (f" ({self.name})" if self.name else "")
 
 
 class TaskConfig(BaseModel):
@@ -37,7 +45,12 @@ class TaskConfig(BaseModel):
     validation_size: float = Field(
         0.1, gt=0, description="rows held out from training to choose on: a fraction (< 1) or a row count")
     validation_seed: int = 0
-    hub: HubData | None = None
+    validation_whole_rows: bool = Field(
+        False, description="hold out only rows that are not a run of words inside another training row (SST-2's "
+        "whole sentences, not their phrases), and drop from training the rows inside a held-out one")
+    hub: HubData | None = Field(
+        None, description="a hub dataset: the data when no local files are given; given with train and dev files, "
+        "the fallback when one of them is missing (local files first, else the hub)")
     columns: tuple[str, ...] | None = Field(
         None, description="column names of headerless TSV/CSV files, in file order (files then have no header row)")
     text: str = "sentence"
@@ -55,6 +68,12 @@ class TaskConfig(BaseModel):
         if value >= 1 and value != int(value):
             raise ValueError("give a fraction below 1 or a whole number of rows")
         return value
+
+    @model_validator(mode="after")
+    def _whole_rows_of_one_text(self) -> "TaskConfig":
+        if self.validation_whole_rows and self.text_pair is not None:
+            raise ValueError("validation_whole_rows is for single-text tasks: remove it or text_pair")
+        return self
 
 
 class FinetuneConfig(BaseModel):
@@ -118,6 +137,9 @@ class Experiment(BaseModel):
         if isinstance(data, dict):
             data = {**data, "base_dir": str(path.resolve().parent)}
         exp = validate(cls, data, str(path))
-        if exp.task.hub is None and (exp.task.train is None or exp.task.dev is None):
-            raise ConfigError(f"{path}: task: give both 'train' and 'dev' files, or 'hub'")
+        t = exp.task
+        files = (t.train, t.dev, t.validation)
+        if (t.train is None or t.dev is None) and (t.hub is None or any(f is not None for f in files)):
+            rest = " (with 'hub' as their fallback), or only 'hub'" if t.hub is not None else ", or 'hub'"
+            raise ConfigError(f"{path}: task: give both 'train' and 'dev' files{rest}")
         return exp

@@ -19,8 +19,10 @@ import numpy as np
 import torch
 
 from ._io import atomic_path, digest, file_digest
-from .config import Experiment, TaskConfig
+from .config import Experiment, HubData, TaskConfig
 from .errors import DataError
+from .log import Log, silent
+from .phrases import inside, whole_rows
 
 _FORMATS = {".tsv": "csv", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -82,31 +84,88 @@ def _pack(ids: list, types: list, labels: np.ndarray) -> Encoded:
 # ---- loading -------------------------------------------------------------------------------
 
 
-def load_raw(exp: Experiment) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DataSource:
+    """Where an experiment's rows come from this time: its local files, or its hub dataset."""
+
+    files: dict[str, str]  # split -> local file as the experiment names it (train, validation, test)
+    hub: HubData | None = None  # set: the rows come from the hub
+    missing: str | None = None  # the local file that was not found, when the hub stands in for the files
+
+    def describe(self) -> str:
+        if self.hub is None:
+            return ", ".join(self.files.values())
+        used = f"hub dataset {self.hub.describe()}"
+        return f"{used}, because {self.missing} was not found" if self.missing else used
+
+
+def data_source(exp: Experiment) -> DataSource:
+    """Local files first, else the hub: the files when all of them exist (or no hub is given), the
+    hub dataset when no files are given or one of them is missing."""
+    task = exp.task
+    files = {split: name for split, name in (("train", task.train), ("validation", task.validation),
+                                             ("test", task.dev)) if name}
+    if task.hub is None:
+        return DataSource(files)
+    missing = next((name for name in files.values() if not exp.path(name).is_file()), None)
+    if files and missing is None:
+        return DataSource(files)
+    return DataSource(files, task.hub, missing)
+
+
+def _hub_off() -> str | None:
+    """The variable that switches the hub off, when one does."""
+    return next((v for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE") if os.environ.get(v) == "1"), None)
+
+
+def load_raw(exp: Experiment, log: Log = silent) -> dict[str, Any]:
     """The train and test splits, and validation when it is its own file or hub split, as
-    `datasets.Dataset`s, from local files or the hub."""
+    `datasets.Dataset`s: from the local files, or from the hub (see `data_source`).
+
+    `log` hears one line when the hub stands in for a missing local file.
+    """
     import datasets
 
     datasets.disable_progress_bars()
     task = exp.task
-    if task.hub is None:
-        files = {"train": task.train, "validation": task.validation, "test": task.dev}
-        return {split: _load_local(exp.path(name), split, task.columns) for split, name in files.items() if name}
-    hub = task.hub
+    src = data_source(exp)
+    if src.hub is None:
+        return {split: _load_local(exp.path(name), split, task.columns) for split, name in src.files.items()}
+    hub = src.hub
+    if src.missing:
+        log(f"data: {src.missing} not found; using hub dataset {hub.describe()} instead")
     try:
         d = datasets.load_dataset(hub.path, hub.name, cache_dir=str(exp.cache / "hub-datasets"))
     except Exception as err:  # offline, unknown id, bad config: all one message for the user
-        offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = "the hub is off (HF_DATASETS_OFFLINE=1) and there is no local copy" if offline else str(err).splitlines()[0]
+        off = _hub_off()
+        if src.missing:
+            why = f"hub off: {off}=1" if off else str(err).splitlines()[0]
+            raise DataError(f"{exp.name} data: {src.missing} not found and hub dataset {hub.describe()} not "
+                            f"reachable ({why}); put the files there or go online") from None
+        hint = f"the hub is off ({off}=1) and there is no local copy" if off else str(err).splitlines()[0]
         raise DataError(
-            f"dataset '{hub.path}'{'/' + hub.name if hub.name else ''} could not be loaded: {hint}; "
+            f"dataset {hub.describe()} could not be loaded: {hint}; "
             "use local files (task.train / task.dev) or check the id"
         ) from None
     names = {"train": hub.train_split, "validation": hub.validation_split, "test": hub.dev_split}
     for name in names.values():
         if name is not None and name not in d:
-            raise DataError(f"dataset '{hub.path}' has no split '{name}' (has {', '.join(d)}); set task.hub.*_split")
-    return {split: d[name] for split, name in names.items() if name is not None}
+            raise DataError(f"dataset {hub.describe()} has no split '{name}' (has {', '.join(d)}); "
+                            "set task.hub.*_split")
+    return {split: _named_labels(d[name], task.label, hub, name) for split, name in names.items() if name is not None}
+
+
+def _named_labels(ds, column: str, hub: HubData, split: str):
+    """The hub split with its integer labels replaced by `hub.label_names` (unchanged without them)."""
+    names = hub.label_names
+    if names is None or column not in ds.column_names:
+        return ds
+    values = ds[column]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < len(names):
+            raise DataError(f"dataset {hub.describe()} split '{split}': label {v!r} has no name in "
+                            f"task.hub.label_names {list(names)} (they name labels 0 to {len(names) - 1})")
+    return ds.remove_columns(column).add_column(column, [names[v] for v in values])
 
 
 def _load_local(path: Path, split: str, columns: tuple[str, ...] | None = None):
@@ -136,7 +195,18 @@ _KEYS = {"train": "train", "validation": "validation", "test": "dev"}  # the exp
 
 
 def _source_key(task: TaskConfig, split: str) -> str:
-    return f"task.{_KEYS[split]}" if task.hub is None else f"task.hub.{_KEYS[split]}_split"
+    if task.hub is None:
+        return f"task.{_KEYS[split]}"
+    hub = f"task.hub.{_KEYS[split]}_split"
+    return hub if task.train is None else f"task.{_KEYS[split]} (or {hub}, its fallback)"
+
+
+def _cache_sources(exp: Experiment) -> list[object]:
+    """What the rows are read from, for the data cache key: the local files' contents or the hub dataset."""
+    src = data_source(exp)
+    if src.hub is None:
+        return [_file_source(exp, n) for n in (exp.task.train, exp.task.validation, exp.task.dev)]
+    return ["hub", src.hub.model_dump()]
 
 
 def _label_names(task: TaskConfig, columns: dict[str, list]) -> tuple[str, ...]:
@@ -168,21 +238,29 @@ def _file_source(exp: Experiment, name: str | None) -> object:
     return file_digest(path) if path.is_file() else name
 
 
-def held_out(labels: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split row indices into (kept, held out): `size` rows (a fraction below 1, or a count) held
-    out, stratified by label (each label keeps its share, largest remainders first), seeded."""
+def held_out(labels: np.ndarray, size: float, seed: int,
+             eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into (kept, held out): `size` rows (a fraction below 1 of all rows, or a count)
+    held out, stratified by label (each label keeps its share, largest remainders first), seeded.
+
+    eligible: a mask of the rows that may be held out (default: all of them); the shares are theirs.
+    """
     n = len(labels)
     k = round(size * n) if size < 1 else int(size)
     if k < 1 or k >= n:
         raise DataError(f"task.validation_size {size:g} holds out {k} of the {n} training rows, leaving "
                         f"{'no validation' if k < 1 else 'no training'} rows; use a fraction below 1 or a count from 1 to {n - 1}")
+    pool = np.arange(n) if eligible is None else np.flatnonzero(eligible)
+    if k > len(pool):
+        raise DataError(f"task.validation_size {size:g} asks for {k} held-out rows but only {len(pool)} training rows "
+                        "are whole rows (task.validation_whole_rows); ask for fewer")
     rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    quota = counts * k / n
+    classes, counts = np.unique(labels[pool], return_counts=True)
+    quota = counts * k / len(pool)
     take = np.floor(quota).astype(int)
     for c in np.argsort(-(quota - take), kind="stable")[: k - take.sum()]:
         take[c] += 1
-    held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:t] for c, t in zip(classes, take)])
+    held = np.concatenate([rng.permutation(pool[labels[pool] == c])[:t] for c, t in zip(classes, take)])
     mask = np.zeros(n, dtype=bool)
     mask[held] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
@@ -212,10 +290,7 @@ def _arrays_digest(*encs: Encoded) -> str:
 def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
     """Tokenized train / validation / test splits, cached under the experiment's cache folder by content."""
     task = exp.task
-    if task.hub is None:
-        sources: list[object] = [_file_source(exp, n) for n in (task.train, task.validation, task.dev)]
-    else:
-        sources = [task.hub.model_dump()]
+    sources = _cache_sources(exp)  # local files or the hub: never one key for both
     key = digest("data-v2", sources, task.model_dump(), tokenizer_id)
     cache_file = exp.cache / "data" / f"{key}.npz"
     if cache_file.is_file():
@@ -230,7 +305,11 @@ def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
     names = _label_names(task, labels)
     ids = {s: _label_ids(labels[s], names, f"{s} data") for s in raw}
     if "validation" not in raw:  # held out from the training rows, before any training row is sampled
-        keep, held = held_out(ids["train"], task.validation_size, task.validation_seed)
+        texts = [str(x) for x in raw["train"][task.text]] if task.validation_whole_rows else None
+        eligible = whole_rows(texts) if texts is not None else None
+        keep, held = held_out(ids["train"], task.validation_size, task.validation_seed, eligible)
+        if texts is not None:  # a held-out sentence's phrases would carry its label into training
+            keep = keep[~inside(texts, held)[keep]]
         raw["validation"], raw["train"] = raw["train"].select(held), raw["train"].select(keep)
         ids["validation"], ids["train"] = ids["train"][held], ids["train"][keep]
     if task.train_limit is not None and task.train_limit < len(raw["train"]):

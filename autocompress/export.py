@@ -9,6 +9,7 @@ ONNX Runtime when the recipe is 8-bit).
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -119,9 +120,13 @@ def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str]) -> st
 
 @dataclass
 class CompressedModel:
-    """A reloaded compressed model, run on the runtime it was measured on."""
+    """A reloaded compressed model, run on the runtime it was measured on.
 
-    model: torch.nn.Module
+    model: the torch module, when torch runs it (or when asked to keep it); None otherwise, so that a
+    model run by ONNX Runtime or OpenVINO holds one copy of its weights in memory, not two.
+    """
+
+    model: torch.nn.Module | None
     tokenizer: Any
     label_names: list[str]
     max_length: int
@@ -173,8 +178,13 @@ def open_session(folder: Path, model: torch.nn.Module, bits: int, target: str, t
     return rt.build(model, bits, workdir or Path(tempfile.mkdtemp(prefix="autocompress-rt-")), threads)
 
 
-def load_compressed(folder: str | Path, runtime: str | None = None, threads: int | None = None) -> CompressedModel:
-    """Rebuild an exported (or trial) model: weights, shapes, tokenizer and the measured runtime."""
+def load_compressed(folder: str | Path, runtime: str | None = None, threads: int | None = None,
+                    keep_torch: bool = False) -> CompressedModel:
+    """Rebuild an exported (or trial) model: weights, shapes, tokenizer and the measured runtime.
+
+    keep_torch: keep the torch module (`.model`) beside another runtime's session; by default it is
+    released once that session is open.
+    """
     from transformers import AutoTokenizer
 
     from .engine.storage import load_model
@@ -197,5 +207,8 @@ def load_compressed(folder: str | Path, runtime: str | None = None, threads: int
     except ValueError as err:  # an unknown runtime, or one that needs its measured files
         raise ArtifactError(f"{folder}: {err}") from None
     torch.set_num_threads(n_threads)
+    if target != DEFAULT_RUNTIME and not keep_torch:
+        model = None
+        gc.collect()
     return CompressedModel(model, tokenizer, task["label_names"], int(task["max_length"]), recipe, metrics,
                            session.run, target)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 Log = Callable[[str], None]
-"""Receives one progress line (no trailing newline); the command line sends them to stderr."""
+"""Receives one progress line (no trailing newline); the command line sends them to stderr.
+
+A Log may also carry a `progress` attribute (a `progress.Progress`, as the command line's `Console`
+does): functions that take only a Log draw their bars with it (see `progress.progress_for`)."""
 
 
 def silent(_message: str) -> None:

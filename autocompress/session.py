@@ -16,13 +16,18 @@ from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
 from .errors import ConfigError
 from .log import Log, silent
+from .progress import Progress
 from .recipe import Recipe
 from .teacher import Teacher, prepare
 
 
-def engine_inputs(exp: Experiment, log: Log = silent) -> tuple[EngineInputs, Teacher]:
-    """The fine-tuned teacher, its cached logits and the tokenized data, ready for candidates."""
-    t = prepare(exp, log)
+def engine_inputs(exp: Experiment, log: Log = silent,
+                  progress: Progress | None = None) -> tuple[EngineInputs, Teacher]:
+    """The fine-tuned teacher, its cached logits and the tokenized data, ready for candidates.
+
+    progress: how the teacher's fine-tuning and logits show progress (default: from `log`, see `prepare`).
+    """
+    t = prepare(exp, log, progress)
     tok = t.tokenizer
     unk = tok.unk_token_id if tok.unk_token_id is not None else 0
     rows = evaluation_rows(t.data.validation, exp.measure.eval_subset)

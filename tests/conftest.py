@@ -65,3 +65,38 @@ def tiny_inputs(tiny_experiment):
 
     inputs, _teacher = engine_inputs(Experiment.from_file(tiny_experiment))
     return inputs
+
+
+def hub_dataset(n_train: int = 40, n_dev: int = 10, label_names=("negative", "positive")):
+    """A small `datasets.DatasetDict` shaped like GLUE SST-2 on the hub: integer labels (a ClassLabel),
+    splits train and validation; the same sentences and labels as `write_task(folder, n_train, n_dev)`."""
+    import datasets
+
+    features = datasets.Features({"sentence": datasets.Value("string"), "idx": datasets.Value("int32"),
+                                  "label": datasets.ClassLabel(names=list(label_names))})
+    parts = {}
+    for split, n, seed in (("train", n_train, 1), ("validation", n_dev, 2)):
+        texts, labels = make_sentences(n, seed)
+        parts[split] = datasets.Dataset.from_dict({"sentence": texts, "label": labels, "idx": list(range(n))},
+                                                  features=features)
+    return datasets.DatasetDict(parts)
+
+
+def fake_hub(monkeypatch, dataset=None):
+    """Route `datasets.load_dataset` of hub ids to `dataset` (None: the hub is unreachable); local
+    files (csv, json, parquet) still load for real. Returns the list of (hub id, config) asked for."""
+    import datasets
+
+    real = datasets.load_dataset
+    calls = []
+
+    def load_dataset(path, name=None, *args, **kwargs):
+        if path in ("csv", "json", "parquet"):
+            return real(path, name, *args, **kwargs)
+        calls.append((path, name))
+        if dataset is None:
+            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (OfflineModeIsEnabled)")
+        return dataset
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return calls

@@ -261,3 +261,76 @@ def test_usage_errors_are_one_line_and_exit_2(args, needle, monkeypatch, capsys)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and needle in err and "autocompress --help" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ---- autocompress data ------------------------------------------------------------------------
+
+
+def test_data_without_an_experiment_prints_the_four_examples(monkeypatch, capsys):
+    import yaml
+
+    from autocompress.config import TaskConfig
+    from autocompress.datacheck import EXAMPLES
+
+    code, out, _ = run_cli(monkeypatch, capsys, "data")
+    assert code == 0 and out.splitlines().count("task:") == 4
+    for title, block in EXAMPLES.items():
+        assert f"# {title}\n{block}" in out
+        TaskConfig.model_validate(yaml.safe_load(block)["task"])  # every example is a valid task block
+    for ext in ("csv", "jsonl", "parquet"):
+        assert f"train: data/train.{ext}" in out
+    assert "path: nyu-mll/glue" in out and "autocompress data EXPERIMENT.yaml" in out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_data_checks_an_experiment_split_by_split(fmt, tmp_path, monkeypatch, capsys):
+    paths = write_task(tmp_path / "d", 40, 12, fmt=fmt, string_labels=True)
+    exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), paths)
+    code, out, err = run_cli(monkeypatch, capsys, "data", exp)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1] == "source: local files"
+    assert lines[2] == "columns: text 'sentence', label 'label'; labels negative, positive"
+    rows = {ln.split()[0]: ln for ln in lines if ln.split()[0] in ("train", "validation", "test")}
+    assert rows["train"].split()[1:3] == ["30", "rows"] and rows["train"].endswith(f"train.{fmt}")
+    assert rows["validation"].split()[1:3] == ["10", "rows"] and "held out from train" in rows["validation"]
+    assert rows["test"].split()[1:3] == ["12", "rows"] and rows["test"].endswith(f"dev.{fmt}")
+    counts = [ln.split("labels: ")[1] for ln in lines if "labels: " in ln]
+    assert len(counts) == 3 and all(c.startswith("negative ") and ", positive " in c for c in counts)
+
+
+def test_data_shows_when_the_hub_stands_in(tmp_path, monkeypatch, capsys):
+    from conftest import fake_hub, hub_dataset
+
+    calls = fake_hub(monkeypatch, hub_dataset(40, 10))
+    paths = write_task(tmp_path / "d", 40, 10)
+    paths["train"].unlink()
+    exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), paths,
+                           task={"hub": {"path": "fake/glue", "name": "sst2"}})
+    code, out, err = run_cli(monkeypatch, capsys, "data", exp)
+    assert code == 0, err
+    assert calls == [("fake/glue", "sst2")]
+    assert f"source: hub dataset 'fake/glue' (sst2), because {paths['train']} was not found" in out
+    assert "train       30 rows  hub 'fake/glue' (sst2) split 'train'" in out
+    assert "test        10 rows  hub 'fake/glue' (sst2) split 'validation'" in out
+
+
+def test_data_with_neither_files_nor_hub_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the real hub client, switched off
+    paths = write_task(tmp_path / "d", 40, 10)
+    paths["dev"].unlink()
+    exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), paths,
+                           task={"hub": {"path": "nyu-mll/glue", "name": "sst2"}})
+    code, out, err = run_cli(monkeypatch, capsys, "data", exp)
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert errors == [f"error: tiny data: {paths['dev']} not found and hub dataset 'nyu-mll/glue' (sst2) not "
+                      "reachable (hub off: HF_DATASETS_OFFLINE=1); put the files there or go online"]
+
+
+def test_data_of_a_missing_local_file_without_a_hub(tmp_path, monkeypatch, capsys):
+    paths = write_task(tmp_path / "d", 40, 10)
+    exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), {**paths, "train": tmp_path / "gone.csv"})
+    code, _, err = run_cli(monkeypatch, capsys, "data", exp)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'gone.csv'}: data file not found; fix task.train in the experiment file")

@@ -173,3 +173,126 @@ def test_glue_files_load_with_exact_row_counts(tmp_path, task, pair, counts):
         assert data.label_names == ("entailment", "not_entailment")
         ids, types = data.train.row(0)
         assert types.max() == 1  # second sentence of the pair is segment 1
+
+
+# ---- data where users keep it: local files first, else the hub ----------------------------------
+
+
+def _with_hub(tmp_path, paths, **hub):
+    """An experiment on the tiny teacher whose local files are `paths`, with a fake hub as their fallback."""
+    teacher = make_teacher_dir(tmp_path / "t")
+    return Experiment.from_file(write_experiment(tmp_path, teacher, paths,
+                                                 task={"hub": {"path": "fake/glue", "name": "sst2", **hub}}))
+
+
+def test_the_hub_stands_in_for_missing_local_files(tmp_path, monkeypatch):
+    from conftest import fake_hub, hub_dataset
+
+    from autocompress.data import data_source
+
+    calls = fake_hub(monkeypatch, hub_dataset(40, 10))
+    paths = write_task(tmp_path / "d", 40, 10)
+    paths["train"].unlink()
+    exp = _with_hub(tmp_path, paths)
+    assert data_source(exp).describe() == f"hub dataset 'fake/glue' (sst2), because {paths['train']} was not found"
+    data = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    assert calls == [("fake/glue", "sst2")]
+    assert (len(data.train), len(data.validation), len(data.test)) == (30, 10, 10)  # the hub's validation: the test
+    assert data.label_names == ("0", "1")  # integer labels, as in the local files
+
+
+def test_local_files_are_read_when_present_and_the_hub_is_not_asked(tmp_path, monkeypatch):
+    from conftest import fake_hub, hub_dataset
+
+    calls = fake_hub(monkeypatch, hub_dataset(40, 10))
+    paths = write_task(tmp_path / "d", 40, 10)
+    exp = _with_hub(tmp_path, paths)
+    local = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    assert calls == []
+    paths["dev"].unlink()  # now the hub stands in; the same rows, but another cache entry
+    hub = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    assert calls == [("fake/glue", "sst2")]
+    assert hub.fingerprint != local.fingerprint and len(list((exp.cache / "data").glob("*.npz"))) == 2
+    for split in ("train", "validation", "test"):
+        assert np.array_equal(hub.split(split).ids, local.split(split).ids)
+        assert np.array_equal(hub.split(split).labels, local.split(split).labels)
+
+
+def test_hub_label_names_make_integer_labels_match_the_files_names(tmp_path, monkeypatch):
+    """RTE's case: the files spell labels out, the hub has 0 / 1; task.hub.label_names names them."""
+    from conftest import fake_hub, hub_dataset
+
+    fake_hub(monkeypatch, hub_dataset(40, 10))
+    paths = write_task(tmp_path / "d", 40, 10, string_labels=True)
+    exp = Experiment.from_file(write_experiment(
+        tmp_path, make_teacher_dir(tmp_path / "t"), paths,
+        task={"labels": ["negative", "positive"],
+              "hub": {"path": "fake/glue", "name": "sst2", "label_names": ["negative", "positive"]}}))
+    local = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    paths["train"].unlink()
+    hub = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    assert hub.label_names == local.label_names == ("negative", "positive")
+    for split in ("train", "validation", "test"):
+        assert np.array_equal(hub.split(split).labels, local.split(split).labels)
+
+
+def test_hub_labels_without_a_name_are_one_clear_error(tmp_path, monkeypatch):
+    from conftest import fake_hub, hub_dataset
+
+    fake_hub(monkeypatch, hub_dataset(40, 10))
+    exp_file = tmp_path / "hub.yaml"
+    exp_file.write_text("task: {hub: {path: fake/glue, name: sst2, label_names: [negative]}}\n"
+                        f"cache_dir: {tmp_path / 'c'}\n")
+    with pytest.raises(DataError, match=r"split 'train': label 1 has no name in task.hub.label_names \['negative'\]"):
+        load_task(Experiment.from_file(exp_file), _tokenizer(make_teacher_dir(tmp_path / "t")), "tok")
+
+
+def test_neither_files_nor_hub_is_one_line_naming_both(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the real hub client, switched off
+    paths = write_task(tmp_path / "d", 40, 10)
+    paths["train"].unlink()
+    exp = _with_hub(tmp_path, {**paths})
+    with pytest.raises(DataError) as err:
+        load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    assert str(err.value) == (f"tiny data: {paths['train']} not found and hub dataset 'fake/glue' (sst2) not "
+                              "reachable (hub off: HF_DATASETS_OFFLINE=1); put the files there or go online")
+
+
+def test_a_search_says_when_the_hub_stands_in(tmp_path, monkeypatch):
+    from conftest import fake_hub, hub_dataset
+
+    from autocompress.teacher import prepare
+
+    fake_hub(monkeypatch, hub_dataset(40, 10))
+    paths = write_task(tmp_path / "d", 40, 10)
+    paths["train"].unlink()
+    lines: list[str] = []
+    prepare(_with_hub(tmp_path, paths), lines.append)
+    assert [ln for ln in lines if "hub" in ln] == [
+        f"data: loading and tokenizing (hub dataset 'fake/glue' (sst2), because {paths['train']} was not found)"]
+
+
+@pytest.mark.parametrize("task, needle", [
+    ({"dev": None}, "give both 'train' and 'dev' files (with 'hub' as their fallback), or only 'hub'"),
+    ({"dev": None, "hub": None}, "give both 'train' and 'dev' files, or 'hub'"),
+])
+def test_the_hub_does_not_complete_half_the_files(tmp_path, task, needle):
+    from autocompress.errors import ConfigError
+
+    paths = write_task(tmp_path / "d", 20, 5)
+    exp = write_experiment(tmp_path, "t", paths, task={"hub": {"path": "fake/glue"}, **task})
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        Experiment.from_file(exp)
+
+
+def test_shipped_experiments_on_the_shared_glue_files_fall_back_to_the_hub():
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    shipped = [p for p in sorted(folder.glob("*.yaml")) if "shared/data" in p.read_text()]
+    assert {p.stem for p in shipped} >= {"sst2", "sst2-quick", "rte"}
+    for p in shipped:
+        task = Experiment.from_file(p).task
+        glue = Path(task.train).parent.name  # sst2 or rte
+        assert task.hub is not None and (task.hub.path, task.hub.name) == ("nyu-mll/glue", glue), p.name
+        assert (task.hub.train_split, task.hub.dev_split, task.hub.validation_split) == ("train", "validation", None)
+        if task.labels is not None:  # files with label names: the hub's integers get the same names
+            assert task.hub.label_names == task.labels, p.name

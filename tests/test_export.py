@@ -117,6 +117,10 @@ def test_the_runtime_is_recorded_and_reload_uses_it(prepared, tmp_path):
     assert on_ort.metrics["runtime"] == "onnxruntime-fp32"
     assert np.allclose(on_ort.logits(texts), on_torch.logits(texts), atol=1e-4)
     assert load_compressed(tmp_path / "o", runtime="torch").runtime == "torch"  # an explicit choice wins
+    # one copy of the weights in memory: the torch module is released once another runtime runs the model
+    assert on_torch.model is not None and on_ort.model is None
+    kept = load_compressed(tmp_path / "o", keep_torch=True)
+    assert kept.model is not None and np.allclose(kept.logits(texts), on_ort.logits(texts), atol=1e-5)
 
     # the record, not the display name, decides
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,12 @@ from ..engine.pipeline import EngineInputs
 from ..log import Log, silent
 from ..teacher import Teacher
 from ..tracking import NullTracker, Tracker, open_tracker
+from .publish import publish_report, trial_runs
 from .recovery import used
 from .report import Report, write_report
 from .storage import DEFAULT_STORAGE, open_existing_study
 from .study import Reference, SearchSettings, prepare_search, run_trials, settings_of
+from .summary import search_summary
 from .workers import run_workers, worker_command
 
 
@@ -55,8 +58,10 @@ def with_threads(exp: Experiment, threads: int) -> Experiment:
     return exp.model_copy(update={"measure": exp.measure.model_copy(update={"threads": threads})})
 
 
-def log_report(tracker: Tracker, parent: str | None, report: Report, md: Path, png: Path) -> None:
-    """Attach the report and its plot to the parent run (under `report/`), with the front's summary."""
+def log_report(tracker: Tracker, parent: str | None, report: Report, md: Path, png: Path,
+               runs: dict[int, str] | None = None) -> None:
+    """Attach the report and its plot to the parent run (under `report/`), with the front's summary, and
+    describe it there; tag the trial runs in `runs` (trial number -> run) by the front and the picks."""
     with tempfile.TemporaryDirectory() as tmp:
         for f in (md, png):
             (Path(tmp) / f.name).write_bytes(f.read_bytes())
@@ -66,6 +71,7 @@ def log_report(tracker: Tracker, parent: str | None, report: Report, md: Path, p
         tracker.set_tags(parent, {"best_trial": str(report.best.key)})
     if report.knee:
         tracker.set_tags(parent, {"knee_trial": str(report.knee.key)})
+    publish_report(tracker, parent, report, runs or {})
 
 
 def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | None = None, workers: int = 1,
@@ -79,6 +85,7 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
     report_dir: where report.md and pareto.png go (default <out_dir>/<study>).
     prepared: the experiment's engine inputs and teacher, when the caller holds them already.
     """
+    started = time.monotonic()
     tracker = tracker or NullTracker()
     threads = None
     if workers > 1:
@@ -102,8 +109,12 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
         run_trials(search, log)
     log("search: timing the teacher and the front side by side for the report")
     report, md, png = write_report(search.study, report_dir or settings.out_dir / settings.study)
-    log_report(tracker, search.parent, report, md, png)
+    log_report(tracker, search.parent, report, md, png, trial_runs(search.study))
     tracker.end(search.parent, "FINISHED")
+    for line in search_summary(report, storage=settings.storage, out_dir=settings.out_dir, report_md=md, plot_png=png,
+                               tracking_uri=tracker.tracking_uri, parent_run=search.parent,
+                               seconds=time.monotonic() - started):
+        log(line)
     return SearchOutcome(search.study, search.ref, search.parent, report, md, png, codes)
 
 

@@ -26,15 +26,17 @@ from ..engine.metrics import Metrics
 from ..engine.pipeline import EngineInputs
 from ..errors import ConfigError
 from ..log import Log, silent
+from ..progress import StepBar, progress_for
 from ..recipe import Recipe
 from ..session import engine_inputs, read_metrics, run_recipe
 from ..teacher import Teacher
-from ..tracking import NullTracker, Tracker
+from ..tracking import NOTE_TAG, NullTracker, Tracker, split_inputs
 from .budget import Budget
 from .fidelity import (COST_ATTR, RUNGS_ATTR, RungStopped, TrialStopped, model_cost, peer_scores, rung_schedule,
                        stop_reason)
 from .fidelity import check as check_rungs
 from .pareto import Point, best
+from .publish import running_note
 from .recovery import DeadTrialHandler, claim, fail_dead_local_trials, used
 from .space import SearchSpace
 from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S
@@ -215,6 +217,8 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         {"autocompress.study": settings.study, "autocompress.storage": settings.storage,
          "autocompress.chosen_on": "validation"}, parent,
     )
+    tracker.set_tags(parent, {NOTE_TAG: running_note(settings, exp.task.metric)})
+    tracker.log_datasets(parent, split_inputs(exp, inputs.data))
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
         study.set_user_attr("tracking_uri", tracker.tracking_uri)
@@ -252,13 +256,14 @@ class _NotRun(RuntimeError):
     """Other workers filled the trial budget while this trial was being created."""
 
 
-def _objective(search: Search):
+def _objective(search: Search, log: Log = silent, who: str = "search"):
     import optuna
 
     s, study, tracker, inputs = search.settings, search.study, search.tracker, search.inputs
     n_layers = len(inputs.teacher.encoder_layers)
     floor = s.budget.score_floor(search.ref.score)
     out = s.out_dir / s.study
+    bars = progress_for(log)  # each trial's training steps
 
     def objective(trial: optuna.Trial) -> tuple[float, float, float]:
         if used(study, before=trial.number) >= s.trials:
@@ -273,14 +278,17 @@ def _objective(search: Search):
                                       {**recipe.to_dict(), "trial": trial.number})
             if run:
                 trial.set_user_attr("mlflow_run_id", run)
+                tracker.log_datasets(run, split_inputs(search.exp, inputs.data))
             folder = out / f"trial-{trial.number:04d}"
             trial.set_user_attr("folder", str(folder.resolve()))
-            hooks = [_curve_logger(tracker, run, s.curve_every)]
+            bar = StepBar(bars, f"{who}: trial {trial.number} training")
+            hooks = [_curve_logger(tracker, run, s.curve_every), bar]
             if floor is not None:
                 hooks.append(_early_stop(inputs, floor - s.early_stop_margin))
             if rung_schedule(recipe.train_steps, s.rung_steps, s.eta):
                 hooks.append(_rung_stop(inputs, study, trial, recipe, tracker, run, s.rung_steps, s.eta))
-            res = run_recipe(inputs, recipe, folder, hooks=hooks)
+            with bar:
+                res = run_recipe(inputs, recipe, folder, hooks=hooks)
         except KeyboardInterrupt:  # Ctrl-C: the trial ends failed, uncounted; its MLflow run is closed
             tracker.set_tags(run, {"state": "FAIL", "error": "interrupted"})
             tracker.end(run, "KILLED")
@@ -359,7 +367,7 @@ def run_trials(search: Search, log: Log = silent, who: str = "search") -> int:
     log(f"{who}: study '{s.study}' has {done} finished trials; running up to {s.trials - done} more "
         f"(budget: {s.budget.describe(search.ref.metric)}; chosen on {search.ref.validation_rows} validation rows)")
     started, ran = time.time(), 0
-    objective, report = _objective(search), _progress(search, log, started, who)
+    objective, report = _objective(search, log, who), _progress(search, log, started, who)
     while True:
         fail_dead_local_trials(study, handler, s.grace_s)  # another local worker died
         with warnings.catch_warnings():

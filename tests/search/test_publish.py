@@ -39,6 +39,13 @@ def test_export_the_best_trial_log_and_register_it(tiny_experiment, tmp_path):
     assert files == {f"export/{p.name}" for p in exported.folder.iterdir()}
     versions = tracker.client.search_model_versions("name='tiny-model'")
     assert [(str(v.version), v.run_id) for v in versions] == [("1", exported.run_id)]
+    # under Models: the version's source is the trial run's `export` artifacts, and it says which trial it is
+    version = tracker.client.get_model_version("tiny-model", "1")
+    assert version.source == f"{tracker.client.get_run(exported.run_id).info.artifact_uri}/export"
+    assert version.status == "READY" and version.tags == {"autocompress.study": "p", "autocompress.trial": "0"}
+    assert tracker.client.get_registered_model("tiny-model").latest_versions[0].version == version.version
+    with pytest.raises(ConfigError, match="^--register 'no/slash': the Model Registry refuses it"):
+        log_export(exported, uri, register="no/slash")
 
 
 def test_a_trial_searched_without_tracking_cannot_be_registered():
