@@ -2,7 +2,13 @@
 transformer text classifier under a size / latency / accuracy budget."""
 
 from .config import Experiment
-from .errors import ArtifactError, AutocompressError, ConfigError, DataError, TeacherError
+from .errors import (
+    ArtifactError,
+    AutocompressError,
+    ConfigError,
+    DataError,
+    TeacherError,
+)
 from .recipe import Recipe
 
 

@@ -70,7 +70,7 @@ class TaskConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _whole_rows_of_one_text(self) -> "TaskConfig":
+    def _whole_rows_of_one_text(self) -> TaskConfig:
         if self.validation_whole_rows and self.text_pair is not None:
             raise ValueError("validation_whole_rows is for single-text tasks: remove it or text_pair")
         return self
@@ -131,7 +131,7 @@ class Experiment(BaseModel):
         return Path(self.cache_dir).expanduser()
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Experiment":
+    def from_file(cls, path: str | Path) -> Experiment:
         path = Path(path)
         data = read_yaml(path, "experiment", "pass the path of an experiment YAML")
         if isinstance(data, dict):

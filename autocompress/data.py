@@ -43,7 +43,7 @@ class Encoded:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def subset(self, idx: np.ndarray) -> "Encoded":
+    def subset(self, idx: np.ndarray) -> Encoded:
         rows = [self.row(int(i)) for i in idx]
         return _pack([r[0] for r in rows], [r[1] for r in rows], self.labels[idx])
 

@@ -54,7 +54,11 @@ def _load_error(source: Path | str, err: OSError) -> TeacherError:
 
 
 def _load_pretrained(source: Path | str, num_labels: int):
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     quiet_third_party()
     try:
@@ -144,9 +148,8 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
     if not logits_file.is_file():
         log(f"teacher: computing logits on {len(data.train)} training rows (cached after this)")
         logits = _train_logits(model, data.train, progress)
-        with atomic_path(logits_file) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, logits)
+        with atomic_path(logits_file) as tmp, open(tmp, "wb") as f:
+            np.save(f, logits)
     logits = torch.from_numpy(np.load(logits_file))
     task = {"label_names": list(data.label_names), "max_length": exp.task.max_length,
             "text_pair": exp.task.text_pair is not None}

@@ -208,7 +208,9 @@ def _dataset_source(split: SplitInput):
         from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 
         return HuggingFaceDatasetSource(split.source, config_name=split.hub_config, split=split.hub_split)
-    from mlflow.data.sources import LocalArtifactDatasetSource  # registered by MLflow when mlflow.data loads
+    from mlflow.data.sources import (
+        LocalArtifactDatasetSource,  # registered by MLflow when mlflow.data loads
+    )
 
     return LocalArtifactDatasetSource(split.source)
 

@@ -21,8 +21,16 @@ import tempfile
 from pathlib import Path
 
 from _common import log
+
 from autocompress.browser import (
-    Browser, BrowserError, autocompress_command, find_chromium, free_port, mlflow_view_presets, serve, ui_command,
+    Browser,
+    BrowserError,
+    autocompress_command,
+    find_chromium,
+    free_port,
+    mlflow_view_presets,
+    serve,
+    ui_command,
 )
 from autocompress.tracking import ui_url
 

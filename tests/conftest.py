@@ -13,7 +13,13 @@ import torch
 
 from autocompress.engine.model import Classifier
 from autocompress.testing import (  # noqa: F401  (re-exported to the tests)
-    WORDS, make_sentences, make_teacher_dir, tiny_config, write_experiment, write_task, write_vocab,
+    WORDS,
+    make_sentences,
+    make_teacher_dir,
+    tiny_config,
+    write_experiment,
+    write_task,
+    write_vocab,
 )
 
 # Tiny models run fastest on one thread, and the suite then leaves the other core free.
@@ -100,3 +106,19 @@ def fake_hub(monkeypatch, dataset=None):
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     return calls
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run `autocompress ARGS` in this process: (exit code, stdout, stderr)."""
+    import sys
+
+    from autocompress.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["autocompress", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

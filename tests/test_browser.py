@@ -18,9 +18,17 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import make_teacher_dir, write_experiment, write_task
 
 from autocompress.browser import (
-    TRIAL_FILTER, Browser, autocompress_command, find_chromium, free_port, mlflow_run_url, mlflow_runs_url, serve,
+    TRIAL_FILTER,
+    Browser,
+    autocompress_command,
+    find_chromium,
+    free_port,
+    mlflow_run_url,
+    mlflow_runs_url,
+    serve,
     ui_command,
 )
 from autocompress.cli import main
@@ -29,7 +37,6 @@ from autocompress.search.run import run_search
 from autocompress.search.space import parse_space
 from autocompress.search.study import SearchSettings
 from autocompress.tracking import MlflowTracker
-from conftest import make_teacher_dir, write_experiment, write_task
 
 SPACE = {"depth": {"low": 1, "high": 3}, "bits": {"choices": [32, 8]}, "train_steps": {"low": 2, "high": 3},
          "fixed": {"batch_size": 16}}

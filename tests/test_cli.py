@@ -4,26 +4,14 @@ import inspect
 import json
 import subprocess
 import sys
-
-import pytest
 from pathlib import Path
 
+import pytest
+from conftest import make_teacher_dir, run_cli, write_experiment, write_task
+
 from autocompress import cli
-from autocompress.cli import main
 from autocompress.search.storage import DEFAULT_STORAGE
 from autocompress.tracking import DEFAULT_TRACKING_URI
-from conftest import make_teacher_dir, write_experiment, write_task
-
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["autocompress", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

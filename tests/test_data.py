@@ -3,11 +3,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_sentences, make_teacher_dir, write_experiment, write_task
 
 from autocompress.config import Experiment
-from autocompress.data import bucketed_batches, held_out, load_task, majority_baseline, sample_indices
+from autocompress.data import (
+    bucketed_batches,
+    held_out,
+    load_task,
+    majority_baseline,
+    sample_indices,
+)
 from autocompress.errors import DataError
-from conftest import make_sentences, make_teacher_dir, write_experiment, write_task
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -6,6 +6,7 @@ import stat
 
 import numpy as np
 import pytest
+from conftest import make_sentences
 
 from autocompress import load_compressed
 from autocompress.artifact import run_bytes
@@ -16,7 +17,6 @@ from autocompress.export import export_folder
 from autocompress.recipe import Recipe
 from autocompress.session import engine_inputs, run_recipe
 from autocompress.testing import sample_metrics
-from conftest import make_sentences
 
 RECIPES = {
     "fp32": Recipe(),

@@ -12,8 +12,15 @@ from conftest import make_teacher_dir, write_experiment, write_task
 from autocompress import cli
 from autocompress.config import Experiment
 from autocompress.log import silent
-from autocompress.progress import (Console, LineProgress, StepBar, TerminalProgress, duration, no_progress,
-                                   progress_for)
+from autocompress.progress import (
+    Console,
+    LineProgress,
+    StepBar,
+    TerminalProgress,
+    duration,
+    no_progress,
+    progress_for,
+)
 from autocompress.search.run import run_search
 from autocompress.search.space import parse_space
 from autocompress.search.study import SearchSettings

@@ -4,15 +4,31 @@ what the MLflow UI shows of a search (experiment kind, dataset inputs, pages) an
 import json
 import os
 import shutil
-import sys
 
 import pytest
+from conftest import run_cli
 
 from autocompress.config import Experiment
 from autocompress.errors import ConfigError
-from autocompress.tracking import (CONTEXT_TAG, DEFAULT_TRACKING_URI, KIND, KIND_TAG, NOTE_TAG, MlflowTracker,
-                                   NullTracker, SplitInput, open_store, open_tracker, rows_digest, search_url,
-                                   split_inputs, store_exists, ui_pages, ui_root, ui_url)
+from autocompress.tracking import (
+    CONTEXT_TAG,
+    DEFAULT_TRACKING_URI,
+    KIND,
+    KIND_TAG,
+    NOTE_TAG,
+    MlflowTracker,
+    NullTracker,
+    SplitInput,
+    open_store,
+    open_tracker,
+    rows_digest,
+    search_url,
+    split_inputs,
+    store_exists,
+    ui_pages,
+    ui_root,
+    ui_url,
+)
 
 
 @pytest.fixture(scope="module")
@@ -140,19 +156,6 @@ def test_open_tracker_on_an_unusable_store_is_one_line():
 
 
 # ---- what the MLflow UI shows -----------------------------------------------------------------
-
-
-def run_cli(monkeypatch, capsys, *args):
-    from autocompress.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["autocompress", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_tag_names_are_the_ones_mlflow_reads():

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 from ..describe import summarize
 from ..errors import ConfigError
 from ..log import Log, silent
-from ..tracking import DEFAULT_TRACKING_URI, NOTE_TAG, MlflowTracker, Tracker, open_store, store_exists
+from ..tracking import (
+    DEFAULT_TRACKING_URI,
+    NOTE_TAG,
+    MlflowTracker,
+    Tracker,
+    open_store,
+    store_exists,
+)
 from .select import trial_for_pick
 
 if TYPE_CHECKING:

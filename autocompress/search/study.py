@@ -32,8 +32,16 @@ from ..session import engine_inputs, read_metrics, run_recipe
 from ..teacher import Teacher
 from ..tracking import NOTE_TAG, NullTracker, Tracker, split_inputs
 from .budget import Budget
-from .fidelity import (COST_ATTR, RUNGS_ATTR, RungStopped, TrialStopped, model_cost, peer_scores, rung_schedule,
-                       stop_reason)
+from .fidelity import (
+    COST_ATTR,
+    RUNGS_ATTR,
+    RungStopped,
+    TrialStopped,
+    model_cost,
+    peer_scores,
+    rung_schedule,
+    stop_reason,
+)
 from .fidelity import check as check_rungs
 from .pareto import Point, best
 from .publish import running_note
@@ -225,6 +233,10 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.to_dict().items() if not isinstance(v, str)})
     study.set_user_attr("experiment", exp.name)
     study.set_user_attr("protocol", PROTOCOL)
+    if not study.metric_names:  # the dashboard's axis names, instead of "Objective 0/1/2"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental in Optuna
+            study.set_metric_names([f"validation {ref.metric}", "bytes", "batch-1 ms"])
     study.set_user_attr("teacher", ref.to_dict())
     if "teacher_folder" not in study.user_attrs:
         study.set_user_attr("teacher_folder", str(teacher_folder.resolve()))

@@ -3,22 +3,40 @@ the Pareto front's tags on the trial runs (moved by a later report) and the page
 
 import dataclasses
 import shutil
-import sys
 from types import SimpleNamespace
 
 import optuna
 import pytest
+from conftest import run_cli
 from mlflow.tracking import MlflowClient
 
-from autocompress.cli import main
 from autocompress.errors import ConfigError
 from autocompress.search.budget import Budget
-from autocompress.search.publish import (FRONT_TAG, KNEE_TAG, PICK_TAG, ExportedTrial, log_export, publish_report,
-                                         refresh_marks, report_note, run_marks, running_note, trial_runs)
+from autocompress.search.publish import (
+    FRONT_TAG,
+    KNEE_TAG,
+    PICK_TAG,
+    ExportedTrial,
+    log_export,
+    publish_report,
+    refresh_marks,
+    report_note,
+    run_marks,
+    running_note,
+    trial_runs,
+)
 from autocompress.search.report import build_report
 from autocompress.search.space import parse_space
 from autocompress.search.study import SearchSettings
-from autocompress.tracking import CONTEXT_TAG, KIND, KIND_TAG, NOTE_TAG, MlflowTracker, open_store, ui_url
+from autocompress.tracking import (
+    CONTEXT_TAG,
+    KIND,
+    KIND_TAG,
+    NOTE_TAG,
+    MlflowTracker,
+    open_store,
+    ui_url,
+)
 
 SPACE = "depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\ntrain_steps: {low: 2, high: 3}\nfixed: {batch_size: 16}\n"
 
@@ -29,17 +47,6 @@ def empty_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
     MlflowTracker(f"sqlite:///{path}", experiment=None)
     return path
-
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["autocompress", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _tags(client, run: str) -> dict[str, str]:

@@ -62,6 +62,7 @@ def test_search_logs_one_nested_run_per_trial(prepared, tmp_path):
     study, ref, parent = search.study, search.ref, search.parent
     assert len(study.trials) == 4
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert study.metric_names == ["validation accuracy", "bytes", "batch-1 ms"]  # named for the dashboard
     # the enqueued starting points came first: the teacher's shape in fp32, then in int8
     assert study.trials[0].params["depth"] == 3 and study.trials[0].params["bits"] == 32
     assert study.trials[1].params["bits"] == 8
