@@ -453,7 +453,7 @@ def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_tes
               f"({len(done) / (sum(secs) / 3600):.1f} trials per hour); median trial {statistics.median(secs) / 60:.1f} min"),
               (f"- multi-fidelity: {len(stopped)} trials stopped early at a rung (cost-aware successive halving) or "
               f"below the score floor; completed trials trained {min(steps, default=0)}-{max(steps, default=0)} "
-              "steps of 32 sentences (a pass over the training rows is about 2,080 steps)"),
+              f"steps of 32 sentences (a pass over the training rows is about {n_train // 32:,} steps)"),
               f"- share of a completed trial spent outside student training (building, storing, reloading, "
               f"evaluating, timing): median {statistics.median(outside):.0%}, range "
               f"{min(outside):.0%}-{max(outside):.0%}" if outside else "",
