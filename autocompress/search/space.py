@@ -116,7 +116,9 @@ class SearchSpace(BaseModel):
 
     def snap(self, params: dict[str, Any]) -> dict[str, Any]:
         """Starting-point params moved inside this space: unknown or inapplicable keys dropped,
-        numbers clipped to the range, categorical values kept only when they are a choice."""
+        numbers clipped to the range, categorical values kept when they are a choice, and a number
+        among numeric choices moved to the nearest one (the larger on a tie: 32 bits among 16/8/4/2
+        become 16); any other value not among the choices is dropped."""
         out: dict[str, Any] = {}
         for name, dim in self.dims.items():
             if name not in params or not dim.applies(out):
@@ -125,6 +127,8 @@ class SearchSpace(BaseModel):
             if dim.choices is not None:
                 if v in dim.choices:
                     out[name] = v
+                elif _number(v) and all(_number(c) for c in dim.choices):
+                    out[name] = min(dim.choices, key=lambda c: (abs(c - v), -c))
                 continue
             v = min(max(v, dim.low), dim.high)
             if dim.step:
@@ -132,6 +136,10 @@ class SearchSpace(BaseModel):
                 v = min(v, dim.high)
             out[name] = int(round(v)) if name in _INT_DIMS else float(v)
         return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 SHIPPED = Path(__file__).resolve().parents[2] / "search_spaces"  # the repository's spaces (source checkouts)

@@ -90,4 +90,8 @@ def test_space_file_errors(tmp_path):
 def test_snap_moves_starting_points_inside_the_space():
     space = load_space(ROOT / "search_spaces" / "quick.yaml")
     snapped = space.snap(dict(depth=6, bits=16, prune_ratio=0.0, train_steps=0, vocab_prune=False))
-    assert snapped == {"depth": 4, "vocab_prune": False, "prune_ratio": 0.0, "train_steps": 100}
+    assert snapped == {"depth": 4, "vocab_prune": False, "prune_ratio": 0.0, "train_steps": 100, "bits": 8}
+    # the teacher in fp32 where the widest choice is 16 bits starts at 16, not at a sampled width
+    default = load_space(ROOT / "search_spaces" / "default.yaml")
+    assert default.snap(dict(bits=32))["bits"] == 16
+    assert "runtime" not in default.snap(dict(runtime="torch"))  # not a number: dropped, as before
