@@ -279,7 +279,8 @@ def _checked(task: TaskConfig, raw: dict[str, Any]) -> None:
             )
 
 
-def _arrays_digest(*encs: Encoded) -> str:
+def rows_digest(*encs: Encoded) -> str:
+    """A short digest of tokenized splits: their token ids, token types, row boundaries and labels."""
     h = hashlib.sha256()
     for e in encs:
         for a in (e.ids, e.types, e.offsets, e.labels):
@@ -322,7 +323,7 @@ def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
         b = [str(x) for x in ds[task.text_pair]] if task.text_pair else None
         tok = tokenizer(a, b, truncation=True, max_length=task.max_length, return_token_type_ids=True)
         enc[split] = _pack(tok["input_ids"], tok["token_type_ids"], ids[split])
-    train_key = _arrays_digest(enc["train"])
+    train_key = rows_digest(enc["train"])
     with atomic_path(cache_file) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, label_names=np.array(names), train_key=np.array(train_key), **{

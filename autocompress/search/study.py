@@ -30,7 +30,7 @@ from ..progress import StepBar, progress_for
 from ..recipe import Recipe
 from ..session import engine_inputs, read_metrics, run_recipe
 from ..teacher import Teacher
-from ..tracking import NOTE_TAG, NullTracker, Tracker, split_inputs
+from ..tracking import NOTE_TAG, NullTracker, SplitInput, Tracker, split_inputs
 from .budget import Budget
 from .fidelity import (
     COST_ATTR,
@@ -201,6 +201,7 @@ class Search:
     ref: Reference
     parent: str | None
     tracker: Tracker
+    splits: tuple[SplitInput, ...]  # the data splits as MLflow run inputs, logged with every run
 
 
 def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | None = None,
@@ -226,7 +227,8 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
          "autocompress.chosen_on": "validation"}, parent,
     )
     tracker.set_tags(parent, {NOTE_TAG: running_note(settings, exp.task.metric)})
-    tracker.log_datasets(parent, split_inputs(exp, inputs.data))
+    splits = split_inputs(exp, inputs.data)
+    tracker.log_datasets(parent, splits)
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
         study.set_user_attr("tracking_uri", tracker.tracking_uri)
@@ -249,7 +251,7 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     if settings.enqueue_starts and not study.trials:
         for params in starting_points(settings.space, len(inputs.teacher.encoder_layers))[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
-    return Search(exp, settings, study, inputs, teacher, ref, parent, tracker)
+    return Search(exp, settings, study, inputs, teacher, ref, parent, tracker, splits)
 
 
 def settings_of(study, **overrides) -> SearchSettings:
@@ -290,7 +292,7 @@ def _objective(search: Search, log: Log = silent, who: str = "search"):
                                       {**recipe.to_dict(), "trial": trial.number})
             if run:
                 trial.set_user_attr("mlflow_run_id", run)
-                tracker.log_datasets(run, split_inputs(search.exp, inputs.data))
+                tracker.log_datasets(run, search.splits)
             folder = out / f"trial-{trial.number:04d}"
             trial.set_user_attr("folder", str(folder.resolve()))
             bar = StepBar(bars, f"{who}: trial {trial.number} training")
