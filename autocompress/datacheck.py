@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Experiment
-from .data import DataSource, data_source, load_task
+from .data import SPLITS, DataSource, data_source, load_task
 from .log import Log, silent
 
 # One `task:` block per kind of source: what `autocompress data` prints with no argument.
@@ -108,7 +108,7 @@ def _split_sources(exp: Experiment, src: DataSource) -> dict[str, str]:
         splits = {"train": hub.train_split, "validation": hub.validation_split, "test": hub.dev_split}
         named = {split: f"hub {hub.describe()} split '{name}'" for split, name in splits.items() if name}
     if "validation" not in named:
-        whole = ", whole rows only" if getattr(task, "validation_whole_rows", False) else ""
+        whole = ", whole rows only" if task.validation_whole_rows else ""
         named["validation"] = f"held out from train (task.validation_size {task.validation_size:g}, " \
                               f"seed {task.validation_seed}{whole})"
     if task.train_limit is not None:
@@ -118,17 +118,10 @@ def _split_sources(exp: Experiment, src: DataSource) -> dict[str, str]:
 
 def _tokenizer(exp: Experiment):
     """The teacher's tokenizer and its id, as a search loads them (`teacher.prepare`)."""
-    from transformers import AutoTokenizer
-
-    from .quiet import quiet_third_party
-    from .teacher import _load_error, resolve_source, tokenizer_id
+    from .teacher import load_tokenizer, resolve_source, tokenizer_id
 
     source = resolve_source(exp.teacher.source)
-    quiet_third_party()
-    try:
-        return AutoTokenizer.from_pretrained(str(source)), tokenizer_id(source)
-    except OSError as err:
-        raise _load_error(source, err) from None
+    return load_tokenizer(source), tokenizer_id(source)
 
 
 def check_data(exp: Experiment, log: Log = silent, experiment_file: str | None = None) -> DataCheck:
@@ -145,7 +138,7 @@ def check_data(exp: Experiment, log: Log = silent, experiment_file: str | None =
     columns = {"text": task.text, **({"text_pair": task.text_pair} if task.text_pair else {}), "label": task.label}
     where = _split_sources(exp, src)
     splits = []
-    for name in ("train", "validation", "test"):
+    for name in SPLITS:
         enc = data.split(name)
         counts = np.bincount(enc.labels, minlength=data.num_labels)
         splits.append(SplitCheck(name, where[name], len(enc),

@@ -80,6 +80,17 @@ def _load_pretrained(source: Path | str, num_labels: int):
     return hf, tokenizer, is_task_model
 
 
+def load_tokenizer(source: Path | str):
+    """The teacher's tokenizer; a teacher that cannot be reached is a one-line TeacherError."""
+    from transformers import AutoTokenizer
+
+    quiet_third_party()
+    try:
+        return AutoTokenizer.from_pretrained(str(source))
+    except OSError as err:
+        raise _load_error(source, err) from None
+
+
 def tokenizer_id(source: Path | str) -> str:
     if isinstance(source, Path):
         files = sorted(f for f in source.iterdir() if f.name.startswith(("tokenizer", "vocab", "special_tokens")))
@@ -107,13 +118,7 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
     progress = progress or progress_for(log)
     torch.manual_seed(exp.teacher.finetune.seed)
     source = resolve_source(exp.teacher.source)
-    from transformers import AutoTokenizer
-
-    quiet_third_party()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
-    except OSError as err:
-        raise _load_error(source, err) from None
+    tokenizer = load_tokenizer(source)
     log(f"data: loading and tokenizing ({data_source(exp).describe()})")  # says so when the hub stands in
     data = load_task(exp, tokenizer, tokenizer_id(source))
     log(f"data: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test rows, "
