@@ -39,7 +39,12 @@ class Recipe(*reversed([t.Fields for t in TECHNIQUES])):  # type: ignore[misc]
         return cls.from_dict(data, str(path))
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True)
+        """A short hash of the fields that differ from their defaults (a new technique's fields,
+        which default to off, leave earlier recipes' fingerprints as they were)."""
+        d = self.model_dump(exclude_defaults=True)
+        if d.get("layers") is not None:
+            d["layers"] = list(d["layers"])
+        blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> "Recipe":

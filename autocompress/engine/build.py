@@ -51,7 +51,7 @@ def build_student(
     t0 = time.perf_counter()
     losses = train_(
         model, infinite_batches(train, recipe.batch_size, recipe.seed), train_settings(recipe),
-        teacher_logits=logits, teacher=inputs.teacher if recipe.hidden_mse > 0 else None,
+        teacher_logits=logits, teacher=inputs.teacher if recipe.hidden_mse or recipe.attention_kl else None,
         layer_map=recipe.layers or range(len(model.encoder_layers)), hooks=ctx.hooks,
     )
     seconds = time.perf_counter() - t0

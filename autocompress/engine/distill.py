@@ -51,6 +51,41 @@ def hidden_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence
     return total / max(len(layer_map), 1)
 
 
+def attention_loss(student_att: Sequence[torch.Tensor], teacher_att: Sequence[torch.Tensor],
+                   layer_map: Sequence[int], mask: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) between the attention distributions of student layer i and teacher
+    layer layer_map[i], per head and query, averaged over the real (unpadded) queries.
+
+    Maps are [batch, heads, query, key]. When the student kept fewer heads than the teacher, both
+    are averaged over their heads first.
+    """
+    q = mask.to(student_att[0].dtype)  # [batch, query]
+    total = student_att[0].new_zeros(())
+    for i, j in enumerate(layer_map):
+        s, t = student_att[i], teacher_att[j]
+        if s.shape[1] != t.shape[1]:
+            s, t = s.mean(dim=1, keepdim=True), t.mean(dim=1, keepdim=True)
+        kl = (torch.special.xlogy(t, t) - t * torch.log(s.clamp_min(1e-9))).sum(dim=-1)  # [b, h, query]
+        total = total + (kl * q[:, None, :]).sum() / (q.sum() * kl.shape[1])
+    return total / max(len(layer_map), 1)
+
+
+@contextlib.contextmanager
+def eager_attention(*models: nn.Module | None):
+    """Run the models' attention in eager mode (the only one that returns attention maps)."""
+    saved = []
+    for m in models:
+        hf = getattr(m, "hf", None)
+        if hf is not None:
+            saved.append((hf, hf.config._attn_implementation))
+            hf.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        for hf, impl in saved:
+            hf.set_attn_implementation(impl)
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     steps: int
@@ -58,10 +93,11 @@ class TrainSettings:
     temperature: float = 2.0
     alpha: float = 0.0
     hidden_mse: float = 0.0
+    attention_kl: float = 0.0
     warmup_frac: float = 0.06
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    # forward passes (student, and teacher for hidden MSE) under CPU bfloat16 autocast; the master
+    # forward passes (student, and teacher for hidden MSE / attention KL) under CPU bfloat16 autocast; the master
     # weights, gradients, optimizer state and the loss stay float32
     bf16: bool = False
 
@@ -88,10 +124,19 @@ def train_(
     """Train `model` in place for `settings.steps` steps; returns the loss of each step.
 
     teacher_logits[i] are the cached teacher logits of training row i (batches carry 'index').
-    `teacher` is only needed for hidden-state MSE (settings.hidden_mse > 0).
+    `teacher` is only needed for hidden-state MSE and attention KL (settings.hidden_mse,
+    settings.attention_kl > 0).
     """
     if settings.steps == 0:
         return []
+    use_attention = settings.attention_kl > 0 and teacher is not None
+    with eager_attention(*((model, teacher) if use_attention else ())):
+        return _train(model, batches, settings, teacher_logits, teacher, layer_map, hooks)
+
+
+def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], settings: TrainSettings,
+           teacher_logits: torch.Tensor | None, teacher: nn.Module | None, layer_map: Sequence[int],
+           hooks: Sequence[StepHook]) -> list[float]:
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -108,6 +153,8 @@ def train_(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     use_hidden = settings.hidden_mse > 0 and teacher is not None
+    use_attention = settings.attention_kl > 0 and teacher is not None
+    features = use_hidden or use_attention
     model.train()
     losses: list[float] = []
     for step in range(settings.steps):
@@ -115,10 +162,10 @@ def train_(
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         t_logits = teacher_logits[batch["index"]] if teacher_logits is not None else None
         with _precision(settings.bf16):
-            if use_hidden:
-                logits, s_hidden = model(**inputs, output_hidden_states=True)
+            if features:
+                logits, s_hidden, s_att = model.features(**inputs, attentions=use_attention)
                 with torch.no_grad():
-                    _, t_hidden = teacher(**inputs, output_hidden_states=True)
+                    _, t_hidden, t_att = teacher.features(**inputs, attentions=use_attention)
             else:
                 logits = model(**inputs)
         # the loss in float32 (a no-op without autocast); gradients flow back through the casts
@@ -126,6 +173,9 @@ def train_(
         if use_hidden:
             s_hidden, t_hidden = [h.float() for h in s_hidden], [h.float() for h in t_hidden]
             loss = loss + settings.hidden_mse * hidden_loss(s_hidden, t_hidden, layer_map, batch["attention_mask"])
+        if use_attention:
+            s_att, t_att = [a.float() for a in s_att], [a.float() for a in t_att]
+            loss = loss + settings.attention_kl * attention_loss(s_att, t_att, layer_map, batch["attention_mask"])
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss became {value} at step {step}; lower the learning rate")

@@ -55,17 +55,19 @@ class Classifier(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-    ):
-        out = self.hf(
-            input_ids=self.remap(input_ids),
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            output_hidden_states=output_hidden_states,
-        )
-        if output_hidden_states:
-            return out.logits, out.hidden_states
-        return out.logits
+    ) -> torch.Tensor:
+        return self.hf(input_ids=self.remap(input_ids), attention_mask=attention_mask,
+                       token_type_ids=token_type_ids).logits
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 token_type_ids: torch.Tensor | None = None, attentions: bool = False):
+        """(logits, hidden states, attention maps or None) for feature distillation.
+
+        Attention maps need eager attention (`distill.eager_attention`).
+        """
+        out = self.hf(input_ids=self.remap(input_ids), attention_mask=attention_mask,
+                      token_type_ids=token_type_ids, output_hidden_states=True, output_attentions=attentions)
+        return out.logits, out.hidden_states, (out.attentions if attentions else None)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -2,19 +2,22 @@
 
 A quantized 2-D tensor is a pair (codes, scale): int8 codes of the tensor's shape and one
 float32 scale per row (dim 0: an output channel of an `nn.Linear`, a token of an embedding
-table); its value is `codes * scale[:, None]`. For k >= 2 bits the codes are symmetric integers
-in [-qmax, qmax] with qmax = 2^(k-1) - 1; binary (1-bit) codes are the signs, scaled by the mean
-magnitude of the row's nonzero weights. Exact zeros (pruned weights) always get code 0.
+table); its value is `codes * scale[:, None]`. For 8 and 4 bits the codes are symmetric integers
+in [-qmax, qmax] with qmax = 2^(k-1) - 1 and the scale is max |row| / qmax; 2 bits is ternary
+(-alpha, 0, +alpha by TWN's threshold rule) and 1 bit binary (±alpha, alpha the mean magnitude),
+see `lowbit.py`. Exact zeros (pruned weights) always get code 0.
 
 Two properties matter to the rest of the engine:
 
 * `fake_quant(w)` is bitwise `dequantize_rows(*quantize_rows(w))`, and quantizing those values
   again gives back the same codes and scales. The exporter re-derives codes from materialized
   weights, so the stored model computes exactly what was trained and evaluated. To make this
-  exact for k >= 2, each scale is rounded to a float32 with few enough significant bits that
+  exact for 8 and 4 bits, each scale is rounded to a float32 with few enough significant bits that
   every `code * scale` product is exact (a relative change below 2^-16 for 8-bit).
 * Training sees the quantized weights through `torch.nn.utils.parametrize` with the
-  straight-through estimator, chained after any pruning mask registered earlier.
+  straight-through estimator, chained after any pruning mask registered earlier. Binary and
+  ternary quantizers may clip it: no gradient reaches a latent weight beyond `clip * alpha`, and
+  `clamp_latent_` keeps the latent weights inside that range (BinaryConnect's clipped STE).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from .lowbit import binary_rows, ternary_rows
 from .model import Classifier
 from .targets import embedding_tables, encoder_linears
 
@@ -37,12 +41,13 @@ def _check_bits(bits: int, allowed: tuple[int, ...] = QUANT_BITS) -> None:
 
 
 def _qmax(bits: int) -> int:
-    """Largest code magnitude: 2^(k-1) - 1 for k >= 2, 1 for binary."""
+    """Largest code magnitude: 2^(k-1) - 1 for k >= 2 (1: ternary), 1 for binary."""
     return max(2 ** (bits - 1) - 1, 1)
 
 
 def levels(bits: int) -> int:
-    """How many distinct codes a row can use: 2^k - 1 for k >= 2 (-qmax..qmax), 2 for binary (±1).
+    """How many distinct codes a row can use: 2^k - 1 for k >= 2 (-qmax..qmax; 3 for ternary), 2 for
+    binary (±1).
 
     Binary rows may also hold 0, but only for weights that were exactly zero (pruned).
     """
@@ -67,25 +72,21 @@ def _check_2d(w: Tensor) -> None:
 def quantize_rows(w: Tensor, bits: int) -> tuple[Tensor, Tensor]:
     """Per-row symmetric quantization of a 2-D tensor: (int8 codes of w's shape, float32 scale [rows]).
 
-    k >= 2: scale = max|row| / qmax (rounded so that code * scale is exact), codes = round(w / scale)
-    clamped to [-qmax, qmax]. k = 1: scale = mean |w| over the row's nonzero entries, codes = sign(w).
-    All-zero rows get scale 1. Exact zeros map to code 0 at every width.
+    8 / 4 bits: scale = max|row| / qmax (rounded so that code * scale is exact), codes = round(w / scale)
+    clamped to [-qmax, qmax]. 2 bits: ternary, 1 bit: binary (`lowbit.py`). All-zero rows get scale 1.
+    Exact zeros map to code 0 at every width.
     """
     _check_bits(bits)
     _check_2d(w)
     w = w.detach().to(torch.float32)
     if bits == 1:
-        # Accumulate in float64 so that re-quantizing ±alpha rows returns alpha exactly
-        # (n copies of a float32 sum exactly in float64). MPS has no float64.
-        acc = torch.float32 if w.device.type == "mps" else torch.float64
-        count = (w != 0).sum(dim=1)
-        alpha = (w.abs().to(acc).sum(dim=1) / count.clamp(min=1)).to(torch.float32)
-        scale = torch.where(count > 0, alpha, torch.ones_like(alpha))
-        return torch.sign(w).to(torch.int8), scale
+        return binary_rows(w)
+    if bits == 2:
+        return ternary_rows(w)
     qmax = _qmax(bits)
     top = w.abs().amax(dim=1)
     # With <= 24 - bitlen(qmax) significant bits in the scale, |code| * scale fits float32 exactly.
-    scale = _round_significand(top / qmax, 0 if qmax == 1 else qmax.bit_length())
+    scale = _round_significand(top / qmax, qmax.bit_length())
     scale = torch.where(top > 0, scale, torch.ones_like(scale))
     codes = torch.round(w / scale[:, None]).clamp_(-qmax, qmax)
     return codes.to(torch.int8), scale
@@ -97,21 +98,34 @@ def dequantize_rows(codes: Tensor, scale: Tensor) -> Tensor:
     return codes.to(torch.float32) * scale.to(torch.float32)[:, None]
 
 
-def fake_quant(w: Tensor, bits: int) -> Tensor:
+def fake_quant(w: Tensor, bits: int, clip: float | None = None) -> Tensor:
     """Quantize-dequantize `w` in the forward pass; identity gradient (straight-through estimator).
 
-    bits in QUANT_BITS: per-row quantization; 16: round to bfloat16; 32: `w` unchanged.
+    bits in QUANT_BITS: per-row quantization; 16: round to bfloat16; 32: `w` unchanged. `clip`
+    (binary and ternary only): the gradient is zero where |w| > clip * the row's scale.
     """
+    return _fake_quant(w, bits, clip)[0]
+
+
+def _fake_quant(w: Tensor, bits: int, clip: float | None) -> tuple[Tensor, Tensor | None]:
+    """(fake-quantized w, its per-row scales or None at 16 / 32 bits)."""
     _check_bits(bits, _WIDTHS)
+    if clip is not None and bits > 2:
+        raise ValueError(f"the clipped straight-through estimator is for 2 and 1 bits, not {bits}")
     if bits == 32:
-        return w
+        return w, None
+    scale = None
     with torch.no_grad():
         if bits == 16:
             q = w.to(torch.bfloat16).to(w.dtype)
         else:
-            q = dequantize_rows(*quantize_rows(w, bits)).to(w.dtype)
+            codes, scale = quantize_rows(w, bits)
+            q = dequantize_rows(codes, scale).to(w.dtype)
     # `q + 0` keeps q bitwise (unlike `w + (q - w)`), while d/dw (w - w.detach()) = 1.
-    return q + (w - w.detach())
+    through = w - w.detach()
+    if clip is not None:
+        through = through * (w.detach().abs() <= clip * scale.to(w.dtype)[:, None])
+    return q + through, scale
 
 
 def _pack_fields(u: Tensor, bits: int) -> Tensor:
@@ -171,18 +185,50 @@ def unpack_bitmap(packed: Tensor, n: int) -> Tensor:
 
 
 class FakeQuant(nn.Module):
-    """Parametrization: the weight as `fake_quant(original, bits)` (16: bfloat16, 32: identity)."""
+    """Parametrization: the weight as `fake_quant(original, bits, clip)` (16: bfloat16, 32: identity).
 
-    def __init__(self, bits: int):
+    `bits` may be changed between steps (a staged schedule); `last_scale` holds the per-row scales
+    of the latest forward pass, for `clamp_latent_`.
+    """
+
+    def __init__(self, bits: int, clip: float | None = None):
         super().__init__()
         _check_bits(bits, _WIDTHS)
         self.bits = bits
+        self.clip = clip
+        self.last_scale: Tensor | None = None
 
     def forward(self, w: Tensor) -> Tensor:
-        return fake_quant(w, self.bits)
+        q, self.last_scale = _fake_quant(w, self.bits, self.clip if self.bits <= 2 else None)
+        return q
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}"
+        return f"bits={self.bits}" + (f", clip={self.clip}" if self.clip is not None else "")
+
+
+def fake_quants(model: nn.Module) -> list[tuple[nn.Module, str, FakeQuant]]:
+    """(module, tensor name, its FakeQuant) for every fake-quantized weight of `model`."""
+    out = []
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for tensor_name, chain in module.parametrizations.items():
+                out.extend((module, tensor_name, p) for p in chain if isinstance(p, FakeQuant))
+    return out
+
+
+@torch.no_grad()
+def clamp_latent_(model: nn.Module) -> None:
+    """Clip every latent weight under a clipped quantizer to [-clip * scale, clip * scale] of its row.
+
+    The scales are those of the latest forward pass. With a pruning mask in the chain, the latent
+    weights are the unmasked ones; masked entries stay masked whatever their latent value.
+    """
+    for module, tensor_name, fq in fake_quants(model):
+        if fq.clip is None or fq.bits > 2 or fq.last_scale is None:
+            continue
+        latent = module.parametrizations[tensor_name].original
+        bound = (fq.clip * fq.last_scale).to(latent.dtype)[:, None]
+        latent.copy_(torch.maximum(torch.minimum(latent, bound), -bound))
 
 
 def _widths(model: Classifier, bits: int, embedding_bits: int) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """Compressed weight storage: one safetensors file whose bytes are the model's real size.
 
-Quantized tensors are stored as packed k-bit codes plus one float32 scale per row; tensors that
+Quantized tensors are stored as packed k-bit codes (ternary: five codes to a byte) plus one
+float32 scale per row; tensors that
 pruning made sparse store a 1-bit occupancy bitmap plus their nonzero values when that is
 smaller; 16-bit models store bfloat16. `load_weights` rebuilds the dense float tensors exactly
 as the compressed model computes with them. No pickle is involved.
@@ -19,6 +20,7 @@ from .._io import usual_mode
 from .model import Classifier
 from .prune import prunable
 from .targets import embedding_tables
+from .lowbit import pack_trits, unpack_trits
 from .quantize import dequantize_rows, pack, pack_bitmap, quant_targets, quantize_rows, unpack, unpack_bitmap
 
 FORMAT = "autocompress-weights-v1"
@@ -47,13 +49,19 @@ def save_weights(model: Classifier, path: Path, bits: int, embedding_bits: int) 
             flat = codes.flatten()
             nz = flat != 0
             nnz = int(nz.sum())
-            sparse = (k == 1 and nnz < flat.numel()) or (k > 1 and _bitmap_pays(flat.numel(), nnz, k))
-            if sparse:
-                tensors[name + "::nz"] = pack_bitmap(nz)
-                flat = flat[nz]
-            tensors[name + "::codes"] = pack(flat, k)
+            info = {"bits": k, "shape": list(t.shape)}
+            if k == 2:  # ternary: zero is a code, no bitmap needed
+                sparse = False
+                tensors[name + "::codes"] = pack_trits(flat)
+                info["packing"] = "trits"
+            else:
+                sparse = (k == 1 and nnz < flat.numel()) or (k > 2 and _bitmap_pays(flat.numel(), nnz, k))
+                if sparse:
+                    tensors[name + "::nz"] = pack_bitmap(nz)
+                    flat = flat[nz]
+                tensors[name + "::codes"] = pack(flat, k)
             tensors[name + "::scale"] = scale.float().contiguous()
-            meta[name] = {"bits": k, "shape": list(t.shape), "sparse": sparse, "n": int(flat.numel())}
+            meta[name] = {**info, "sparse": sparse, "n": int(flat.numel())}
             continue
         dtype = torch.bfloat16 if (bits == 16 or name in half) else torch.float32
         t = t.to(dtype)
@@ -91,7 +99,11 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | No
         if info["bits"]:
             scale = raw.pop(name + "::scale")
             count = int(nz.sum()) if nz is not None else n
-            codes = unpack(raw.pop(name + "::codes"), info["bits"], count)
+            packed = raw.pop(name + "::codes")
+            if info.get("packing") == "trits":
+                codes = unpack_trits(packed, count)
+            else:
+                codes = unpack(packed, info["bits"], count)
             if nz is not None:
                 full = torch.zeros(n, dtype=codes.dtype)
                 full[nz] = codes

@@ -14,6 +14,7 @@ from .deployment import Deployment
 from .distillation import Distillation
 from .heads_ffn import HeadsAndNeurons
 from .layers import LayerSelection
+from .lowbit import LowBitTraining
 from .lowrank import LowRank
 from .quantization import Quantization
 from .unstructured import UnstructuredPruning
@@ -31,7 +32,8 @@ TECHNIQUES: tuple[Technique, ...] = (
     HeadsAndNeurons(),      # remove attention heads and FFN neurons
     LowRank(),              # factor FFN linears by truncated SVD
     UnstructuredPruning(),  # magnitude masks, one shot or gradual
-    Quantization(),         # fake-quant k-bit / binary / bf16 weights
+    Quantization(),         # fake-quant k-bit / ternary / binary / bf16 weights
+    LowBitTraining(),       # staged schedule and clipped estimator for ternary / binary
     Distillation(),         # how the student is trained afterwards
     Deployment(),           # the runtime it is measured on and shipped for
 )

@@ -1,7 +1,7 @@
 """Distillation settings: how every student is trained after its other techniques are applied.
 
 `alpha * T^2 * KL(softmax(z_T / T) || softmax(z_S / T)) + (1 - alpha) * CE`, plus an optional
-hidden-state MSE on the mapped layers, with the forward passes optionally under bfloat16
+hidden-state MSE and an attention-map KL on the mapped layers, with the forward passes optionally under bfloat16
 autocast (`bf16`); the loop itself is `engine/distill.py`.
 """
 
@@ -22,6 +22,7 @@ class DistillationFields(BaseModel):
     temperature: float = Field(2.0, gt=0.0, le=50.0)
     alpha: float = Field(0.7, ge=0.0, le=1.0, description="weight of the soft (KD) loss")
     hidden_mse: float = Field(0.0, ge=0.0, description="weight of hidden-state MSE on mapped layers")
+    attention_kl: float = Field(0.0, ge=0.0, description="weight of attention-map KL on mapped layers")
     train_steps: int = Field(0, ge=0, le=1_000_000)
     lr: float = Field(5e-5, gt=0.0, le=1.0)
     batch_size: int = Field(32, ge=1, le=4096)
@@ -35,7 +36,8 @@ def train_settings(recipe: Recipe) -> TrainSettings:
     from ..distill import TrainSettings
 
     return TrainSettings(steps=recipe.train_steps, lr=recipe.lr, temperature=recipe.temperature,
-                         alpha=recipe.alpha, hidden_mse=recipe.hidden_mse, bf16=recipe.bf16)
+                         alpha=recipe.alpha, hidden_mse=recipe.hidden_mse, attention_kl=recipe.attention_kl,
+                         bf16=recipe.bf16)
 
 
 class Distillation(Technique):
