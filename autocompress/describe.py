@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .engine.quantize import width_name
+
 
 def summarize(r: dict[str, Any]) -> str:
     """One line describing a recipe (as `Recipe.to_dict()` gives it); '' for an empty one."""
@@ -18,6 +20,8 @@ def summarize(r: dict[str, Any]) -> str:
         parts.append(f"{r['prune_ratio']:.0%} sparse")
     bits = r.get("bits", 32)
     emb = r.get("embedding_bits") or bits
-    parts.append(f"{bits}-bit" + (f" (emb {emb})" if emb != bits else ""))
+    parts.append(width_name(bits) + (f" (emb {width_name(emb)})" if emb != bits else ""))
+    if r.get("stage_bits"):
+        parts.append(f"{width_name(r['stage_bits'])} first")
     parts.append(f"{r.get('train_steps', 0)} steps, T {r.get('temperature', 0):.1f}, alpha {r.get('alpha', 0):.2f}")
     return ", ".join(parts)

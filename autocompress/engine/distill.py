@@ -134,24 +134,27 @@ def train_(
         return _train(model, batches, settings, teacher_logits, teacher, layer_map, hooks)
 
 
-def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], settings: TrainSettings,
-           teacher_logits: torch.Tensor | None, teacher: nn.Module | None, layer_map: Sequence[int],
-           hooks: Sequence[StepHook]) -> list[float]:
+def optimizer(model: nn.Module, steps: int, lr: float, warmup_frac: float, weight_decay: float):
+    """(trainable parameters, AdamW without decay on biases and norms, warmup-then-linear-decay schedule)."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.lr,
-    )
-    warmup = max(1, int(settings.steps * settings.warmup_frac))
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    warmup = max(1, int(steps * warmup_frac))
 
     def lr_at(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (settings.steps - step) / max(1, settings.steps - warmup))
+        return max(0.0, (steps - step) / max(1, steps - warmup))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    return params, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
+def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], settings: TrainSettings,
+           teacher_logits: torch.Tensor | None, teacher: nn.Module | None, layer_map: Sequence[int],
+           hooks: Sequence[StepHook]) -> list[float]:
+    params, opt, sched = optimizer(model, settings.steps, settings.lr, settings.warmup_frac, settings.weight_decay)
     use_hidden = settings.hidden_mse > 0 and teacher is not None
     use_attention = settings.attention_kl > 0 and teacher is not None
     features = use_hidden or use_attention

@@ -8,13 +8,23 @@ import math
 
 import pytest
 import torch
+from conftest import make_tiny, random_batch
 
-from autocompress.engine.distill import TrainSettings, attention_loss, eager_attention, train_
-from autocompress.engine.lowbit import pack_trits, packed_trits_size, ternary_rows, unpack_trits
+from autocompress.engine.distill import (
+    TrainSettings,
+    attention_loss,
+    eager_attention,
+    train_,
+)
+from autocompress.engine.lowbit import (
+    pack_trits,
+    packed_trits_size,
+    ternary_rows,
+    unpack_trits,
+)
 from autocompress.engine.quantize import (
     attach_fake_quant_,
     clamp_latent_,
-    dequantize_rows,
     fake_quant,
     fake_quants,
     materialize_,
@@ -24,8 +34,6 @@ from autocompress.engine.storage import load_weights, save_weights
 from autocompress.engine.techniques import BuildContext, apply_all_, check
 from autocompress.engine.techniques.lowbit import StageSwitch
 from autocompress.recipe import Recipe
-
-from conftest import make_tiny, random_batch
 
 
 def test_ternary_threshold_rule() -> None:
@@ -67,7 +75,7 @@ def test_trits_reject_bad_input() -> None:
 @pytest.mark.parametrize("bits", (2, 1))
 def test_clipped_estimator_stops_gradient_beyond_the_clip(bits: int) -> None:
     w = torch.tensor([[0.1, -0.2, 0.3, -3.0, 0.25]], requires_grad=True)
-    codes, scale = quantize_rows(w.detach(), bits)
+    _codes, scale = quantize_rows(w.detach(), bits)
     fake_quant(w, bits, clip=0.5).sum().backward()
     inside = (w.detach().abs() <= 0.5 * scale[:, None]).float()
     assert torch.equal(w.grad, inside)
@@ -124,7 +132,6 @@ def test_lowbit_technique_applies_stage_and_clip(tiny_inputs) -> None:
 @pytest.mark.parametrize(("changes", "message"), [
     ({"bits": 8, "stage_bits": 8, "train_steps": 10}, "not above bits 8"),
     ({"bits": 1, "stage_bits": 2}, "needs training steps"),
-    ({"bits": 4, "ste_clip": 1.0}, "2- and 1-bit"),
 ])
 def test_lowbit_recipe_checks(changes: dict, message: str) -> None:
     assert message in (check(Recipe(**changes), 6) or "")
@@ -132,6 +139,7 @@ def test_lowbit_recipe_checks(changes: dict, message: str) -> None:
 
 def test_lowbit_recipe_ok() -> None:
     assert check(Recipe(bits=1, stage_bits=2, ste_clip=1.5, train_steps=10), 6) is None
+    assert check(Recipe(bits=8, ste_clip=1.5), 6) is None  # no effect above 2 bits, so a space may fix it
 
 
 def test_new_default_fields_keep_fingerprints() -> None:

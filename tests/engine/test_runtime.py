@@ -132,7 +132,8 @@ def test_display_names_and_notes_per_precision():
     for (name, bits), want in expected.items():
         p = get(name).precision(bits)
         assert (p.name, p.fast_kernel, p.note) == want
-    assert not get("torch").precision(1).fast_kernel and "1-bit weights" in get("torch").precision(1).note
+    assert not get("torch").precision(1).fast_kernel and "binary weights" in get("torch").precision(1).note
+    assert "ternary weights" in get("onnxruntime").precision(2).note
 
 
 def test_bf16_session_runs_in_bf16_and_returns_float(model, x, tmp_path):

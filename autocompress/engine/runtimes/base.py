@@ -21,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..quantize import width_name
+
 if TYPE_CHECKING:
     import torch
 
@@ -160,13 +162,13 @@ class RuntimeBase:
 
 def slow_note(bits: int, where: str = "fp32") -> str:
     """The note for a bit-width with no fast kernel on this CPU."""
-    return f"{bits}-bit weights have no fast CPU kernel here: they run dequantized in {where} " \
+    return f"{width_name(bits)} weights have no fast CPU kernel here: they run dequantized in {where} " \
            "(bytes shrink, latency does not)"
 
 
 def expanded_deploys(bits: int, to: str) -> str:
     """The `deploys` phrase of a bit-width stored packed and expanded at load."""
-    return f"stored: packed {bits}-bit weights; in memory: {to} (expanded at load)"
+    return f"stored: packed {width_name(bits)} weights; in memory: {to} (expanded at load)"
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ...artifact import ONNX
 from ...quiet import ORT_SEVERITY_ERROR, quiet_onnx_quantization
+from ..quantize import width_name
 from .base import (
     INPUTS,
     Batch,
@@ -54,7 +55,7 @@ class OnnxRuntime(RuntimeBase):
                              "stored: model.onnx in fp32; in memory: fp32")
         if bits < 8:
             return Precision("onnxruntime-int8", True,
-                             f"stored as packed {bits}-bit weights, run as ONNX Runtime dynamic int8 "
+                             f"stored as packed {width_name(bits)} weights, run as ONNX Runtime dynamic int8 "
                              "(per-channel) after expansion at load",
                              expanded_deploys(bits, "ONNX Runtime dynamic int8"))
         return Precision("onnxruntime-fp32", True, "ONNX Runtime fp32", "stored: model.onnx in fp32; in memory: fp32")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ...artifact import ONNX
 from ...quiet import quiet_onnx_quantization
+from ..quantize import width_name
 from .base import Batch, Precision, RuntimeBase, Session, int64_feeds
 from .onnx_runtime import exported_onnx, ort_run
 
@@ -52,7 +53,7 @@ class OnnxStatic(RuntimeBase):
 
     def precision(self, bits: int) -> Precision:
         if bits <= 8:
-            source = "" if bits == 8 else f" (from the dequantized {bits}-bit weights)"
+            source = "" if bits == 8 else f" (from the dequantized {width_name(bits)} weights)"
             return Precision("onnxruntime-static-int8", True,
                              f"ONNX Runtime static int8 QDQ{source}: per-channel weights, activation ranges "
                              "calibrated on training rows",

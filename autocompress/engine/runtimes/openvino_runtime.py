@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..quantize import width_name
 from .base import (
     Batch,
     Precision,
@@ -69,7 +70,7 @@ class OpenVino(RuntimeBase):
                              f"stored: {ir} with int8 weights and fixed activation ranges; in memory: int8")
         if has_bf16():
             return Precision("openvino-bf16", True,
-                             f"stored as packed {bits}-bit weights, run as OpenVINO bf16 after expansion at load",
+                             f"stored as packed {width_name(bits)} weights, run as OpenVINO bf16 after expansion at load",
                              expanded_deploys(bits, "bf16"))
         return Precision("openvino-fp32", False, slow_note(bits, "fp32 OpenVINO"), expanded_deploys(bits, "fp32"))
 

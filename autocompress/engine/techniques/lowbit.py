@@ -6,6 +6,8 @@
 - `ste_clip`: the clipped straight-through estimator for binary and ternary weights. A latent weight
   beyond `ste_clip` times its row's scale gets no gradient, and after every step the latent weights
   are clipped back into that range, so none drifts far past the point where its sign could flip.
+  Weights at 4 bits or more (or in an 8-bit stage) are not clipped, so a search space may fix
+  `ste_clip` for every trial.
 
 Both are off by default; they act on the quantizers the quantization technique attached.
 """
@@ -66,8 +68,6 @@ class LowBitTraining(Technique):
                         f"{recipe.stage_bits} is not above bits {recipe.bits}")
             if recipe.train_steps == 0:
                 return "stage_bits: a staged schedule needs training steps; set train_steps"
-        if recipe.ste_clip is not None and recipe.bits > 2 and recipe.emb_bits > 2:
-            return f"ste_clip: the clipped estimator is for 2- and 1-bit weights, not {recipe.bits} bits; drop ste_clip"
         return None
 
     def apply_(self, model: Classifier, ctx: BuildContext) -> None:

@@ -1,5 +1,5 @@
-"""Quantization: per-row k-bit (8 / 4 / 2) or binary weights, or bfloat16, trained with fake-quant
-and the straight-through estimator; stored packed (see `engine/quantize.py`, `engine/storage.py`)."""
+"""Quantization: per-row 8- or 4-bit, ternary (2 bits) or binary weights, or bfloat16, trained with
+fake-quant and the straight-through estimator; stored packed (see `engine/quantize.py`, `engine/storage.py`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,306 @@
+"""An elastic student (DynaBERT, Hou et al. 2020): one network trained once, any sub-network evaluated.
+
+The heads and FFN neurons of every layer are first put in descending order of importance
+(`rank_units_`), so that "the first k heads, the first m neurons" is always the best sub-network
+of that width and smaller sub-networks are prefixes of larger ones. A sub-network (`SubnetShape`:
+depth, kept fraction of heads, kept fraction of FFN neurons) then runs on the shared weights under
+`active_subnet`, or is copied out as a plain model by `extract`. `train_elastic_` distills from
+cached teacher logits with the sandwich rule: every step trains the largest, the smallest and a
+few random sub-networks together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .distill import StepHook, TrainingDiverged, kd_loss, optimizer
+from .model import Classifier
+from .structured import Importance, layer_shapes, prune_heads_, prune_neurons_
+from .student import evenly_spaced_layers, keep_layers_
+
+T = TypeVar("T")
+_ACTIVE = "_elastic_subnet_active"  # set on a model while `active_subnet` runs on it
+
+
+# ---- ranking: heads and neurons in descending importance ------------------------------------
+
+
+def _permute_rows_(linear: nn.Linear, order: torch.Tensor) -> None:
+    """Reorder the output rows (weight rows and bias) of `linear` to `order`."""
+    linear.weight.copy_(linear.weight[order])
+    if linear.bias is not None:
+        linear.bias.copy_(linear.bias[order])
+
+
+def _permute_columns_(linear: nn.Linear, order: torch.Tensor) -> None:
+    """Reorder the input columns of `linear` to `order` (the bias is not indexed by inputs)."""
+    linear.weight.copy_(linear.weight[:, order])
+
+
+def _ranked_units(layer: nn.Module) -> list[nn.Module]:
+    sa = layer.attention.self
+    return [sa.query, sa.key, sa.value, layer.attention.output.dense, layer.intermediate.dense, layer.output.dense]
+
+
+def rank_units_(model: Classifier, importance: Importance) -> None:
+    """Reorder every layer's attention heads and FFN neurons, in place, so that their importance
+    is descending (ties keep their current order). The model computes the same function.
+
+    Heads move as blocks of `attention_head_size` rows of query, key and value (weights and
+    biases) and the matching columns of `attention.output.dense`; neurons move as rows of
+    `intermediate.dense` (with its bias) and columns of `output.dense`.
+    """
+    head_scores, ffn_scores = importance
+    shapes = layer_shapes(model)
+    if len(head_scores) != len(shapes) or len(ffn_scores) != len(shapes):
+        raise ValueError(f"need importance for every encoder layer ({len(shapes)})")
+    for i, ((h, f), hs, fs) in enumerate(zip(shapes, head_scores, ffn_scores)):
+        if hs.numel() != h or fs.numel() != f:
+            raise ValueError(f"layer {i}: importance shapes ({hs.numel()}, {fs.numel()}) do not match the model ({h}, {f})")
+    if any(parametrize.is_parametrized(m) for layer in model.encoder_layers for m in _ranked_units(layer)):
+        raise ValueError("ranking must come before weight masks or quantization (a module to permute is parametrized)")
+    with torch.no_grad():
+        for layer, hs, fs in zip(model.encoder_layers, head_scores, ffn_scores):
+            sa = layer.attention.self
+            d = sa.attention_head_size
+            heads = torch.argsort(hs.flatten().float(), descending=True, stable=True)
+            rows = (heads[:, None] * d + torch.arange(d)).flatten()
+            for linear in (sa.query, sa.key, sa.value):
+                _permute_rows_(linear, rows)
+            _permute_columns_(layer.attention.output.dense, rows)
+            neurons = torch.argsort(fs.flatten().float(), descending=True, stable=True)
+            _permute_rows_(layer.intermediate.dense, neurons)
+            _permute_columns_(layer.output.dense, neurons)
+
+
+# ---- sub-network shapes ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubnetShape:
+    """A sub-network: `depth` evenly spaced layers, the first `heads_keep` of each layer's heads
+    and the first `ffn_keep` of its FFN neurons (fractions of the model's config)."""
+
+    depth: int
+    heads_keep: float = 1.0
+    ffn_keep: float = 1.0
+
+
+@dataclass(frozen=True)
+class SubnetCounts:
+    """What a `SubnetShape` keeps of one model: layer indices and per-layer head and neuron counts."""
+
+    layers: tuple[int, ...]
+    heads: int
+    neurons: int
+
+
+def subnet_counts(model: Classifier, shape: SubnetShape) -> SubnetCounts:
+    """Turn a shape into counts the way the heads/FFN technique does: heads =
+    max(1, round(heads_keep * num_attention_heads)), neurons = max(1, round(ffn_keep *
+    intermediate_size)), layers = `evenly_spaced_layers(number of encoder layers, depth)`."""
+    for name, value in (("heads_keep", shape.heads_keep), ("ffn_keep", shape.ffn_keep)):
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{name} must be in (0, 1], got {value}")
+    cfg = model.config
+    return SubnetCounts(
+        layers=evenly_spaced_layers(len(model.encoder_layers), shape.depth),
+        heads=max(1, round(shape.heads_keep * cfg.num_attention_heads)),
+        neurons=max(1, round(shape.ffn_keep * cfg.intermediate_size)),
+    )
+
+
+# ---- running and copying a sub-network -------------------------------------------------------
+
+
+def _keep_prefix(width: int) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]]:
+    """A forward pre-hook that zeroes all but the first `width` input features of a linear."""
+
+    def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        x = args[0]
+        return (F.pad(x[..., :width], (0, x.shape[-1] - width)), *args[1:])
+
+    return hook
+
+
+@contextlib.contextmanager
+def active_subnet(model: Classifier, shape: SubnetShape) -> Iterator[Classifier]:
+    """Make `model(...)` compute the sub-network `shape` on the shared weights (nothing copied).
+
+    Only the selected layers run (the encoder's layer list is swapped for them); in each, only the
+    first heads reach `attention.output.dense` and only the first FFN neurons reach `output.dense`
+    (the rest of their inputs are zeroed by forward pre-hooks, so they get no gradient either).
+    Everything is restored on exit, also when the block raises. Rank the units first
+    (`rank_units_`) so that the first units are the most important ones.
+    """
+    if getattr(model, _ACTIVE, False):
+        raise RuntimeError("a sub-network is already active on this model")
+    counts = subnet_counts(model, shape)
+    encoder = model.hf.base_model.encoder
+    original = encoder.layer
+    original_depth = model.config.num_hidden_layers
+    kept = [original[i] for i in counts.layers]
+    layer_ids = [getattr(layer.attention.self, "layer_idx", None) for layer in kept]
+    handles = []
+    setattr(model, _ACTIVE, True)
+    try:
+        for new_idx, layer in enumerate(kept):
+            sa = layer.attention.self
+            if hasattr(sa, "layer_idx"):
+                sa.layer_idx = new_idx
+            heads, neurons = sa.num_attention_heads, layer.intermediate.dense.out_features
+            if counts.heads < heads:
+                hook = _keep_prefix(counts.heads * sa.attention_head_size)
+                handles.append(layer.attention.output.dense.register_forward_pre_hook(hook))
+            if counts.neurons < neurons:
+                handles.append(layer.output.dense.register_forward_pre_hook(_keep_prefix(counts.neurons)))
+        encoder.layer = nn.ModuleList(kept)
+        model.config.num_hidden_layers = len(kept)
+        yield model
+    finally:
+        encoder.layer = original
+        model.config.num_hidden_layers = original_depth
+        for layer, idx in zip(kept, layer_ids):
+            if idx is not None:
+                layer.attention.self.layer_idx = idx
+        for handle in handles:
+            handle.remove()
+        delattr(model, _ACTIVE)
+
+
+def extract(model: Classifier, shape: SubnetShape) -> Classifier:
+    """A standalone copy of the sub-network `shape`: the selected layers, and in each the first
+    heads and FFN neurons, physically sliced. `model` is left unchanged."""
+    if getattr(model, _ACTIVE, False):
+        raise RuntimeError("cannot extract while a sub-network is active on the model")
+    counts = subnet_counts(model, shape)
+    sub = copy.deepcopy(model)
+    keep_layers_(sub, counts.layers)
+    shapes = layer_shapes(sub)
+    prune_heads_(sub, [range(min(counts.heads, h)) for h, _ in shapes])
+    prune_neurons_(sub, [range(min(counts.neurons, f)) for _, f in shapes])
+    return sub
+
+
+# ---- training with the sandwich rule ---------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElasticSettings:
+    """Training of an elastic student (fields by keyword). Each step trains the largest and the
+    smallest shape made of the allowed values, plus `random_subnets` shapes drawn from them
+    (seeded by `seed`)."""
+
+    steps: int
+    lr: float
+    temperature: float = 2.0
+    alpha: float = 1.0  # weight of the soft (teacher) loss; 1 - alpha weighs the label loss
+    depths: tuple[int, ...]
+    heads_fracs: tuple[float, ...]
+    ffn_fracs: tuple[float, ...]
+    random_subnets: int = 2
+    warmup_frac: float = 0.06
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.random_subnets < 0:
+            raise ValueError("steps and random_subnets must not be negative")
+        if not (self.depths and self.heads_fracs and self.ffn_fracs):
+            raise ValueError("depths, heads_fracs and ffn_fracs each need at least one value")
+
+    @property
+    def largest(self) -> SubnetShape:
+        return SubnetShape(max(self.depths), max(self.heads_fracs), max(self.ffn_fracs))
+
+    @property
+    def smallest(self) -> SubnetShape:
+        return SubnetShape(min(self.depths), min(self.heads_fracs), min(self.ffn_fracs))
+
+
+def _pick(values: Sequence[T], generator: torch.Generator) -> T:
+    """One of `values`, uniformly, drawn from `generator`."""
+    return values[int(torch.randint(len(values), (1,), generator=generator))]
+
+
+def sandwich_shapes(settings: ElasticSettings, generator: torch.Generator) -> list[SubnetShape]:
+    """The shapes one step trains: the largest, the smallest, then `random_subnets` shapes whose
+    depth, head fraction and FFN fraction are each drawn uniformly from the allowed values."""
+    shapes = [settings.largest, settings.smallest]
+    for _ in range(settings.random_subnets):
+        shapes.append(SubnetShape(_pick(settings.depths, generator), _pick(settings.heads_fracs, generator),
+                                  _pick(settings.ffn_fracs, generator)))
+    return shapes
+
+
+def train_elastic_(
+    model: Classifier,
+    batches: Iterator[dict[str, torch.Tensor]],
+    settings: ElasticSettings,
+    *,
+    teacher_logits: torch.Tensor,
+    hooks: Sequence[StepHook] = (),
+) -> list[float]:
+    """Distill `model` in place into an elastic student; returns each step's mean loss over its shapes.
+
+    teacher_logits[i] are the cached teacher logits of training row i (batches carry 'index' and
+    'labels'). Per step, the sandwich shapes' KD losses are back-propagated one shape at a time
+    (each divided by the number of shapes), then one AdamW step is taken with the warmup-then-linear
+    decay schedule and gradient clipping of `distill.train_`. Dropout and the shape draws use their
+    own generators seeded from `settings.seed` (the global RNG is left as it was), so a run is
+    repeatable. The model is left in eval mode.
+    """
+    if settings.steps == 0:
+        return []
+    for shape in (settings.largest, settings.smallest):
+        subnet_counts(model, shape)  # rejects impossible shapes before any training
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(settings.seed)  # dropout; CPU only, restored by fork_rng
+        try:
+            return _train(model, batches, settings, teacher_logits, hooks)
+        finally:
+            model.eval()
+
+
+def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settings: ElasticSettings,
+           teacher_logits: torch.Tensor, hooks: Sequence[StepHook]) -> list[float]:
+    params, opt, sched = optimizer(model, settings.steps, settings.lr, settings.warmup_frac, settings.weight_decay)
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.train()
+    losses: list[float] = []
+    for step in range(settings.steps):
+        batch = next(batches)
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        t_logits = teacher_logits[batch["index"]]
+        shapes = sandwich_shapes(settings, generator)
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for shape in shapes:
+            with active_subnet(model, shape):
+                logits = model(**inputs)
+            loss = kd_loss(logits.float(), t_logits, batch["labels"], settings.temperature, settings.alpha)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"loss became {value} at step {step} ({shape}); lower the learning rate")
+            (loss / len(shapes)).backward()
+            total += value
+        if settings.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        opt.step()
+        sched.step()
+        mean = total / len(shapes)
+        losses.append(mean)
+        for hook in hooks:
+            hook(step + 1, settings.steps, mean, model)
+    return losses

@@ -1,0 +1,273 @@
+"""The elastic student: ranked units, sub-networks on shared weights, their copies, sandwich training."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from conftest import make_tiny, random_batch
+
+from autocompress.engine.distill import TrainingDiverged, kd_loss
+from autocompress.engine.elastic import (
+    ElasticSettings,
+    SubnetShape,
+    active_subnet,
+    extract,
+    rank_units_,
+    sandwich_shapes,
+    subnet_counts,
+    train_elastic_,
+)
+from autocompress.engine.structured import (
+    layer_shapes,
+    magnitude_importance,
+    prune_structured_,
+)
+
+HEAD = 8  # tiny models: hidden 32, 4 heads
+TEACHER = torch.tensor([[2.0, -2.0], [-2.0, 2.0]] * 8)  # teacher logits of the 16 separable rows
+
+
+def _logits(model, batch) -> torch.Tensor:
+    with torch.no_grad():
+        return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+
+
+def _random_importance(model, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    shapes = layer_shapes(model)
+    return [torch.rand(h, generator=g) for h, _ in shapes], [torch.rand(f, generator=g) for _, f in shapes]
+
+
+def _separable(n: int = 16, length: int = 8):
+    """The label is which of two tokens opens the sentence; the rest is shared filler."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    ids = torch.randint(20, 120, (n, length), generator=g)
+    ids[:, 0] = 2  # [CLS]
+    ids[:, 1] = torch.where(labels == 1, 10, 11)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids),
+             "labels": labels, "index": torch.arange(n)}
+    while True:
+        yield batch
+
+
+def _settings(**overrides) -> ElasticSettings:
+    kw = {"steps": 30, "lr": 5e-3, "depths": (1, 2, 3), "heads_fracs": (0.25, 0.5, 1.0),
+          "ffn_fracs": (0.25, 0.5, 1.0)}
+    kw.update(overrides)
+    return ElasticSettings(**kw)
+
+
+# ---- ranking ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("importance", ["random", "magnitude"])
+def test_ranking_preserves_the_function(importance):
+    model = make_tiny(seed=3)
+    batch = random_batch()  # with padding
+    before = _logits(model, batch)
+    scores = _random_importance(model) if importance == "random" else magnitude_importance(model)
+    rank_units_(model, scores)
+    torch.testing.assert_close(_logits(model, batch), before, atol=1e-5, rtol=0)
+
+
+def test_ranking_moves_the_right_rows_and_columns():
+    model = make_tiny(seed=4)
+    layer = model.encoder_layers[1]
+    sa = layer.attention.self
+    q, q_bias, v = sa.query.weight.clone(), sa.query.bias.clone(), sa.value.weight.clone()
+    attn_out = layer.attention.output.dense.weight.clone()
+    inter, inter_bias = layer.intermediate.dense.weight.clone(), layer.intermediate.dense.bias.clone()
+    ffn_out = layer.output.dense.weight.clone()
+    heads, neurons = _random_importance(model)
+    heads[1] = torch.tensor([0.1, 0.4, 0.3, 0.2])  # descending: heads 1, 2, 3, 0
+    neurons[1] = torch.arange(64.0)  # descending: neurons 63, 62, ..., 0
+    rank_units_(model, (heads, neurons))
+    for new, old in enumerate([1, 2, 3, 0]):
+        new_rows, old_rows = slice(new * HEAD, (new + 1) * HEAD), slice(old * HEAD, (old + 1) * HEAD)
+        assert torch.equal(sa.query.weight[new_rows], q[old_rows])
+        assert torch.equal(sa.query.bias[new_rows], q_bias[old_rows])
+        assert torch.equal(sa.value.weight[new_rows], v[old_rows])
+        assert torch.equal(layer.attention.output.dense.weight[:, new_rows], attn_out[:, old_rows])
+    assert torch.equal(layer.intermediate.dense.weight, inter.flip(0))
+    assert torch.equal(layer.intermediate.dense.bias, inter_bias.flip(0))
+    assert torch.equal(layer.output.dense.weight, ffn_out.flip(1))
+
+
+def test_after_ranking_magnitude_importance_is_descending():
+    model = make_tiny(seed=5)
+    rank_units_(model, magnitude_importance(model))
+    for scores in (s for group in magnitude_importance(model) for s in group):
+        assert torch.all(scores[:-1] >= scores[1:])
+
+
+def test_ranking_rejects_mismatched_importance():
+    model = make_tiny()
+    heads, neurons = _random_importance(model)
+    heads[0] = torch.rand(3)
+    with pytest.raises(ValueError, match="layer 0: importance shapes"):
+        rank_units_(model, (heads, neurons))
+    with pytest.raises(ValueError, match="every encoder layer"):
+        rank_units_(model, (heads[:2], neurons[:2]))
+
+
+# ---- shapes, active sub-networks and their copies ---------------------------------------------
+
+
+def test_subnet_counts_round_like_the_heads_ffn_technique():
+    model = make_tiny(num_hidden_layers=4)
+    counts = subnet_counts(model, SubnetShape(2, 0.3, 0.1))
+    assert (counts.layers, counts.heads, counts.neurons) == ((0, 2), 1, 6)  # round(1.2), round(6.4)
+    counts = subnet_counts(model, SubnetShape(4, 0.01, 1.0))
+    assert (counts.layers, counts.heads, counts.neurons) == ((0, 1, 2, 3), 1, 64)  # at least one head
+    for bad in (SubnetShape(2, 0.0, 1.0), SubnetShape(2, 1.0, 1.5)):
+        with pytest.raises(ValueError, match="must be in"):
+            subnet_counts(model, bad)
+    with pytest.raises(ValueError, match="depth must be between"):
+        subnet_counts(model, SubnetShape(5))
+
+
+SHAPES = [SubnetShape(4, 1.0, 1.0), SubnetShape(2, 1.0, 1.0), SubnetShape(4, 0.5, 1.0), SubnetShape(4, 1.0, 0.25),
+          SubnetShape(3, 0.5, 0.25), SubnetShape(1, 0.25, 0.5)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_active_subnet_computes_what_extract_copies(shape):
+    model = make_tiny(seed=6, num_hidden_layers=4)
+    rank_units_(model, _random_importance(model))
+    batch = random_batch()
+    full = _logits(model, batch)
+    with active_subnet(model, shape):
+        assert len(model.encoder_layers) == shape.depth
+        active = _logits(model, batch)
+    sub = extract(model, shape)
+    counts = subnet_counts(model, shape)
+    torch.testing.assert_close(_logits(sub, batch), active, atol=1e-5, rtol=0)
+    assert layer_shapes(sub) == [(counts.heads, counts.neurons)] * shape.depth
+    assert sub.config.num_hidden_layers == shape.depth
+    assert layer_shapes(model) == [(4, 64)] * 4  # the elastic model is untouched
+    torch.testing.assert_close(_logits(model, batch), full, atol=0, rtol=0)
+    if shape == SubnetShape(4, 1.0, 1.0):
+        torch.testing.assert_close(active, full, atol=0, rtol=0)
+    else:
+        assert not torch.allclose(active, full, atol=1e-4)
+
+
+def test_top_units_after_ranking_are_the_structured_pruning():
+    """After ranking, the first k heads / m neurons are the k / m most important ones."""
+    model = make_tiny(seed=7)
+    importance = _random_importance(model, seed=1)
+    pruned = copy.deepcopy(model)
+    prune_structured_(pruned, 2, 16, importance)
+    rank_units_(model, importance)
+    batch = random_batch()
+    torch.testing.assert_close(_logits(extract(model, SubnetShape(3, 0.5, 0.25)), batch), _logits(pruned, batch),
+                               atol=1e-5, rtol=0)
+
+
+def test_sub_networks_are_nested():
+    model = make_tiny(seed=8)
+    small, big = extract(model, SubnetShape(3, 0.5, 0.25)), extract(model, SubnetShape(3, 1.0, 1.0))
+    for s, b in zip(small.encoder_layers, big.encoder_layers):
+        for name in ("query", "key", "value"):
+            s_lin, b_lin = getattr(s.attention.self, name), getattr(b.attention.self, name)
+            assert torch.equal(s_lin.weight, b_lin.weight[: 2 * HEAD]) and torch.equal(s_lin.bias, b_lin.bias[: 2 * HEAD])
+        assert torch.equal(s.attention.output.dense.weight, b.attention.output.dense.weight[:, : 2 * HEAD])
+        assert torch.equal(s.intermediate.dense.weight, b.intermediate.dense.weight[:16])
+        assert torch.equal(s.intermediate.dense.bias, b.intermediate.dense.bias[:16])
+        assert torch.equal(s.output.dense.weight, b.output.dense.weight[:, :16])
+
+
+def _assert_restored(model, layers, full, batch):
+    assert model.encoder_layers is layers and len(model.encoder_layers) == 4
+    assert model.config.num_hidden_layers == 4
+    assert [layer.attention.self.layer_idx for layer in model.encoder_layers] == [0, 1, 2, 3]
+    assert not any(m._forward_pre_hooks for m in model.modules())
+    torch.testing.assert_close(_logits(model, batch), full, atol=0, rtol=0)
+
+
+def test_active_subnet_restores_the_model_also_after_an_exception():
+    model = make_tiny(seed=9, num_hidden_layers=4)
+    layers, batch = model.encoder_layers, random_batch()
+    full = _logits(model, batch)
+    shape = SubnetShape(2, 0.5, 0.25)
+    with active_subnet(model, shape):
+        assert len(model.encoder_layers) == 2 and model.config.num_hidden_layers == 2
+    _assert_restored(model, layers, full, batch)
+    with pytest.raises(KeyError, match="boom"), active_subnet(model, shape):
+        _logits(model, batch)
+        raise KeyError("boom")
+    _assert_restored(model, layers, full, batch)
+    with active_subnet(model, shape):
+        with pytest.raises(RuntimeError, match="already active"), active_subnet(model, SubnetShape(1)):
+            pass
+        with pytest.raises(RuntimeError, match="cannot extract"):
+            extract(model, shape)
+    _assert_restored(model, layers, full, batch)
+
+
+# ---- sandwich training -----------------------------------------------------------------------
+
+
+def _kd(model, shape) -> float:
+    batch = next(_separable())
+    with active_subnet(model, shape):
+        logits = _logits(model, batch)
+    return float(kd_loss(logits, TEACHER[batch["index"]], batch["labels"], 2.0, 1.0))
+
+
+def test_sandwich_shapes_are_largest_smallest_then_drawn_values():
+    settings = _settings(random_subnets=3)
+    shapes = sandwich_shapes(settings, torch.Generator().manual_seed(0))
+    assert shapes[:2] == [SubnetShape(3, 1.0, 1.0), SubnetShape(1, 0.25, 0.25)] and len(shapes) == 5
+    for s in shapes[2:]:
+        assert s.depth in settings.depths and s.heads_keep in settings.heads_fracs and s.ffn_keep in settings.ffn_fracs
+    assert shapes == sandwich_shapes(settings, torch.Generator().manual_seed(0))
+
+
+def test_elastic_training_lowers_the_loss_of_the_smallest_and_largest_subnets():
+    model = make_tiny(seed=1)
+    settings = _settings()
+    before = {s: _kd(model, s) for s in (settings.largest, settings.smallest)}
+    calls = []
+    rng = torch.random.get_rng_state()
+    losses = train_elastic_(model, _separable(), settings, teacher_logits=TEACHER,
+                            hooks=[lambda step, total, loss, m: calls.append((step, total, loss, m is model))])
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the global RNG is left alone
+    assert len(losses) == 30 and all(math.isfinite(v) for v in losses)
+    assert calls == [(i + 1, 30, v, True) for i, v in enumerate(losses)]
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    for shape, loss in before.items():
+        assert _kd(model, shape) < 0.5 * loss, shape
+    assert not model.training and len(model.encoder_layers) == 3
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
+
+def test_elastic_training_is_repeatable_for_a_seed():
+    runs = []
+    for seed in (0, 0, 1):
+        model = make_tiny(seed=1)
+        runs.append((train_elastic_(model, _separable(), _settings(steps=4, seed=seed), teacher_logits=TEACHER),
+                     model.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+    assert runs[0][0] != runs[2][0]  # other random sub-networks
+    assert train_elastic_(make_tiny(), _separable(), _settings(steps=0), teacher_logits=TEACHER) == []
+
+
+def test_elastic_training_stops_on_a_non_finite_loss():
+    model = make_tiny(seed=1)
+    with pytest.raises(TrainingDiverged, match="step 0"):
+        train_elastic_(model, _separable(), _settings(steps=3), teacher_logits=torch.full((16, 2), math.nan))
+    assert not model.training and len(model.encoder_layers) == 3
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="at least one value"):
+        _settings(depths=())
+    with pytest.raises(ValueError, match="depth must be between"):
+        train_elastic_(make_tiny(), _separable(), _settings(depths=(2, 5)), teacher_logits=TEACHER)
