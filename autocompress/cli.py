@@ -51,6 +51,8 @@ def render_metrics(m: Metrics) -> str:
         ("sparsity", f"{m.sparsity:.1%}"),
         ("bits", f"{m.bits} (embeddings {m.embedding_bits})"),
     ]
+    if m.elastic_id:
+        rows.append(("started from", f"elastic network {m.elastic_id}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -65,12 +67,15 @@ def compress(
     """Build one compressed candidate from a recipe, store it, reload it and measure it."""
     from .config import Experiment
     from .recipe import Recipe
-    from .session import engine_inputs, run_recipe
+    from .session import elastic_note, engine_inputs, run_recipe
 
     exp = Experiment.from_file(experiment)
     rec = Recipe.from_file(recipe)
     folder = out or Path("out") / f"{exp.name}-{rec.fingerprint()}"
-    inputs, _teacher = engine_inputs(exp, _log)
+    inputs, _teacher = engine_inputs(exp, _log, elastic=rec.elastic, source=str(recipe))
+    note = elastic_note(exp, inputs, rec)
+    if note:
+        _log(note)
     _log(f"compress: building {recipe} into {folder}")
     result = run_recipe(inputs, rec, folder, str(recipe))
     print(render_metrics(result.metrics))

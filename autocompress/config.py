@@ -103,6 +103,59 @@ class MeasureConfig(BaseModel):
     eval_subset: int | None = Field(None, ge=1, description="score candidates on the first N validation rows")
 
 
+class ElasticConfig(BaseModel):
+    """The task's elastic network (DynaBERT-style): trained once by distillation so that its
+    sub-networks of the listed depths and kept fractions of heads and FFN neurons all work; recipes
+    with `elastic: true` then cut their sub-network out of it instead of distilling their own."""
+
+    model_config = _STRICT
+    steps: int = Field(2000, ge=0, le=1_000_000, description="training steps (each trains several sub-networks)")
+    lr: float = Field(1e-4, gt=0.0, le=1.0)
+    depths: tuple[int, ...] | None = Field(
+        None, description="sub-network depths (evenly spaced teacher layers) to train; None: 2 up to the teacher's layers")
+    heads: tuple[float, ...] = Field((0.5, 0.75, 1.0), description="kept fractions of attention heads to train")
+    ffn: tuple[float, ...] = Field((0.25, 0.5, 0.75, 1.0), description="kept fractions of FFN neurons to train")
+    random_subnets: int = Field(2, ge=0, le=64, description="random sub-networks per step, besides the largest "
+                                "and the smallest")
+    temperature: float = Field(2.0, gt=0.0, le=50.0)
+    alpha: float = Field(1.0, ge=0.0, le=1.0, description="weight of the soft (teacher) loss")
+    batch_size: int = Field(32, ge=1, le=4096)
+    seed: int = 0
+
+    @field_validator("depths")
+    @classmethod
+    def _depths_valid(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("give at least one depth, or leave depths out for 2 up to the teacher's layers")
+        if any(d < 1 for d in v) or len(set(v)) != len(v):
+            raise ValueError(f"depths must be distinct layer counts of at least 1, got {list(v)}")
+        return tuple(sorted(v))
+
+    @field_validator("heads", "ffn")
+    @classmethod
+    def _fractions_valid(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v:
+            raise ValueError("give at least one fraction")
+        if any(not 0.0 < f <= 1.0 for f in v) or len(set(v)) != len(v):
+            raise ValueError(f"fractions must be distinct and in (0, 1], got {list(v)}")
+        return tuple(sorted(v))
+
+    def depths_for(self, n_teacher_layers: int) -> tuple[int, ...]:
+        """The depths trained: the given ones, or 2 up to the teacher's layer count."""
+        if self.depths is not None:
+            return self.depths
+        return tuple(range(min(2, n_teacher_layers), n_teacher_layers + 1))
+
+    def check(self, n_teacher_layers: int) -> str | None:
+        """The teacher-dependent problem of this block (a depth the teacher lacks), or None."""
+        if self.depths is not None and max(self.depths) > n_teacher_layers:
+            return (f"elastic.depths: the teacher has {n_teacher_layers} layers, got {list(self.depths)}; "
+                    f"use depths from 1 to {n_teacher_layers} in the experiment file")
+        return None
+
+
 class Experiment(BaseModel):
     """One experiment: a teacher, a labelled task and how candidates are measured."""
 
@@ -112,6 +165,8 @@ class Experiment(BaseModel):
     teacher: TeacherConfig = TeacherConfig()
     runtime: str = Field("torch", description="registry name of the runtime candidates are measured on")
     measure: MeasureConfig = MeasureConfig()
+    elastic: ElasticConfig | None = Field(
+        None, description="train an elastic network once, for recipes and search spaces with `elastic: true`")
     cache_dir: str = ".autocompress-cache"
     base_dir: str = Field(".", description="relative paths resolve against this (the YAML's folder)")
 

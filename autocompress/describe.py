@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine.quantize import width_name
+from .engine.techniques.quantization import width_name
 
 
 def summarize(r: dict[str, Any]) -> str:
     """One line describing a recipe (as `Recipe.to_dict()` gives it); '' for an empty one."""
     if not r:
         return ""
-    parts = [f"layers {len(r['layers'])}" if r.get("layers") else "all layers"]
+    parts = ["elastic sub-network"] if r.get("elastic") else []
+    parts.append(f"layers {len(r['layers'])}" if r.get("layers") else "all layers")
     if r.get("heads_keep", 1) < 1 or r.get("ffn_keep", 1) < 1:
         parts.append(f"heads {r['heads_keep']:.2f} ffn {r['ffn_keep']:.2f}")
     if r.get("vocab_prune"):

@@ -107,6 +107,7 @@ def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str]) -> st
          f"length {m.seq_len}) |"),
         f"| runtime | {m.runtime}: {m.runtime_note} |",
         f"| shape | {m.layers} layers, {m.heads} heads, {m.ffn} FFN neurons, vocabulary {m.vocab} |",
+        *([f"| cut from | elastic network `{m.elastic_id}` |"] if m.elastic_id else []),
         "",
         "Load it with `autocompress.load_compressed(folder)`, or `autocompress predict folder \"text\"`.",
     ]

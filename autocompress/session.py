@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from . import artifact
+from . import artifact, elastic_net
 from ._io import atomic_dir, write_json
 from .config import Experiment
 from .engine import techniques
@@ -21,13 +22,27 @@ from .recipe import Recipe
 from .teacher import Teacher, prepare
 
 
-def engine_inputs(exp: Experiment, log: Log = silent,
-                  progress: Progress | None = None) -> tuple[EngineInputs, Teacher]:
+def no_elastic_block(exp: Experiment, source: str) -> ConfigError:
+    return ConfigError(f"{source}: elastic: true starts from the task's elastic network, but experiment "
+                       f"'{exp.name}' has no `elastic:` block; add one to the experiment file (e.g. "
+                       "`elastic: {steps: 2000}`)")
+
+
+def engine_inputs(exp: Experiment, log: Log = silent, progress: Progress | None = None, *,
+                  elastic: bool = False, source: str = "recipe") -> tuple[EngineInputs, Teacher]:
     """The fine-tuned teacher, its cached logits and the tokenized data, ready for candidates.
 
     progress: how the teacher's fine-tuning and logits show progress (default: from `log`, see `prepare`).
+    elastic: also the task's elastic network (trained once, then from the cache), for recipes with
+        `elastic: true`; `source` names what asks for it in the error when the experiment has no block.
     """
+    if elastic and exp.elastic is None:
+        raise no_elastic_block(exp, source)
     t = prepare(exp, log, progress)
+    if exp.elastic is not None:  # a teacher-dependent problem of the block is one line, needed now or not
+        problem = exp.elastic.check(len(t.model.encoder_layers))
+        if problem:
+            raise ConfigError(problem)
     tok = t.tokenizer
     unk = tok.unk_token_id if tok.unk_token_id is not None else 0
     rows = evaluation_rows(t.data.validation, exp.measure.eval_subset)
@@ -40,7 +55,31 @@ def engine_inputs(exp: Experiment, log: Log = silent,
         teacher_score=(t.metrics["validation"][metric] if rows is t.data.validation
                        else task_metrics(predict_logits(t.model, rows), rows.labels)[metric]),
     )
+    if elastic:
+        inputs, _info = with_elastic(exp, inputs, t, log, progress, source)
     return inputs, t
+
+
+def with_elastic(exp: Experiment, inputs: EngineInputs, teacher: Teacher, log: Log = silent,
+                 progress: Progress | None = None,
+                 source: str = "recipe") -> tuple[EngineInputs, elastic_net.ElasticInfo]:
+    """`inputs` with the task's elastic network (trained and cached on first use), and what its cache
+    records (id, steps, training seconds). Inputs that hold it already are returned as they are."""
+    if exp.elastic is None:
+        raise no_elastic_block(exp, source)
+    if inputs.elastic is not None and inputs.elastic_id is not None:
+        return inputs, elastic_net.read_info(elastic_net.folder_of(exp, inputs.elastic_id))
+    net = elastic_net.prepare(exp, teacher, log, progress)
+    return replace(inputs, elastic=net.model, elastic_id=net.info.id), net.info
+
+
+def elastic_note(exp: Experiment, inputs: EngineInputs, recipe: Recipe) -> str | None:
+    """A line when an elastic recipe's sub-network is of a shape the elastic network was not trained on."""
+    if not recipe.elastic or exp.elastic is None:
+        return None
+    depth = len(recipe.layers) if recipe.layers is not None else len(inputs.teacher.encoder_layers)
+    return elastic_net.untrained_note(exp.elastic, inputs.teacher, depths=[depth], heads=[recipe.heads_keep],
+                                      ffn=[recipe.ffn_keep])
 
 
 def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -> None:
@@ -48,6 +87,10 @@ def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -
     problem = techniques.check(recipe, len(inputs.teacher.encoder_layers))
     if problem:
         raise ConfigError(f"{source}: {problem}")
+    if recipe.elastic and inputs.elastic is None:
+        raise ConfigError(f"{source}: elastic: true starts from the task's elastic network, which these engine "
+                          "inputs do not hold; add an `elastic:` block to the experiment file (from Python: "
+                          "session.engine_inputs(exp, elastic=True))")
 
 
 def run_recipe(inputs: EngineInputs, recipe: Recipe, out: Path, source: str = "recipe",

@@ -6,7 +6,7 @@
 
 Every student keeps the teacher's six layers and the task's vocabulary (`vocab_prune`) and starts from
 the fine-tuned teacher. The sweep trains binary students for a few hundred steps at three learning
-rates, with and without the clipped estimator, and the ladder takes the pair with the best
+rates (3e-5 added after 1e-4, the lowest of the first three, won), with and without the clipped estimator, and the ladder takes the pair with the best
 validation accuracy. The ladder then adds one ingredient per row, each trained for the same number
 of steps: the previous recipe, the chosen lr, the clip, hidden-state and attention distillation, the
 staged schedule from ternary, 4-bit embeddings, and ternary students. Rows are chosen on validation rows and
@@ -38,7 +38,7 @@ STEPS = 1000
 BASE = {"vocab_prune": True, "bits": 1, "embedding_bits": 8, "temperature": 2.0, "alpha": 0.7, "batch_size": 32}
 SWEEP = [(f"sweep lr {lr:g}" + (f" clip {clip:g}" if clip else ""), Recipe(**BASE, lr=lr, ste_clip=clip,
                                                                            train_steps=SWEEP_STEPS))
-         for lr in (1e-4, 3e-4, 1e-3) for clip in (None, 1.5)]
+         for lr in (1e-4, 3e-4, 1e-3, 3e-5) for clip in (None, 1.5)]
 FEATURES = {"hidden_mse": 1.0, "attention_kl": 1.0}
 TEACHER = ("teacher fp32", Recipe())
 FIRST = (5, 7)  # ladder rows built first: the binary and ternary rows the targets are about

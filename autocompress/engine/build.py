@@ -3,7 +3,8 @@
 Every technique applies its part of the recipe in registry order (`techniques/__init__.py`):
 layers -> vocabulary -> heads / FFN neurons -> low-rank factors -> weight masks -> fake-quant;
 then the student is distilled with masks and fake-quant applied (gradual pruning on schedule)
-and materialized into plain parameters holding the compressed values.
+and materialized into plain parameters holding the compressed values. A recipe with
+`elastic: true` starts from its sub-network of the task's elastic network instead of the teacher.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from ..data import Encoded, infinite_batches, sample_indices
 from ..recipe import Recipe
 from .distill import StepHook, train_
+from .elastic import SubnetShape, extract
 from .inputs import EngineInputs
 from .model import Classifier
 from .quantize import materialize_
@@ -30,6 +32,7 @@ class Candidate:
     model: Classifier  # materialized: plain parameters holding the compressed values
     losses: list[float]
     train_seconds: float
+    elastic_id: str | None = None  # the elastic network it was cut from; None: copied from the teacher or `start`
 
 
 def _train_split(inputs: EngineInputs, recipe: Recipe) -> tuple[Encoded, torch.Tensor]:
@@ -39,14 +42,33 @@ def _train_split(inputs: EngineInputs, recipe: Recipe) -> tuple[Encoded, torch.T
     return inputs.data.train.subset(idx), inputs.teacher_logits[torch.from_numpy(idx)]
 
 
+def start_model(inputs: EngineInputs, recipe: Recipe, start: Classifier | None = None) -> tuple[Classifier, str | None]:
+    """A fresh model to build the candidate from, and the id of the elastic network it came from (or None).
+
+    `start` when given (a copy); else, with `recipe.elastic`, the elastic network's sub-network of the
+    recipe's depth (its layer count, or the teacher's), `heads_keep` and `ffn_keep`; else a copy of the teacher.
+    """
+    if start is not None:
+        return copy.deepcopy(start), None
+    if not recipe.elastic:
+        return copy.deepcopy(inputs.teacher), None
+    if inputs.elastic is None:
+        raise ValueError("the recipe starts from the elastic network (elastic: true), but the engine inputs hold "
+                         "none: give the experiment an elastic block and prepare it")
+    depth = len(recipe.layers) if recipe.layers is not None else len(inputs.teacher.encoder_layers)
+    return extract(inputs.elastic, SubnetShape(depth, recipe.heads_keep, recipe.ffn_keep)), inputs.elastic_id
+
+
 def build_student(
     inputs: EngineInputs, recipe: Recipe, start: Classifier | None = None, hooks: Sequence[StepHook] = ()
 ) -> Candidate:
-    """Apply every technique of `recipe`, starting from the teacher (or from `start`, a student)."""
+    """Apply every technique of `recipe`, starting from the teacher (or from `start`, a student, or from the
+    elastic network's sub-network when `recipe.elastic`)."""
     torch.manual_seed(recipe.seed)
-    model = copy.deepcopy(start if start is not None else inputs.teacher)
+    model, elastic_id = start_model(inputs, recipe, start)
     train, logits = _train_split(inputs, recipe)
-    ctx = BuildContext(inputs, recipe, train, logits, hooks=list(hooks), from_start=start is not None)
+    from_start = start is not None or recipe.elastic  # its layers and units are already the recipe's
+    ctx = BuildContext(inputs, recipe, train, logits, hooks=list(hooks), from_start=from_start)
     apply_all_(model, ctx)
     t0 = time.perf_counter()
     losses = train_(
@@ -56,4 +78,4 @@ def build_student(
     )
     seconds = time.perf_counter() - t0
     materialize_(model)
-    return Candidate(model.eval(), losses, seconds)
+    return Candidate(model.eval(), losses, seconds, elastic_id)

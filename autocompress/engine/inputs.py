@@ -29,3 +29,7 @@ class EngineInputs:
     measure: MeasureConfig = MeasureConfig()
     runtime: str = "torch"
     importance_batches: int = 8
+    # the task's elastic network and its id (`elastic_net.py`), for recipes with `elastic: true`; None
+    # when the experiment did not prepare one
+    elastic: Classifier | None = None
+    elastic_id: str | None = None

@@ -13,10 +13,11 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 _LATENCY_KEY = re.compile(r"latency_ms_b(\d+)")
-# keys a stored record may lack: no training ran, no teacher was given, the note was left out, or
-# the record predates test rows and task metrics (then its metric is accuracy)
+# keys a stored record may lack: no training ran, no teacher was given, the note was left out, the
+# candidate did not start from an elastic network, or the record predates test rows and task metrics
+# (then its metric is accuracy) or elastic networks
 OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_score", "retention", "test_accuracy", "test_f1",
-                      "test_mcc", "metric"})
+                      "test_mcc", "metric", "elastic_id"})
 SCORES = ("accuracy", "f1", "mcc")
 """The task metrics every candidate is scored in; an experiment's `task.metric` names one of them."""
 
@@ -73,6 +74,7 @@ class Metrics:
     final_loss: float | None = None  # mean of the last training losses; None without training
     teacher_score: float | None = None  # the teacher's `metric`, on the same validation rows
     retention: float | None = None  # retention(score, teacher_score)
+    elastic_id: str | None = None  # the elastic network the candidate's sub-network was cut from; None: not
 
     @property
     def latency_ms_b1(self) -> float:

@@ -127,5 +127,6 @@ def compress(
             shutil.copy2(src, folder / name)
     reloaded = load_model(folder)
     metrics = replace(measure(inputs, reloaded, recipe, folder), train_seconds=cand.train_seconds,
-                      final_loss=float(np.mean(cand.losses[-20:])) if cand.losses else None)
+                      final_loss=float(np.mean(cand.losses[-20:])) if cand.losses else None,
+                      elastic_id=cand.elastic_id)
     return Result(metrics, reloaded, folder, cand.losses)

@@ -45,11 +45,6 @@ def _qmax(bits: int) -> int:
     return max(2 ** (bits - 1) - 1, 1)
 
 
-def width_name(bits: int) -> str:
-    """How people call a weight width: 'binary', 'ternary', 'bf16', 'fp32' or 'k-bit'."""
-    return {1: "binary", 2: "ternary", 16: "bf16", 32: "fp32"}.get(bits, f"{bits}-bit")
-
-
 def levels(bits: int) -> int:
     """How many distinct codes a row can use: 2^k - 1 for k >= 2 (-qmax..qmax; 3 for ternary), 2 for
     binary (±1).

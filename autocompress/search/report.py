@@ -13,7 +13,15 @@ from pathlib import Path
 from ..describe import summarize
 from ..engine.metrics import Metrics, retention
 from ..errors import ArtifactError
-from .pareto import Point, best, front, knee, normalized_hypervolume, score_size_hypervolume
+from ..progress import duration
+from .pareto import (
+    Point,
+    best,
+    front,
+    knee,
+    normalized_hypervolume,
+    score_size_hypervolume,
+)
 from .study import Reference, stored_reference, trial_points
 
 TEACHER = "teacher"
@@ -33,6 +41,7 @@ class Report:
     recipes: dict[int, dict]
     measured: dict[int, Metrics]  # each completed trial's stored record (test scores, weight bytes)
     latency_b1: dict[int | str, float] | None  # side by side: front trials and TEACHER; None when skipped
+    elastic: dict | None = None  # the elastic network the trials were cut from (id, steps, train_seconds), if any
 
     @property
     def degenerate(self) -> list[Point]:
@@ -68,6 +77,7 @@ class Report:
             f"(weights file {t.weight_bytes:,})",
             f"- majority class ('{t.majority_label}' for every row): validation {metric} {t.majority_score:.4f}, "
             f"test {metric} {t.majority_test_score:.4f}",
+            *self._elastic_lines(),
             speed,
             f"- hypervolume of the front ({hv_text}): **{self.hypervolume:.4f}**",
             "- recommended (highest validation score within budget): "
@@ -94,6 +104,16 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
+    def _elastic_lines(self) -> list[str]:
+        e = self.elastic
+        if not e:
+            return []
+        line = (f"- elastic network `{e['id']}`: trained once in {duration(e['train_seconds'])} ({e['steps']} steps), "
+                "apart from the trials; elastic trials cut their sub-network out of it, and their training time is "
+                "only their own recovery steps")
+        return [line]
+
+
 def build_report(study, remeasure: bool = True) -> Report:
     """The report of a stored study; `remeasure`: time the teacher and the front side by side now."""
     import optuna
@@ -118,7 +138,7 @@ def build_report(study, remeasure: bool = True) -> Report:
         # the knee normalizes each objective over the front, so no reference latency enters it
         knee=knee(pts, teacher.bytes, 1.0), teacher=teacher,
         budget=_budget_text(study.user_attrs.get("budget", {}), teacher.metric), counts=counts, recipes=recipes,
-        measured=measured, latency_b1=latency,
+        measured=measured, latency_b1=latency, elastic=study.user_attrs.get("elastic"),
     )
 
 

@@ -114,6 +114,33 @@ class SearchSpace(BaseModel):
             values["layers"] = None if depth == n_teacher_layers else list(evenly_spaced_layers(n_teacher_layers, depth))
         return Recipe.from_dict(values, f"search space '{self.name}'")
 
+    def offers(self, key: str, value: Any) -> bool:
+        """Whether some trial can get `value` for recipe key `key`: fixed to it, or among its choices."""
+        if key in self.fixed:
+            return self.fixed[key] == value
+        dim = self.dims.get(key)
+        return dim is not None and dim.choices is not None and value in dim.choices
+
+    def values_of(self, key: str) -> list[Any] | None:
+        """The values a trial can get for `key`: the fixed value, the choices, every step of a stepped or
+        integer range, or a continuous range's two ends; None when the space leaves `key` at its default."""
+        if key in self.fixed:
+            return [self.fixed[key]]
+        dim = self.dims.get(key)
+        if dim is None:
+            return None
+        if dim.choices is not None:
+            return list(dim.choices)
+        assert dim.low is not None and dim.high is not None
+        if key in _INT_DIMS:
+            step: float = 1 if dim.log else int(dim.step or 1)
+        elif dim.step is not None:
+            step = dim.step
+        else:
+            return [dim.low, dim.high]
+        count = round((dim.high - dim.low) / step) + 1
+        return [int(dim.low + i * step) if key in _INT_DIMS else dim.low + i * step for i in range(count)]
+
     def snap(self, params: dict[str, Any]) -> dict[str, Any]:
         """Starting-point params moved inside this space: unknown or inapplicable keys dropped,
         numbers clipped to the range, categorical values kept when they are a choice, and a number

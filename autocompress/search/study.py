@@ -21,14 +21,21 @@ import numpy as np
 
 from ..config import Experiment
 from ..data import majority_baseline
+from ..elastic_net import ElasticInfo, untrained_note
 from ..engine.measure import evaluation_rows, predict_logits, task_metrics
 from ..engine.metrics import Metrics
 from ..engine.pipeline import EngineInputs
 from ..errors import ConfigError
 from ..log import Log, silent
-from ..progress import StepBar, progress_for
+from ..progress import StepBar, duration, progress_for
 from ..recipe import Recipe
-from ..session import engine_inputs, read_metrics, run_recipe
+from ..session import (
+    engine_inputs,
+    no_elastic_block,
+    read_metrics,
+    run_recipe,
+    with_elastic,
+)
 from ..teacher import Teacher
 from ..tracking import NOTE_TAG, NullTracker, SplitInput, Tracker, split_inputs
 from .budget import Budget
@@ -202,18 +209,30 @@ class Search:
     parent: str | None
     tracker: Tracker
     splits: tuple[SplitInput, ...]  # the data splits as MLflow run inputs, logged with every run
+    elastic: ElasticInfo | None = None  # the elastic network trials cut their sub-networks from, if the space asks
 
 
 def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker | None = None,
                    log: Log = silent, prepared: tuple[EngineInputs, Teacher] | None = None) -> Search:
     """Create (or load) the study and its MLflow parent run, once, before any worker starts."""
     tracker = tracker or NullTracker()
+    elastic = settings.space.offers("elastic", True)
+    if elastic and exp.elastic is None:  # before anything is created or trained
+        raise no_elastic_block(exp, f"search space '{settings.space.name}'")
     study = open_study(settings, on_stale=DeadTrialHandler(tracker, log))
     stored_exp = study.user_attrs.get("experiment")
     if stored_exp is not None and stored_exp != exp.name:
         raise ConfigError(f"study '{settings.study}' searches experiment '{stored_exp}', not '{exp.name}'; "
                           "pass the same experiment file or another --study")
     inputs, teacher = prepared or engine_inputs(exp, log)
+    info = None
+    if elastic:  # trained once, by the process that creates the search; workers read it from the cache
+        inputs, info = with_elastic(exp, inputs, teacher, log, source=f"search space '{settings.space.name}'")
+        note = untrained_note(exp.elastic, inputs.teacher, **{
+            name: settings.space.values_of(key) for name, key in
+            (("depths", "depth"), ("heads", "heads_keep"), ("ffn", "ffn_keep"))})
+        if note:
+            log(note)
     teacher_folder = settings.out_dir / settings.study / "teacher"
     ref = (stored_reference(study) if study.trials or "teacher" in study.user_attrs
            else measure_reference(inputs, teacher_folder, log))
@@ -222,7 +241,8 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     parent = tracker.start_search(
         settings.study,
         {"experiment": exp.model_dump(exclude={"base_dir"}), "space": settings.space.model_dump(mode="json"),
-         "budget": settings.budget.to_dict(), "sampler": settings.sampler, "seed": settings.seed},
+         "budget": settings.budget.to_dict(), "sampler": settings.sampler, "seed": settings.seed,
+         **({"elastic_id": info.id, "elastic_steps": info.steps} if info else {})},
         {"autocompress.study": settings.study, "autocompress.storage": settings.storage,
          "autocompress.chosen_on": "validation"}, parent,
     )
@@ -233,6 +253,12 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         study.set_user_attr("mlflow_parent_run_id", parent)
         study.set_user_attr("tracking_uri", tracker.tracking_uri)
         tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.to_dict().items() if not isinstance(v, str)})
+        if info:  # what the elastic network cost, once, apart from the trials
+            tracker.log_metrics(parent, {"elastic_train_seconds": info.train_seconds})
+    if info:  # for the report; each trial's metrics name the network it was cut from
+        study.set_user_attr("elastic", info.to_dict())
+        log(f"search: trials cut their sub-networks from elastic network {info.id} (trained once in "
+            f"{duration(info.train_seconds)}, {info.steps} steps; not counted in any trial's train_seconds)")
     study.set_user_attr("experiment", exp.name)
     study.set_user_attr("protocol", PROTOCOL)
     if not study.metric_names:  # the dashboard's axis names, instead of "Objective 0/1/2"
@@ -251,7 +277,7 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     if settings.enqueue_starts and not study.trials:
         for params in starting_points(settings.space, len(inputs.teacher.encoder_layers))[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
-    return Search(exp, settings, study, inputs, teacher, ref, parent, tracker, splits)
+    return Search(exp, settings, study, inputs, teacher, ref, parent, tracker, splits, info)
 
 
 def settings_of(study, **overrides) -> SearchSettings:
@@ -335,7 +361,8 @@ def _objective(search: Search, log: Log = silent, who: str = "search"):
         numeric.update(x_smaller=ref.bytes / m.bytes)
         tracker.log_metrics(run, numeric)
         tracker.set_tags(run, {"state": "COMPLETE", "feasible": str(all(v <= 0 for v in cons.values())),
-                               "degenerate": str(degenerate), "runtime": m.runtime, "chosen_on": "validation"})
+                               "degenerate": str(degenerate), "runtime": m.runtime, "chosen_on": "validation",
+                               **({"elastic_id": m.elastic_id} if m.elastic_id else {})})
         tracker.end(run, "FINISHED")
         trial.set_user_attr("metrics", {k: v for k, v in stored.items() if k != "runtime_note"})
         return m.score, float(m.bytes), m.latency_ms_b1

@@ -29,6 +29,10 @@ def search_summary(report: Report, *, storage: str, out_dir: Path, report_md: Pa
         f"{who}:   MLflow    " + (f"{tracking_uri}, parent run {parent_run}" if tracking_uri and parent_run
                                   else "off (nothing tracked)"),
     ]
+    if report.elastic:
+        e = report.elastic
+        lines.append(f"{who}:   elastic   network {e['id']} in {e['folder']}, trained once in "
+                     f"{duration(e['train_seconds'])} ({e['steps']} steps), not counted in the trials")
     export = shlex.join(["autocompress", "export", "--study", study, *store, *tracked])
     out = shlex.quote(f"export/{study}")
     if report.best is not None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ...artifact import ONNX
 from ...quiet import ORT_SEVERITY_ERROR, quiet_onnx_quantization
-from ..quantize import width_name
+from ..techniques.quantization import width_name
 from .base import (
     INPUTS,
     Batch,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ...artifact import ONNX
 from ...quiet import quiet_onnx_quantization
-from ..quantize import width_name
+from ..techniques.quantization import width_name
 from .base import Batch, Precision, RuntimeBase, Session, int64_feeds
 from .onnx_runtime import exported_onnx, ort_run
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..quantize import width_name
+from ..techniques.quantization import width_name
 from .base import (
     Batch,
     Precision,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .base import BuildContext, Technique
 from .deployment import Deployment
 from .distillation import Distillation
+from .elastic_start import ElasticStart
 from .heads_ffn import HeadsAndNeurons
 from .layers import LayerSelection
 from .lowbit import LowBitTraining
@@ -36,6 +37,7 @@ TECHNIQUES: tuple[Technique, ...] = (
     LowBitTraining(),       # staged schedule and clipped estimator for ternary / binary
     Distillation(),         # how the student is trained afterwards
     Deployment(),           # the runtime it is measured on and shipped for
+    ElasticStart(),         # start from the elastic network's sub-network (chosen in build.build_student)
 )
 
 

@@ -41,7 +41,7 @@ class BuildContext:
     train: Encoded  # the training rows this candidate uses
     logits: torch.Tensor  # the teacher's logits on those rows
     hooks: list[StepHook] = field(default_factory=list)  # run after every training step
-    from_start: bool = False  # continuing from an earlier student rather than from the teacher
+    from_start: bool = False  # continuing from an earlier student or an elastic sub-network, not the teacher
 
 
 class Technique:

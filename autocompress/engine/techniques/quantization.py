@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 Bits = Literal[32, 16, 8, 4, 2, 1]
 
 
+def width_name(bits: int) -> str:
+    """How people call a weight width: 'binary', 'ternary', 'bf16', 'fp32' or 'k-bit'."""
+    return {1: "binary", 2: "ternary", 16: "bf16", 32: "fp32"}.get(bits, f"{bits}-bit")
+
+
 class QuantizationFields(BaseModel):
     bits: Bits = 32
     embedding_bits: Bits | None = Field(None, description="bit-width of embeddings (None: same as bits)")

@@ -1,0 +1,178 @@
+"""The task's elastic network: trained once per (teacher, training rows, settings), then read from the cache.
+
+A copy of the task teacher has its attention heads and FFN neurons ranked by Taylor importance on
+training batches (the KD loss on the teacher's cached logits, as the heads/FFN technique ranks them),
+so that every sub-network keeps the most important units; it is then distilled from those logits with
+the sandwich rule (`engine/elastic.py`). The result is stored in full precision under
+`<cache>/elastic/<id>/` (`weights.safetensors`, `architecture.json`) with `elastic.json` (its id,
+settings, steps, training seconds and date), written atomically. Recipes with `elastic: true` cut
+their sub-network out of it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._io import atomic_dir, digest, write_json
+from .config import ElasticConfig, Experiment
+from .data import infinite_batches
+from .engine.distill import TrainingDiverged, kd_loss
+from .engine.elastic import (
+    ElasticSettings,
+    SubnetShape,
+    rank_units_,
+    subnet_counts,
+    train_elastic_,
+)
+from .engine.model import Classifier
+from .engine.storage import load_model, save_model
+from .engine.structured import taylor_importance
+from .errors import ConfigError
+from .log import Log, silent
+from .progress import Progress, StepBar, duration, progress_for
+from .teacher import Teacher
+
+INFO = "elastic.json"
+IMPORTANCE_BATCHES = 32  # training batches the units are ranked on (once, so more than a trial's 8)
+VERSION = "elastic-v1"  # part of every id: a change to how networks are made starts new ones
+
+
+@dataclass(frozen=True)
+class ElasticInfo:
+    """What `elastic.json` records about one elastic network."""
+
+    id: str
+    folder: Path
+    steps: int
+    train_seconds: float  # ranking and training, when it was made
+    date: str  # when it was made (UTC, ISO 8601)
+    settings: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "folder": str(self.folder), "steps": self.steps,
+                "train_seconds": self.train_seconds, "date": self.date}
+
+
+@dataclass(frozen=True)
+class ElasticNet:
+    model: Classifier
+    info: ElasticInfo
+    cached: bool  # read from the cache (not trained by this call)
+
+
+def settings_of(cfg: ElasticConfig, n_teacher_layers: int) -> ElasticSettings:
+    """The engine's training settings for an experiment's `elastic:` block and its teacher."""
+    return ElasticSettings(steps=cfg.steps, lr=cfg.lr, temperature=cfg.temperature, alpha=cfg.alpha,
+                           depths=cfg.depths_for(n_teacher_layers), heads_fracs=cfg.heads, ffn_fracs=cfg.ffn,
+                           random_subnets=cfg.random_subnets, seed=cfg.seed)
+
+
+def network_id(teacher: Teacher, cfg: ElasticConfig) -> str:
+    """The cache key: the teacher's identity (its cache folder's key), the training rows and the settings."""
+    settings = settings_of(cfg, len(teacher.model.encoder_layers))
+    return digest(VERSION, teacher.folder.name, teacher.data.train_key, asdict(settings),
+                  {"batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES})
+
+
+def folder_of(exp: Experiment, network: str) -> Path:
+    return exp.cache / "elastic" / network
+
+
+def read_info(folder: Path) -> ElasticInfo:
+    data = json.loads((folder / INFO).read_text())
+    return ElasticInfo(id=data["id"], folder=folder, steps=int(data["steps"]),
+                       train_seconds=float(data["train_seconds"]), date=data["date"], settings=data["settings"])
+
+
+def prepare(exp: Experiment, teacher: Teacher, log: Log = silent, progress: Progress | None = None) -> ElasticNet:
+    """The experiment's elastic network: from the cache, or ranked, trained and cached first.
+
+    progress: how training shows its progress (default: what `log` carries, see `progress.progress_for`).
+    """
+    cfg = exp.elastic
+    if cfg is None:
+        raise ConfigError(f"experiment '{exp.name}' has no `elastic:` block; add one (e.g. `elastic: {{steps: 2000}}`)")
+    n_layers = len(teacher.model.encoder_layers)
+    problem = cfg.check(n_layers)
+    if problem:
+        raise ConfigError(problem)
+    network = network_id(teacher, cfg)
+    folder = folder_of(exp, network)
+    if (folder / INFO).is_file():
+        info = read_info(folder)
+        log(f"elastic: network {network} from the cache ({folder}; trained once in {duration(info.train_seconds)}, "
+            f"{info.steps} steps)")
+        return ElasticNet(load_model(folder), info, cached=True)
+    settings = settings_of(cfg, n_layers)
+    started = time.perf_counter()
+    model = _train(teacher, cfg, settings, log, progress or progress_for(log))
+    seconds = round(time.perf_counter() - started, 1)
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    stored = {**asdict(settings), "batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES}
+    with atomic_dir(folder) as tmp:
+        save_model(model, tmp, 32, 32)
+        write_json(tmp / INFO, {"id": network, "teacher": teacher.folder.name, "train_key": teacher.data.train_key,
+                                "settings": stored, "steps": settings.steps, "train_seconds": seconds, "date": date})
+    log(f"elastic: trained in {duration(seconds)}; cached in {folder}")
+    return ElasticNet(model, read_info(folder), cached=False)
+
+
+def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, log: Log,
+           progress: Progress) -> Classifier:
+    """A copy of the teacher, its units ranked by importance, then trained with the sandwich rule."""
+    model = copy.deepcopy(teacher.model)
+    train, logits = teacher.data.train, teacher.train_logits
+    for shape in (settings.largest, settings.smallest):
+        subnet_counts(model, shape)  # an impossible shape fails before any work
+    log(f"elastic: ranking heads and FFN neurons on {IMPORTANCE_BATCHES} training batches")
+
+    def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return kd_loss(out, logits[batch["index"]], batch["labels"], cfg.temperature, cfg.alpha)
+
+    sample = itertools.islice(infinite_batches(train, cfg.batch_size, cfg.seed + 1), IMPORTANCE_BATCHES)
+    rank_units_(model, taylor_importance(model, sample, loss_fn))
+    log(f"elastic: training the elastic network for {settings.steps} steps on {len(train)} rows (depths "
+        f"{list(settings.depths)}, heads {list(settings.heads_fracs)}, FFN {list(settings.ffn_fracs)}; "
+        f"{2 + settings.random_subnets} sub-networks a step; cached after this)")
+    try:
+        with StepBar(progress, "elastic: training") as bar:
+            train_elastic_(model, infinite_batches(train, cfg.batch_size, cfg.seed), settings, teacher_logits=logits,
+                           hooks=[bar])
+    except TrainingDiverged as err:
+        raise ConfigError(f"elastic: training diverged ({err}); lower elastic.lr in the experiment file") from None
+    return model.eval()
+
+
+def untrained_note(cfg: ElasticConfig, teacher: Classifier, *, depths: list[int] | None = None,
+                   heads: list[float] | None = None, ffn: list[float] | None = None) -> str | None:
+    """A line naming the depths and kept fractions asked for that the elastic network was not trained
+    on (their sub-networks still run, but were never trained as such), or None when all were trained."""
+    n = len(teacher.encoder_layers)
+    trained = settings_of(cfg, n)
+    counts = lambda h, f: subnet_counts(teacher, SubnetShape(1, h, f))
+    heads_ok = {counts(h, 1.0).heads for h in trained.heads_fracs}
+    ffn_ok = {counts(1.0, f).neurons for f in trained.ffn_fracs}
+    missing = []
+    if depths:
+        bad = sorted({min(d, n) for d in depths} - set(trained.depths))
+        missing += [f"depth {', '.join(map(str, bad))}"] if bad else []
+    if heads:
+        bad = sorted({h for h in heads if counts(h, 1.0).heads not in heads_ok})
+        missing += [f"heads_keep {', '.join(map(str, bad))}"] if bad else []
+    if ffn:
+        bad = sorted({f for f in ffn if counts(1.0, f).neurons not in ffn_ok})
+        missing += [f"ffn_keep {', '.join(map(str, bad))}"] if bad else []
+    if not missing:
+        return None
+    return (f"elastic: the elastic network was not trained at {' and '.join(missing)} (it trained depths "
+            f"{list(trained.depths)}, heads {list(trained.heads_fracs)}, FFN {list(trained.ffn_fracs)}): those "
+            "sub-networks run but score lower; add them to the experiment's elastic block to train them")

@@ -1,0 +1,204 @@
+"""The elastic network of a task: its experiment block, training once and caching, and recipes cut from it."""
+
+import json
+
+import pytest
+import torch
+from conftest import (
+    make_teacher_dir,
+    random_batch,
+    run_cli,
+    write_experiment,
+    write_task,
+)
+
+from autocompress import elastic_net
+from autocompress.config import ElasticConfig, Experiment
+from autocompress.engine.elastic import SubnetShape, active_subnet
+from autocompress.engine.storage import load_model
+from autocompress.engine.structured import layer_shapes
+from autocompress.engine.student import evenly_spaced_layers
+from autocompress.engine.techniques import check
+from autocompress.errors import ConfigError
+from autocompress.recipe import Recipe
+from autocompress.session import engine_inputs, read_metrics, run_recipe, with_elastic
+
+BLOCK = {"steps": 3, "batch_size": 16, "depths": [1, 2, 3], "heads": [0.5, 1.0], "ffn": [0.25, 0.5, 1.0]}
+
+
+@pytest.fixture
+def elastic_experiment(tmp_path):
+    folder = tmp_path / "elastic"
+    folder.mkdir()
+    teacher = make_teacher_dir(folder / "teacher")
+    return write_experiment(folder, teacher, write_task(folder / "data"), elastic=BLOCK)
+
+
+@pytest.fixture
+def elastic_inputs(elastic_experiment):
+    inputs, _teacher = engine_inputs(Experiment.from_file(elastic_experiment), elastic=True)
+    return inputs
+
+
+def _count_training(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = elastic_net.train_elastic_
+
+    def counted(model, batches, settings, **kw):
+        calls.append(settings.steps)
+        return real(model, batches, settings, **kw)
+
+    monkeypatch.setattr(elastic_net, "train_elastic_", counted)
+    return calls
+
+
+# ---- the experiment's block ------------------------------------------------------------------
+
+
+def test_the_block_is_optional_typed_and_defaulted(elastic_experiment, tiny_experiment):
+    assert Experiment.from_file(tiny_experiment).elastic is None
+    cfg = Experiment.from_file(elastic_experiment).elastic
+    assert (cfg.steps, cfg.depths, cfg.heads, cfg.ffn) == (3, (1, 2, 3), (0.5, 1.0), (0.25, 0.5, 1.0))
+    defaults = ElasticConfig()
+    assert (defaults.steps, defaults.lr, defaults.depths, defaults.random_subnets) == (2000, 1e-4, None, 2)
+    assert (defaults.heads, defaults.ffn) == ((0.5, 0.75, 1.0), (0.25, 0.5, 0.75, 1.0))
+    assert (defaults.temperature, defaults.alpha, defaults.batch_size, defaults.seed) == (2.0, 1.0, 32, 0)
+    assert defaults.depths_for(6) == (2, 3, 4, 5, 6) and defaults.depths_for(1) == (1,)
+    assert ElasticConfig(depths=[3, 1]).depths == (1, 3)
+
+
+@pytest.mark.parametrize("block, needle", [
+    ({"steps": 3, "stepz": 2}, "experiment.yaml: elastic.stepz: unknown key"),
+    ({"heads": [0.5, 1.5]}, "experiment.yaml: elastic.heads: fractions must be distinct and in (0, 1], got [0.5, 1.5]"),
+    ({"ffn": []}, "experiment.yaml: elastic.ffn: give at least one fraction"),
+    ({"depths": [0, 2]}, "experiment.yaml: elastic.depths: depths must be distinct layer counts of at least 1"),
+    ({"lr": 0}, "experiment.yaml: elastic.lr: Input should be greater than 0"),
+    ({"depths": [2, 5]}, "elastic.depths: the teacher has 3 layers, got [2, 5]; use depths from 1 to 3"),
+], ids=["unknown key", "fraction", "no fractions", "depth 0", "lr", "depth beyond the teacher"])
+def test_a_bad_block_is_one_line_and_exit_2(block, needle, tmp_path, monkeypatch, capsys):
+    exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), write_task(tmp_path / "d", 40, 12),
+                           elastic=block)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("elastic: true\nbits: 8\n")
+    code, _, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe, "--out", tmp_path / "o")
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
+    assert not (tmp_path / "cache" / "elastic").exists()  # nothing was trained
+
+
+def test_elastic_true_without_a_block_is_one_line_and_exit_2(tiny_experiment, tmp_path, monkeypatch, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("elastic: true\n")
+    code, _, err = run_cli(monkeypatch, capsys, "compress", tiny_experiment, "--recipe", recipe,
+                           "--out", tmp_path / "o")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == (f"error: {recipe}: elastic: true starts from the task's elastic network, but experiment "
+                           "'tiny' has no `elastic:` block; add one to the experiment file (e.g. "
+                           "`elastic: {steps: 2000}`)")
+
+
+def test_compress_cuts_an_elastic_recipe_and_says_so(elastic_experiment, tmp_path, monkeypatch, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("elastic: true\nlayers: [0, 1]\nheads_keep: 0.25\nbits: 8\n")
+    code, out, err = run_cli(monkeypatch, capsys, "compress", elastic_experiment, "--recipe", recipe,
+                             "--out", tmp_path / "o", "--json", tmp_path / "m.json")
+    assert code == 0, err
+    network = json.loads((tmp_path / "m.json").read_text())["elastic_id"]
+    assert "started from" in out and f"elastic network {network}" in out
+    assert "elastic: the elastic network was not trained at heads_keep 0.25 (it trained" in err
+    assert layer_shapes(load_model(tmp_path / "o")) == [(1, 64), (1, 64)]
+
+
+def test_the_session_refuses_an_elastic_recipe_on_inputs_without_the_network(tiny_inputs, tmp_path):
+    with pytest.raises(ConfigError, match="r.yaml: elastic: true starts from the task's elastic network, which these"):
+        run_recipe(tiny_inputs, Recipe(elastic=True), tmp_path / "o", "r.yaml")
+    assert not (tmp_path / "o").exists()
+
+
+# ---- training once, then the cache -------------------------------------------------------------
+
+
+def test_prepare_trains_once_then_reads_the_cache(elastic_experiment, monkeypatch):
+    calls = _count_training(monkeypatch)
+    exp = Experiment.from_file(elastic_experiment)
+    lines: list[str] = []
+    first, teacher = engine_inputs(exp, lines.append, elastic=True)
+    assert calls == [3]
+    folder = exp.cache / "elastic" / first.elastic_id
+    assert sorted(p.name for p in folder.iterdir()) == ["architecture.json", "elastic.json", "weights.safetensors"]
+    info = json.loads((folder / "elastic.json").read_text())
+    assert info["id"] == first.elastic_id and info["steps"] == 3 and info["train_seconds"] >= 0 and info["date"]
+    assert info["settings"]["depths"] == [1, 2, 3] and info["settings"]["batch_size"] == 16
+    assert any(ln.startswith("elastic: trained in") for ln in lines), lines
+    assert any(ln.startswith("elastic: training 3 steps in") for ln in lines), lines  # progress, plain lines
+
+    lines.clear()
+    again, _ = engine_inputs(exp, lines.append, elastic=True)
+    assert calls == [3]  # not trained again
+    assert again.elastic_id == first.elastic_id
+    assert any(ln.startswith(f"elastic: network {first.elastic_id} from the cache") for ln in lines), lines
+    saved, loaded = first.elastic.state_dict(), again.elastic.state_dict()
+    assert list(saved) == list(loaded) and all(torch.equal(saved[k], loaded[k]) for k in saved)  # stored at 32 bits
+
+    same, info = with_elastic(exp, again, teacher)  # inputs that hold it already are kept as they are
+    assert same is again and (info.id, info.steps) == (first.elastic_id, 3)
+    other = exp.model_copy(update={"elastic": exp.elastic.model_copy(update={"seed": 1})})
+    assert elastic_net.network_id(teacher, other.elastic) != first.elastic_id  # other settings, another network
+    plain, _ = engine_inputs(exp)
+    assert plain.elastic is None and plain.elastic_id is None  # only prepared when asked for
+
+
+# ---- recipes cut from it -------------------------------------------------------------------------
+
+
+def test_an_elastic_recipe_is_its_sub_network_and_names_the_network(elastic_inputs, tmp_path):
+    layers = evenly_spaced_layers(3, 2)
+    recipe = Recipe(elastic=True, layers=layers, heads_keep=0.5, ffn_keep=0.25)  # fp32, no training: the cut itself
+    res = run_recipe(elastic_inputs, recipe, tmp_path / "cut")
+    assert layer_shapes(res.model) == [(2, 16), (2, 16)]
+    assert res.metrics.elastic_id == elastic_inputs.elastic_id
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["elastic_id"] == elastic_inputs.elastic_id
+    assert json.loads((tmp_path / "cut" / "recipe.json").read_text())["elastic"] is True
+    assert read_metrics(tmp_path / "cut") == res.metrics
+    batch = random_batch(vocab=70)
+    with torch.no_grad(), active_subnet(elastic_inputs.elastic, SubnetShape(2, 0.5, 0.25)) as net:
+        want = net(**batch)
+    with torch.no_grad():
+        torch.testing.assert_close(res.model(**batch), want, atol=1e-5, rtol=0)
+
+
+def test_an_elastic_recipe_takes_every_later_technique(elastic_inputs, tmp_path):
+    recipe = Recipe(elastic=True, heads_keep=1.0, ffn_keep=0.5, vocab_prune=True, prune_ratio=0.25, bits=4,
+                    embedding_bits=8, train_steps=3, batch_size=16, lr=1e-4)
+    res = run_recipe(elastic_inputs, recipe, tmp_path / "t")
+    m = res.metrics
+    assert layer_shapes(res.model) == [(4, 32)] * 3  # all the teacher's layers: no layers, no depth
+    assert (m.bits, m.embedding_bits, m.train_steps, m.elastic_id) == (4, 8, 3, elastic_inputs.elastic_id)
+    assert m.vocab < elastic_inputs.teacher.config.vocab_size and m.sparsity > 0.1
+    assert m.final_loss is not None  # the recovery steps ran
+
+
+def test_a_candidate_from_the_teacher_names_no_network(elastic_inputs, tmp_path):
+    res = run_recipe(elastic_inputs, Recipe(layers=(0, 2), bits=8), tmp_path / "t")
+    assert res.metrics.elastic_id is None
+    assert "elastic_id" not in json.loads((tmp_path / "t" / "metrics.json").read_text())
+
+
+def test_an_elastic_recipe_keeps_evenly_spaced_layers():
+    assert evenly_spaced_layers(3, 2) == (0, 1)
+    assert check(Recipe(elastic=True, layers=(0, 1)), 3) is None
+    assert check(Recipe(elastic=True, layers=(0, 2)), 3) == (
+        "layers: an elastic sub-network keeps evenly spaced layers ([0, 1] for 2 layers), got [0, 2]; give those "
+        "layers, or a depth in a search space")
+    assert check(Recipe(layers=(0, 2)), 3) is None  # only elastic recipes are bound to the spread
+
+
+def test_shapes_the_network_was_not_trained_on_are_named(elastic_inputs, elastic_experiment):
+    cfg = Experiment.from_file(elastic_experiment).elastic
+    teacher = elastic_inputs.teacher
+    assert elastic_net.untrained_note(cfg, teacher, depths=[1, 3, 9], heads=[0.5, 0.6], ffn=[1.0]) is None
+    note = elastic_net.untrained_note(cfg, teacher, heads=[0.25, 0.5], ffn=[0.75])
+    assert note == ("elastic: the elastic network was not trained at heads_keep 0.25 and ffn_keep 0.75 (it trained "
+                    "depths [1, 2, 3], heads [0.5, 1.0], FFN [0.25, 0.5, 1.0]): those sub-networks run but score "
+                    "lower; add them to the experiment's elastic block to train them")
