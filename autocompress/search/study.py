@@ -121,7 +121,7 @@ def _techniques_off() -> dict[str, Any]:
 
 def starting_points(space: SearchSpace, n_layers: int) -> list[dict[str, Any]]:
     """Sensible first trials: the teacher's shape, the teacher in int8, a half-depth student."""
-    teacher = {**_techniques_off(), "depth": n_layers, "train_steps": 0, "hidden_mse": 0.0}
+    teacher = {**_techniques_off(), "depth": n_layers, "train_steps": 0, "hidden_mse": 0.0, "attention_kl": 0.0}
     points = [teacher, {**teacher, "bits": 8}, {**teacher, "depth": max(1, n_layers // 2)}]
     out = []
     for p in points:
