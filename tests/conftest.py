@@ -38,6 +38,20 @@ def tiny() -> Classifier:
     return make_tiny()
 
 
+def separable_batches(n: int = 16, length: int = 8):
+    """Endless copies of one batch whose label is which of two tokens opens the sentence (the rest is
+    shared filler), with `labels` and `index` as training batches carry them."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    ids = torch.randint(20, 120, (n, length), generator=g)
+    ids[:, 0] = 2  # [CLS]
+    ids[:, 1] = torch.where(labels == 1, 10, 11)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids),
+             "labels": labels, "index": torch.arange(n)}
+    while True:
+        yield batch
+
+
 def random_batch(n: int = 6, length: int = 12, vocab: int = 120, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (n, length), generator=g)

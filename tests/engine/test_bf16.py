@@ -10,20 +10,7 @@ from autocompress.engine.quantize import attach_fake_quant_
 from autocompress.engine.techniques.distillation import train_settings
 from autocompress.recipe import Recipe
 
-from conftest import make_tiny
-
-
-def _separable(n: int = 16, length: int = 8):
-    """The label is which of two tokens opens the sentence; the rest is shared filler."""
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % 2
-    ids = torch.randint(20, 120, (n, length), generator=g)
-    ids[:, 0] = 2  # [CLS]
-    ids[:, 1] = torch.where(labels == 1, 10, 11)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids),
-             "labels": labels, "index": torch.arange(n)}
-    while True:
-        yield batch
+from conftest import make_tiny, separable_batches
 
 
 def _linear_output_dtypes(model):
@@ -36,7 +23,7 @@ def _linear_output_dtypes(model):
 def test_bf16_training_learns_with_float32_weights():
     model = make_tiny(seed=1)
     seen, handles = _linear_output_dtypes(model)
-    losses = train_(model, _separable(), TrainSettings(steps=40, lr=5e-3, bf16=True))
+    losses = train_(model, separable_batches(), TrainSettings(steps=40, lr=5e-3, bf16=True))
     for h in handles:
         h.remove()
     assert seen == {torch.bfloat16}  # the matmuls ran in bfloat16
@@ -49,7 +36,7 @@ def test_bf16_training_learns_with_float32_weights():
 def test_fp32_training_stays_fp32():
     model = make_tiny(seed=1)
     seen, handles = _linear_output_dtypes(model)
-    train_(model, _separable(), TrainSettings(steps=2, lr=5e-3))
+    train_(model, separable_batches(), TrainSettings(steps=2, lr=5e-3))
     for h in handles:
         h.remove()
     assert seen == {torch.float32}
@@ -60,7 +47,7 @@ def test_bf16_with_hidden_mse_fake_quant_and_teacher_logits():
     student = copy.deepcopy(teacher)
     attach_fake_quant_(student, 4, 8)
     logits = torch.tensor([[2.0, -2.0], [-2.0, 2.0]] * 8)
-    losses = train_(student, _separable(), TrainSettings(steps=6, lr=1e-3, alpha=0.5, hidden_mse=1.0, bf16=True),
+    losses = train_(student, separable_batches(), TrainSettings(steps=6, lr=1e-3, alpha=0.5, hidden_mse=1.0, bf16=True),
                     teacher_logits=logits, teacher=teacher, layer_map=(0, 1, 2))
     assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
     assert all(p.dtype == torch.float32 for p in student.parameters())

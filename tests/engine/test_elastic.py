@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_tiny, random_batch
+from conftest import make_tiny, random_batch, separable_batches
 
 from autocompress.engine.distill import TrainingDiverged, kd_loss
 from autocompress.engine.elastic import (
@@ -39,19 +39,6 @@ def _random_importance(model, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     shapes = layer_shapes(model)
     return [torch.rand(h, generator=g) for h, _ in shapes], [torch.rand(f, generator=g) for _, f in shapes]
-
-
-def _separable(n: int = 16, length: int = 8):
-    """The label is which of two tokens opens the sentence; the rest is shared filler."""
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % 2
-    ids = torch.randint(20, 120, (n, length), generator=g)
-    ids[:, 0] = 2  # [CLS]
-    ids[:, 1] = torch.where(labels == 1, 10, 11)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids),
-             "labels": labels, "index": torch.arange(n)}
-    while True:
-        yield batch
 
 
 def _settings(**overrides) -> ElasticSettings:
@@ -213,7 +200,7 @@ def test_active_subnet_restores_the_model_also_after_an_exception():
 
 
 def _kd(model, shape) -> float:
-    batch = next(_separable())
+    batch = next(separable_batches())
     with active_subnet(model, shape):
         logits = _logits(model, batch)
     return float(kd_loss(logits, TEACHER[batch["index"]], batch["labels"], 2.0, 1.0))
@@ -234,7 +221,7 @@ def test_elastic_training_lowers_the_loss_of_the_smallest_and_largest_subnets():
     before = {s: _kd(model, s) for s in (settings.largest, settings.smallest)}
     calls = []
     rng = torch.random.get_rng_state()
-    losses = train_elastic_(model, _separable(), settings, teacher_logits=TEACHER,
+    losses = train_elastic_(model, separable_batches(), settings, teacher_logits=TEACHER,
                             hooks=[lambda step, total, loss, m: calls.append((step, total, loss, m is model))])
     assert torch.equal(torch.random.get_rng_state(), rng)  # the global RNG is left alone
     assert len(losses) == 30 and all(math.isfinite(v) for v in losses)
@@ -250,18 +237,18 @@ def test_elastic_training_is_repeatable_for_a_seed():
     runs = []
     for seed in (0, 0, 1):
         model = make_tiny(seed=1)
-        runs.append((train_elastic_(model, _separable(), _settings(steps=4, seed=seed), teacher_logits=TEACHER),
+        runs.append((train_elastic_(model, separable_batches(), _settings(steps=4, seed=seed), teacher_logits=TEACHER),
                      model.state_dict()))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
     assert runs[0][0] != runs[2][0]  # other random sub-networks
-    assert train_elastic_(make_tiny(), _separable(), _settings(steps=0), teacher_logits=TEACHER) == []
+    assert train_elastic_(make_tiny(), separable_batches(), _settings(steps=0), teacher_logits=TEACHER) == []
 
 
 def test_elastic_training_stops_on_a_non_finite_loss():
     model = make_tiny(seed=1)
     with pytest.raises(TrainingDiverged, match="step 0"):
-        train_elastic_(model, _separable(), _settings(steps=3), teacher_logits=torch.full((16, 2), math.nan))
+        train_elastic_(model, separable_batches(), _settings(steps=3), teacher_logits=torch.full((16, 2), math.nan))
     assert not model.training and len(model.encoder_layers) == 3
     assert not any(m._forward_pre_hooks for m in model.modules())
 
@@ -270,4 +257,4 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="at least one value"):
         _settings(depths=())
     with pytest.raises(ValueError, match="depth must be between"):
-        train_elastic_(make_tiny(), _separable(), _settings(depths=(2, 5)), teacher_logits=TEACHER)
+        train_elastic_(make_tiny(), separable_batches(), _settings(depths=(2, 5)), teacher_logits=TEACHER)
