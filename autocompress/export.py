@@ -160,11 +160,13 @@ def measured_runtime(folder: Path, metrics: dict) -> str:
     return "onnxruntime" if str(metrics.get("runtime", "")).startswith("onnxruntime") else DEFAULT_RUNTIME
 
 
-def open_session(folder: Path, model: torch.nn.Module, bits: int, target: str, threads: int,
-                 workdir: Path | None = None) -> Session:
+def open_session(folder: Path, model: torch.nn.Module | Callable[[], torch.nn.Module], bits: int, target: str,
+                 threads: int, workdir: Path | None = None) -> Session:
     """The model of `folder` as a session on runtime `target`: the runtime files the folder holds
     (in runtime/ for a trial, at the top for an export), which is what was measured, else a session
-    built from the weights (in `workdir`, default a new temporary folder)."""
+    built from the weights (in `workdir`, default a new temporary folder).
+
+    `model` may be a function that loads it: it is then only called when no runtime file serves."""
     rt = get_runtime(target)
     if artifact.recorded_runtime(folder) == target:  # the files there were measured on `target`
         for place in (folder / artifact.RUNTIME_DIR, folder):
@@ -176,15 +178,18 @@ def open_session(folder: Path, model: torch.nn.Module, bits: int, target: str, t
     if rt.needs_calibration(bits):
         raise ValueError(f"{target} at {bits} bits needs the runtime files it was measured with "
                          f"({', '.join(rt.export_files)}), which the folder lacks; re-export the trial")
-    return rt.build(model, bits, workdir or Path(tempfile.mkdtemp(prefix="autocompress-rt-")), threads)
+    module = model if isinstance(model, torch.nn.Module) else model()
+    return rt.build(module, bits, workdir or Path(tempfile.mkdtemp(prefix="autocompress-rt-")), threads)
 
 
 def load_compressed(folder: str | Path, runtime: str | None = None, threads: int | None = None,
                     keep_torch: bool = False) -> CompressedModel:
     """Rebuild an exported (or trial) model: weights, shapes, tokenizer and the measured runtime.
 
-    keep_torch: keep the torch module (`.model`) beside another runtime's session; by default it is
-    released once that session is open.
+    keep_torch: keep the torch module (`.model`) beside another runtime's session. By default a
+    runtime that runs its own files (an ONNX graph, an OpenVINO IR) opens them without the torch
+    module ever being built, and one that builds its session from the weights releases the module
+    once the session is open.
     """
     from transformers import AutoTokenizer
 
@@ -193,23 +198,36 @@ def load_compressed(folder: str | Path, runtime: str | None = None, threads: int
     folder = Path(folder)
     if (folder / MANIFEST).exists() or not (folder / artifact.WEIGHTS).exists():
         verify(folder)
+
+    def fail(err: Exception) -> ArtifactError:
+        return ArtifactError(f"{folder}: cannot be loaded ({str(err).splitlines()[0]}); re-export the model")
+
+    built: list[torch.nn.Module] = []
+
+    def torch_model() -> torch.nn.Module:
+        if not built:
+            try:
+                built.append(load_model(folder))
+            except (OSError, KeyError, ValueError, RuntimeError) as err:
+                raise fail(err) from None
+        return built[0]
+
     try:
         recipe = artifact.read_json(folder, artifact.RECIPE)
         metrics = artifact.read_json(folder, artifact.METRICS)
         task = artifact.read_json(folder, artifact.TASK)
-        model = load_model(folder)
         tokenizer = AutoTokenizer.from_pretrained(str(folder / artifact.TOKENIZER))
     except (OSError, KeyError, ValueError, RuntimeError) as err:
-        raise ArtifactError(f"{folder}: cannot be loaded ({str(err).splitlines()[0]}); re-export the model") from None
+        raise fail(err) from None
     target = runtime or measured_runtime(folder, metrics)
     n_threads = threads or int(metrics.get("threads", 2))
     try:
-        session = open_session(folder, model, int(recipe["bits"]), target, n_threads)
+        session = open_session(folder, torch_model, int(recipe["bits"]), target, n_threads)
     except ValueError as err:  # an unknown runtime, or one that needs its measured files
         raise ArtifactError(f"{folder}: {err}") from None
     torch.set_num_threads(n_threads)
-    if target != DEFAULT_RUNTIME and not keep_torch:
-        model = None
-        gc.collect()
+    model = torch_model() if target == DEFAULT_RUNTIME or keep_torch else None
+    built.clear()
+    gc.collect()
     return CompressedModel(model, tokenizer, task["label_names"], int(task["max_length"]), recipe, metrics,
                            session.run, target)

@@ -208,3 +208,25 @@ def test_an_export_is_readable_by_other_users(prepared, tmp_path):
     for root in (tmp_path / "trial", tmp_path / "export"):
         modes = {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
         assert {k: oct(v) for k, v in modes.items() if v != (0o755 if (root / k).is_dir() else 0o644)} == {}
+
+
+def test_a_runtime_with_its_own_files_opens_them_without_building_torch(prepared, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import autocompress.engine.storage as storage
+
+    inputs, _teacher = prepared
+    texts, _ = make_sentences(16, seed=3)
+    run_recipe(replace(inputs, runtime="onnxruntime"), Recipe(layers=(0, 1), bits=8), tmp_path / "o")
+    run_recipe(replace(inputs, runtime="onnxruntime"), Recipe(layers=(0, 1), bits=4), tmp_path / "p")
+    expected = load_compressed(tmp_path / "o").logits(texts)
+    calls = []
+    real = storage.load_model
+    monkeypatch.setattr(storage, "load_model", lambda folder: calls.append(folder) or real(folder))
+    # int8: ONNX Runtime runs the model.onnx the trial deployed; the torch module is never built
+    assert np.allclose(load_compressed(tmp_path / "o").logits(texts), expected, atol=1e-6) and calls == []
+    # packed 4-bit weights are expanded at load: the module is built once, then released
+    packed = load_compressed(tmp_path / "p")
+    assert calls == [tmp_path / "p"] and packed.model is None and packed.runtime == "onnxruntime"
+    assert load_compressed(tmp_path / "o", keep_torch=True).model is not None and len(calls) == 2
+
