@@ -58,22 +58,26 @@ def chosen(root: Path) -> tuple[float, float | None]:
 
 
 def ladder(lr: float, clip: float | None) -> list[tuple[str, Recipe]]:
-    clip = clip if clip is not None else 1.5  # the clip row always clips; the sweep says whether it helped
-    rows = [
+    """The ablation rows. Each adds one ingredient to the row above it, except the clip row: the
+    clipped estimator is carried on only when the sweep chose it (`clip`); otherwise its row shows
+    what it does on its own, and the last two rows repeat the two target rows with it."""
+    tried = clip if clip is not None else 1.5
+    keep = dict(lr=lr, ste_clip=clip, train_steps=STEPS)
+    emb4 = {**BASE, "embedding_bits": 4}
+    return [
         ("binary, previous recipe (lr 5e-5, plain estimator, logits only)", Recipe(**BASE, lr=5e-5, train_steps=STEPS)),
         (f"binary, lr {lr:g}", Recipe(**BASE, lr=lr, train_steps=STEPS)),
-        (f"+ clipped estimator ({clip:g} scales)", Recipe(**BASE, lr=lr, ste_clip=clip, train_steps=STEPS)),
-        ("+ hidden-state and attention distillation", Recipe(**BASE, lr=lr, ste_clip=clip, train_steps=STEPS, **FEATURES)),
-        ("+ staged: ternary for the first half", Recipe(**BASE, lr=lr, ste_clip=clip, train_steps=STEPS, stage_bits=2,
-                                                       **FEATURES)),
-        ("+ 4-bit embeddings", Recipe(**{**BASE, "embedding_bits": 4}, lr=lr, ste_clip=clip, train_steps=STEPS,
-                                     stage_bits=2, **FEATURES)),
-        ("ternary, 8-bit embeddings", Recipe(**{**BASE, "bits": 2}, lr=lr, ste_clip=clip, train_steps=STEPS,
-                                             **FEATURES)),
-        ("ternary, 4-bit embeddings", Recipe(**{**BASE, "bits": 2, "embedding_bits": 4}, lr=lr, ste_clip=clip,
-                                             train_steps=STEPS, **FEATURES)),
+        (f"+ clipped estimator ({tried:g} scales)", Recipe(**BASE, lr=lr, ste_clip=tried, train_steps=STEPS)),
+        ("+ hidden-state and attention distillation", Recipe(**BASE, **keep, **FEATURES)),
+        ("+ staged: ternary for the first half", Recipe(**BASE, **keep, stage_bits=2, **FEATURES)),
+        ("+ 4-bit embeddings", Recipe(**emb4, **keep, stage_bits=2, **FEATURES)),
+        ("ternary, 8-bit embeddings", Recipe(**{**BASE, "bits": 2}, **keep, **FEATURES)),
+        ("ternary, 4-bit embeddings", Recipe(**{**emb4, "bits": 2}, **keep, **FEATURES)),
+        (f"+ 4-bit embeddings, clipped ({tried:g})",
+         Recipe(**emb4, lr=lr, ste_clip=tried, train_steps=STEPS, stage_bits=2, **FEATURES)),
+        (f"ternary, 4-bit embeddings, clipped ({tried:g})",
+         Recipe(**{**emb4, "bits": 2}, lr=lr, ste_clip=tried, train_steps=STEPS, **FEATURES)),
     ]
-    return rows
 
 
 def row_folder(root: Path, name: str, recipe: Recipe) -> Path:
