@@ -237,7 +237,8 @@ def part_compare(exp: Experiment, args, inputs_el, teacher, net, work: Path, sto
             done = run_search(exp, SearchSettings(study=name, space=load_space("elastic"), trials=args.compare_trials,
                                                   storage=storage, sampler=sampler, seed=seed, out_dir=work / "out",
                                                   enqueue_starts=False),
-                              report_dir=work / "reports" / name, log=log, prepared=(inputs_el, teacher))
+                              report_dir=work / "reports" / name, log=log, prepared=(inputs_el, teacher),
+                              remeasure=False)  # hypervolume on validation and bytes / trial latency only
             trials = finished(done.study)
             c = curves(done.study, ref.bytes, ref.latency_ms_b1)
             metrics = trial_metrics(done.study)

@@ -76,7 +76,7 @@ def log_report(tracker: Tracker, parent: str | None, report: Report, md: Path, p
 
 def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | None = None, workers: int = 1,
                experiment_file: Path | None = None, report_dir: Path | None = None, log: Log = silent,
-               prepared: tuple[EngineInputs, Teacher] | None = None) -> SearchOutcome:
+               prepared: tuple[EngineInputs, Teacher] | None = None, remeasure: bool = True) -> SearchOutcome:
     """Run (or resume) a search until its study holds `settings.trials` finished trials, then report.
 
     workers: with more than one, that many `autocompress worker` processes (each loading
@@ -84,6 +84,8 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
         trials are left to run.
     report_dir: where report.md and pareto.png go (default <out_dir>/<study>).
     prepared: the experiment's engine inputs and teacher, when the caller holds them already.
+    remeasure: time the teacher and the front side by side for the report (False: the report uses
+        each trial's own timing and shows no speed ratio, as `autocompress report --no-remeasure`).
     """
     started = time.monotonic()
     tracker = tracker or NullTracker()
@@ -107,8 +109,9 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
             log(f"search: worker exit codes {list(codes)}; the study keeps every trial they finished")
     else:
         run_trials(search, log)
-    log("search: timing the teacher and the front side by side for the report")
-    report, md, png = write_report(search.study, report_dir or settings.out_dir / settings.study)
+    if remeasure:
+        log("search: timing the teacher and the front side by side for the report")
+    report, md, png = write_report(search.study, report_dir or settings.out_dir / settings.study, remeasure)
     log_report(tracker, search.parent, report, md, png, trial_runs(search.study))
     tracker.end(search.parent, "FINISHED")
     for line in search_summary(report, storage=settings.storage, out_dir=settings.out_dir, report_md=md, plot_png=png,

@@ -94,6 +94,16 @@ def test_a_search_writes_its_report_logs_it_and_closes_the_parent_run(exp, tmp_p
     assert again.report_md == tmp_path / "elsewhere" / "report.md" and again.report_md.is_file()
     assert client.get_run(done.parent_run).info.status == "FINISHED"
 
+    # without side-by-side timing: nothing is timed again and the report shows no speed ratio
+    import autocompress.search.report as report_module
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("the report timed the front although remeasure=False")
+
+    monkeypatch.setattr(report_module, "_side_by_side", no_timing)
+    quiet = run_search(exp, _settings(tmp_path), tracker=tracker, report_dir=tmp_path / "untimed", remeasure=False)
+    assert quiet.report.counts == {"COMPLETE": 2} and quiet.report_md.is_file()
+
 
 def test_local_workers_share_the_remaining_trials_and_the_cores(exp, tiny_experiment, tmp_path, monkeypatch,
                                                                  restore_torch_threads):
