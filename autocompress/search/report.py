@@ -103,7 +103,6 @@ class Report:
             )
         return "\n".join(lines) + "\n"
 
-
     def _elastic_lines(self) -> list[str]:
         e = self.elastic
         if not e:
