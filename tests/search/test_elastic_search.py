@@ -46,7 +46,10 @@ def test_an_elastic_search_trains_once_and_every_trial_names_the_network(tmp_pat
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     monkeypatch.chdir(tmp_path)  # default sqlite stores land in the working directory
-    code, out, err = run_cli(monkeypatch, capsys, "search", exp, "--space", space, "--trials", 3, "--study", "el")
+    # an absolute MLflow store: MLflow caches stores by URI, so the relative default would follow other tests' cwd
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code, out, err = run_cli(monkeypatch, capsys, "search", exp, "--space", space, "--trials", 3, "--study", "el",
+                             "--tracking-uri", store)
     assert code == 0, err
     assert err.count("elastic: trained in") == 1, err  # once, before the trials
     assert "search: trials cut their sub-networks from elastic network" in err
@@ -64,7 +67,7 @@ def test_an_elastic_search_trains_once_and_every_trial_names_the_network(tmp_pat
     assert f"elastic network `{network}`: trained once in" in out  # the report
     assert f"search:   elastic   network {network} in " in err  # the closing summary
 
-    client = MlflowTracker("sqlite:///mlflow.db", experiment=None).client
+    client = MlflowTracker(store, experiment=None).client
     parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
     assert parent.data.params["elastic_id"] == network and "elastic_train_seconds" in parent.data.metrics
     trial_run = client.get_run(done[0].user_attrs["mlflow_run_id"])
