@@ -60,7 +60,8 @@ def chosen(root: Path) -> tuple[float, float | None]:
 def ladder(lr: float, clip: float | None) -> list[tuple[str, Recipe]]:
     """The ablation rows. Each adds one ingredient to the row above it, except the clip row: the
     clipped estimator is carried on only when the sweep chose it (`clip`); otherwise its row shows
-    what it does on its own, and the last two rows repeat the two target rows with it."""
+    what it does on its own, and two rows repeat the two target rows with it. The last row is the
+    plain recipe at 4-bit embeddings: what the staged schedule and feature distillation add there."""
     tried = clip if clip is not None else 1.5
     keep = {"lr": lr, "ste_clip": clip, "train_steps": STEPS}
     emb4 = {**BASE, "embedding_bits": 4}
@@ -77,6 +78,7 @@ def ladder(lr: float, clip: float | None) -> list[tuple[str, Recipe]]:
          Recipe(**emb4, lr=lr, ste_clip=tried, train_steps=STEPS, stage_bits=2, **FEATURES)),
         (f"ternary, 4-bit embeddings, clipped ({tried:g})",
          Recipe(**{**emb4, "bits": 2}, lr=lr, ste_clip=tried, train_steps=STEPS, **FEATURES)),
+        (f"binary, lr {lr:g}, 4-bit embeddings (no distillation of features, no stage)", Recipe(**emb4, **keep)),
     ]
 
 
