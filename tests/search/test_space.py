@@ -39,30 +39,28 @@ def test_shipped_spaces_load_and_sample_valid_recipes(name):
 def test_fixed_trial_maps_to_the_expected_recipe():
     space = load_space(ROOT / "search_spaces" / "default.yaml")
     params = dict(runtime="openvino", depth=3, heads_keep=0.75, ffn_keep=0.5, vocab_prune=True, temperature=4.0,
-                  alpha=0.6, hidden_mse=1.0, attention_kl=1.0, prune_ratio=0.25, prune_scope="layer", bits=4,
+                  alpha=0.6, hidden_mse=1.0, prune_ratio=0.25, prune_scope="layer", bits=4,
                   embedding_bits=8, train_steps=1500, lr=1e-4, bf16=True)
     r = space.suggest(optuna.trial.FixedTrial(params), n_teacher_layers=6)
     assert r.layers == (0, 2, 4) and r.runtime == "openvino" and r.bf16
     assert (r.heads_keep, r.ffn_keep, r.vocab_prune, r.temperature, r.alpha, r.hidden_mse) == (0.75, 0.5, True, 4.0, 0.6, 1.0)
     assert (r.prune_ratio, r.prune_scope, r.bits, r.embedding_bits, r.train_steps) == (0.25, "layer", 4, 8, 1500)
     assert (r.batch_size, r.train_subset) == (32, None)  # from `fixed`; None: all training rows
-    assert r.attention_kl == 1.0 and r.stage_bits is None  # stage_bits is only asked for binary weights
 
 
-def test_binary_trials_choose_their_stage():
+def test_binary_trials_choose_their_embedding_width():
     space = load_space(ROOT / "search_spaces" / "default.yaml")
     params = dict(runtime="onnxruntime", depth=6, heads_keep=1.0, ffn_keep=1.0, vocab_prune=True, temperature=2.0,
-                  alpha=0.7, hidden_mse=1.0, attention_kl=1.0, prune_ratio=0.0, bits=1, embedding_bits=4,
-                  stage_bits=2, train_steps=1000, lr=1e-4, bf16=False)
+                  alpha=0.7, hidden_mse=0.0, prune_ratio=0.0, bits=1, embedding_bits=4, train_steps=1000, lr=1e-4,
+                  bf16=False)
     r = space.suggest(optuna.trial.FixedTrial(params), n_teacher_layers=6)
-    assert (r.bits, r.embedding_bits, r.stage_bits) == (1, 4, 2)
+    assert (r.bits, r.embedding_bits, r.stage_bits, r.ste_clip) == (1, 4, None, None)
 
 
 def test_conditions_skip_dimensions():
     space = load_space(ROOT / "search_spaces" / "default.yaml")
     params = dict(runtime="onnxruntime", depth=6, heads_keep=1.0, ffn_keep=1.0, vocab_prune=False, temperature=2.0,
-                  alpha=0.5, hidden_mse=0.0, attention_kl=0.0, prune_ratio=0.0, bits=8, train_steps=500, lr=1e-4,
-                  bf16=False)
+                  alpha=0.5, hidden_mse=0.0, prune_ratio=0.0, bits=8, train_steps=500, lr=1e-4, bf16=False)
     # FixedTrial raises if asked for a parameter it lacks: prune_scope and embedding_bits are not asked
     r = space.suggest(optuna.trial.FixedTrial(params), n_teacher_layers=6)
     assert r.layers is None and r.embedding_bits is None and r.prune_scope == "global"
