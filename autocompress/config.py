@@ -33,6 +33,10 @@ class HubData(BaseModel):
         """The dataset as the user names it: its id, and its configuration if any."""
         return f"'{self.path}'" + (f" ({self.name})" if self.name else "")
 
+    def splits(self) -> dict[str, str | None]:
+        """The hub split behind each of the task's splits (train, validation, test); validation None: held out."""
+        return {"train": self.train_split, "validation": self.validation_split, "test": self.dev_split}
+
 
 class TaskConfig(BaseModel):
     """Where the labelled task lives and which columns mean what."""

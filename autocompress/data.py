@@ -147,7 +147,7 @@ def load_raw(exp: Experiment, log: Log = silent) -> dict[str, Any]:
             f"dataset {hub.describe()} could not be loaded: {hint}; "
             "use local files (task.train / task.dev) or check the id"
         ) from None
-    names = {"train": hub.train_split, "validation": hub.validation_split, "test": hub.dev_split}
+    names = hub.splits()
     for name in names.values():
         if name is not None and name not in d:
             raise DataError(f"dataset {hub.describe()} has no split '{name}' (has {', '.join(d)}); "

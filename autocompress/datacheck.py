@@ -105,8 +105,7 @@ def _split_sources(exp: Experiment, src: DataSource) -> dict[str, str]:
         named = {split: _shown(exp.path(name)) for split, name in src.files.items()}
     else:
         hub = src.hub
-        splits = {"train": hub.train_split, "validation": hub.validation_split, "test": hub.dev_split}
-        named = {split: f"hub {hub.describe()} split '{name}'" for split, name in splits.items() if name}
+        named = {split: f"hub {hub.describe()} split '{name}'" for split, name in hub.splits().items() if name}
     if "validation" not in named:
         whole = ", whole rows only" if task.validation_whole_rows else ""
         named["validation"] = f"held out from train (task.validation_size {task.validation_size:g}, " \

@@ -12,7 +12,6 @@ their sub-network out of it.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -20,12 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ._io import atomic_dir, digest, write_json
 from .config import ElasticConfig, Experiment
 from .data import infinite_batches
-from .engine.distill import TrainingDiverged, kd_loss
+from .engine.distill import TrainingDiverged, distilled_importance
 from .engine.elastic import (
     ElasticSettings,
     SubnetShape,
@@ -35,7 +32,6 @@ from .engine.elastic import (
 )
 from .engine.model import Classifier
 from .engine.storage import load_model, save_model
-from .engine.structured import taylor_importance
 from .errors import ConfigError
 from .log import Log, silent
 from .progress import Progress, StepBar, duration, progress_for
@@ -135,11 +131,9 @@ def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, log:
         subnet_counts(model, shape)  # an impossible shape fails before any work
     log(f"elastic: ranking heads and FFN neurons on {IMPORTANCE_BATCHES} training batches")
 
-    def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return kd_loss(out, logits[batch["index"]], batch["labels"], cfg.temperature, cfg.alpha)
-
-    sample = itertools.islice(infinite_batches(train, cfg.batch_size, cfg.seed + 1), IMPORTANCE_BATCHES)
-    rank_units_(model, taylor_importance(model, sample, loss_fn))
+    rank_units_(model, distilled_importance(model, train, logits, batch_size=cfg.batch_size, seed=cfg.seed,
+                                            batches=IMPORTANCE_BATCHES, temperature=cfg.temperature,
+                                            alpha=cfg.alpha))
     log(f"elastic: training the elastic network for {settings.steps} steps on {len(train)} rows (depths "
         f"{list(settings.depths)}, heads {list(settings.heads_fracs)}, FFN {list(settings.ffn_fracs)}; "
         f"{2 + settings.random_subnets} sub-networks a step; cached after this)")

@@ -236,8 +236,7 @@ def _origin(exp: Experiment, src: DataSource, split: str) -> tuple[str, str | No
     if src.hub is None:
         return str(exp.path(src.files.get(split) or src.files["train"]).resolve()), None, None
     hub = src.hub
-    names = {"train": hub.train_split, "validation": hub.validation_split or hub.train_split, "test": hub.dev_split}
-    return hub.path, hub.name, names[split]
+    return hub.path, hub.name, hub.splits()[split] or hub.train_split
 
 
 def _ui_host(host: str) -> str:

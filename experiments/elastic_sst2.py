@@ -1,7 +1,7 @@
 """Issue 16 on SST-2: the elastic search (train once, cut every trial out) against per-trial distillation.
 
     python experiments/elastic_sst2.py [--experiment experiments/sst2-elastic.yaml] [--elastic-trials 60]
-        [--compare-trials 60] [--seeds 0 1 2] [--timeout-min 0] [--solo-steps 2000] [--skip-compare]
+        [--compare-trials 60] [--seeds 0 1 2] [--timeout-min 0] [--solo-steps 2000] [--skip-compare | --compare-only]
         [--out experiments/results/elastic-sst2]
 
 1. Elastic training: `elastic_net.prepare` on the experiment; its training seconds and steps as its cache
@@ -24,6 +24,9 @@ mode, the sampler and the seed) and continues where it stopped; the solo student
 <cache>/elastic-bench/solo/<recipe fingerprint>/ and reused. All studies reuse the one cached elastic
 network. MLflow: the two searches of part 2 log to <cache>/elastic-bench/mlflow.db (as sst2_benchmark.py
 does); the sampler studies are not tracked (as sampler_compare.py). Writes <out>.md and <out>.json.
+Part 3's studies can be filled first by processes that each take some seeds or samplers (`--compare-only
+--samplers random`, e.g. with `--threads 1` for one core each); the run that writes the files finds them
+complete.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from _common import log, provenance
 
@@ -91,6 +95,18 @@ def timing(trials: list, training_seconds: float = 0.0) -> dict:
         "per_hour_with_training": len(secs) / ((total + training_seconds) / 3600) if total + training_seconds > 0
         else None,
     }
+
+
+def timing_by_kind(trials: list) -> dict[str, dict]:
+    """Trial counts, median seconds and rate of the trials measured as cut (no training steps in their
+    recipe) and of those that trained, apart."""
+    kinds: dict[str, list[float]] = {}
+    for t in trials:
+        kind = "trained" if t.user_attrs.get("recipe", {}).get("train_steps", 0) else "as cut"
+        kinds.setdefault(kind, []).append(seconds(t))
+    return {kind: {"trials": len(secs), "median_seconds": statistics.median(secs),
+                   "per_hour": len(secs) / (sum(secs) / 3600) if sum(secs) > 0 else None}
+            for kind, secs in sorted(kinds.items())}
 
 
 def within(trials: list, budget_s: float) -> list:
@@ -199,7 +215,8 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
         out["searches"][mode] = {
             "study": study.study_name, "space": "elastic" if mode == "elastic" else "default",
             # rates from every trial the study finished (the cost of a trial); the front from those in the budget
-            "timing": timing(finished(study), training), "in_budget": len(trials),
+            "timing": timing(finished(study), training), "by_kind": timing_by_kind(finished(study)),
+            "in_budget": len(trials),
             "late_trials": late if mode == "per-trial" else [],
             "validation_hv": hypervolumes(val, ref.bytes, lat[TEACHER]),
             "test_hv": hypervolumes(test, ref.bytes, lat[TEACHER]),
@@ -227,11 +244,12 @@ def curves(study, ref_bytes: float, ref_latency: float) -> dict[str, list[float]
     return {"2d": c2, "3d": c3}
 
 
-def part_compare(exp: Experiment, args, inputs_el, teacher, net, work: Path, storage: str, ref) -> dict:
-    """Part 3: the default sampler (TPE) and random search on the elastic space, per seed, from nothing."""
-    per: dict[str, dict[int, dict]] = {"tpe": {}, "random": {}}
+def compare_studies(exp: Experiment, args, inputs_el, teacher, net, work: Path, storage: str) -> dict:
+    """Part 3's studies, run or resumed: {sampler: {seed: study}} for the default sampler (TPE) and random
+    search on the elastic space, per seed, from nothing."""
+    studies: dict[str, dict[int, Any]] = {sampler: {} for sampler in args.samplers}
     for seed in args.seeds:
-        for sampler in ("tpe", "random"):
+        for sampler in args.samplers:
             name = f"cmp-{net.info.id[:8]}-{sampler}-s{seed}"
             log(f"part 3: `{name}` ({args.compare_trials} trials)")
             done = run_search(exp, SearchSettings(study=name, space=load_space("elastic"), trials=args.compare_trials,
@@ -239,11 +257,19 @@ def part_compare(exp: Experiment, args, inputs_el, teacher, net, work: Path, sto
                                                   enqueue_starts=False),
                               report_dir=work / "reports" / name, log=log, prepared=(inputs_el, teacher),
                               remeasure=False)  # hypervolume on validation and bytes / trial latency only
-            trials = finished(done.study)
-            c = curves(done.study, ref.bytes, ref.latency_ms_b1)
-            metrics = trial_metrics(done.study)
-            per[sampler][seed] = {"study": name, "curves": c, "timing": timing(trials),
-                                  "numbers": [t.number for t in trials], "metrics": metrics, "study_obj": done.study}
+            studies[sampler][seed] = done.study
+    return studies
+
+
+def part_compare(exp: Experiment, args, inputs_el, teacher, net, work: Path, storage: str, ref) -> dict:
+    """Part 3: the default sampler (TPE) against random search at equal trial counts."""
+    per: dict[str, dict[int, dict]] = {"tpe": {}, "random": {}}
+    for sampler, by_seed in compare_studies(exp, args, inputs_el, teacher, net, work, storage).items():
+        for seed, study in by_seed.items():
+            trials = finished(study)
+            per[sampler][seed] = {"study": study.study_name, "curves": curves(study, ref.bytes, ref.latency_ms_b1),
+                                  "timing": timing(trials), "numbers": [t.number for t in trials],
+                                  "metrics": trial_metrics(study), "study_obj": study}
     n = min(len(s["curves"]["2d"]) for by_seed in per.values() for s in by_seed.values())
     result: dict = {"trials": n, "seeds": list(args.seeds), "per_seed": {}, "summary": {}}
     for sampler, by_seed in per.items():
@@ -429,6 +455,10 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
                      f"{fmt(t['per_hour'], '.1f')} | {with_training} | {r['in_budget']} | {len(r['front'])} | "
                      f"{r['validation_hv']['2d']:.4f} | {r['test_hv']['2d']:.4f} | {r['validation_hv']['3d']:.4f} | "
                      f"{r['test_hv']['3d']:.4f} |")
+    for mode, r in s["searches"].items():
+        kinds = "; ".join(f"{kind} {k['trials']} trials, median {k['median_seconds']:.1f} s, {fmt(k['per_hour'], '.0f')} "
+                          "per hour of their own time" for kind, k in r["by_kind"].items())
+        lines += ["", f"- {mode} search by kind of trial (every finished trial): {kinds}"]
     late = s["searches"]["per-trial"]["late_trials"]
     if late:
         lines += ["", (f"- per-trial search: trial{'s' if len(late) > 1 else ''} {', '.join(map(str, late))} ended "
@@ -546,6 +576,11 @@ def main() -> None:
     ap.add_argument("--solo-lr", type=float, default=None, help="part 4: the solo student's lr (default: the elastic "
                                                                 "block's lr)")
     ap.add_argument("--skip-compare", action="store_true", help="skip part 3")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="only run (or resume) part 3's studies for --seeds and write nothing: several processes can "
+                         "fill different seeds, then a run without it reads them")
+    ap.add_argument("--samplers", nargs="+", choices=["tpe", "random"], default=["tpe", "random"],
+                    help="with --compare-only: the part-3 samplers this process runs")
     ap.add_argument("--max-size-mb", type=float, default=10.0, help="part-2 budget (0: none)")
     ap.add_argument("--max-latency-ms", type=float, default=4.5, help="part-2 budget, batch-1 ms (0: none)")
     ap.add_argument("--min-retention", type=float, default=0.97, help="part-2 budget (0: none)")
@@ -570,6 +605,12 @@ def main() -> None:
     log("part 1: the elastic network")
     net = elastic_net.prepare(exp, teacher, log)
     inputs_el = replace(inputs, elastic=net.model, elastic_id=net.info.id)
+    if not args.compare_only and len(set(args.samplers)) < 2:
+        raise SystemExit("--samplers is for --compare-only: part 3 compares tpe with random")
+    if args.compare_only:
+        compare_studies(exp, args, inputs_el, teacher, net, work, storage)
+        log(f"part 3: the studies of seeds {args.seeds} are done; run without --compare-only to write the results")
+        return
     searches = part_searches(exp, args, inputs_el, teacher, net, work, storage, budget)
     cmp = None if args.skip_compare else part_compare(exp, args, inputs_el, teacher, net, work, storage,
                                                       searches["reference"])

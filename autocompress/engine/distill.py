@@ -40,6 +40,23 @@ def kd_loss(
     return alpha * t * t * soft + (1 - alpha) * hard
 
 
+def distilled_importance(model: nn.Module, rows, teacher_logits: torch.Tensor, *, batch_size: int, seed: int,
+                         batches: int, temperature: float, alpha: float):
+    """First-order Taylor importance of `model`'s heads and FFN neurons (`structured.taylor_importance`)
+    under the distillation loss, on `batches` shuffled training batches of `rows` (an `Encoded` split with
+    row indices into `teacher_logits`). The batch order is seeded with `seed + 1`, apart from training's."""
+    import itertools
+
+    from ..data import infinite_batches
+    from .structured import taylor_importance
+
+    def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return kd_loss(out, teacher_logits[batch["index"]], batch["labels"], temperature, alpha)
+
+    sample = itertools.islice(infinite_batches(rows, batch_size, seed + 1), batches)
+    return taylor_importance(model, sample, loss_fn)
+
+
 def hidden_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence[torch.Tensor],
                 layer_map: Sequence[int], mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error between student layer i's output and teacher layer layer_map[i]'s output."""

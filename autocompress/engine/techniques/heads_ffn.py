@@ -3,7 +3,6 @@ layer are removed physically, ranked by first-order Taylor importance on trainin
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -26,23 +25,18 @@ class HeadsAndNeurons(Technique):
     Fields = HeadsFfnFields
 
     def apply_(self, model: Classifier, ctx: BuildContext) -> None:
-        from ...data import infinite_batches
-        from ..distill import kd_loss
-        from ..structured import layer_shapes, prune_structured_, taylor_importance
+        from ..distill import distilled_importance
+        from ..structured import layer_shapes, prune_structured_
 
         recipe, tcfg = ctx.recipe, ctx.inputs.teacher.config
         heads = max(1, round(recipe.heads_keep * tcfg.num_attention_heads))
         neurons = max(1, round(recipe.ffn_keep * tcfg.intermediate_size))
         if not any(h > heads or f > neurons for h, f in layer_shapes(model)):
             return
-        sample = itertools.islice(infinite_batches(ctx.train, recipe.batch_size, recipe.seed + 1),
-                                  ctx.inputs.importance_batches)
-        logits = ctx.logits
-
-        def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            return kd_loss(out, logits[batch["index"]], batch["labels"], recipe.temperature, recipe.alpha)
-
-        prune_structured_(model, heads, neurons, taylor_importance(model, sample, loss_fn))
+        importance = distilled_importance(model, ctx.train, ctx.logits, batch_size=recipe.batch_size,
+                                          seed=recipe.seed, batches=ctx.inputs.importance_batches,
+                                          temperature=recipe.temperature, alpha=recipe.alpha)
+        prune_structured_(model, heads, neurons, importance)
 
     def describe(self, model: Classifier) -> dict[str, Any]:
         from ..structured import layer_shapes
