@@ -9,10 +9,15 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data import Encoded
+    from .structured import Importance
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,8 +45,8 @@ def kd_loss(
     return alpha * t * t * soft + (1 - alpha) * hard
 
 
-def distilled_importance(model: nn.Module, rows, teacher_logits: torch.Tensor, *, batch_size: int, seed: int,
-                         batches: int, temperature: float, alpha: float):
+def distilled_importance(model: nn.Module, rows: Encoded, teacher_logits: torch.Tensor, *, batch_size: int,
+                         seed: int, batches: int, temperature: float, alpha: float) -> Importance:
     """First-order Taylor importance of `model`'s heads and FFN neurons (`structured.taylor_importance`)
     under the distillation loss, on `batches` shuffled training batches of `rows` (an `Encoded` split with
     row indices into `teacher_logits`). The batch order is seeded with `seed + 1`, apart from training's."""
