@@ -125,6 +125,16 @@ class ElasticConfig(BaseModel):
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="weight of the soft (teacher) loss")
     batch_size: int = Field(32, ge=1, le=4096)
     seed: int = 0
+    bits: tuple[int, ...] = Field(
+        (), description="quantization-aware: weight widths (8, 4, 2, 1) sub-networks also train at, so that they "
+        "can be cut and quantized with few recovery steps or none; empty: float only")
+
+    @field_validator("bits")
+    @classmethod
+    def _bits_valid(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b not in (8, 4, 2, 1) for b in v) or len(set(v)) != len(v):
+            raise ValueError(f"bits must be distinct widths among 8, 4, 2, 1, got {list(v)}")
+        return tuple(sorted(v, reverse=True))
 
     @field_validator("depths")
     @classmethod

@@ -69,13 +69,22 @@ def settings_of(cfg: ElasticConfig, n_teacher_layers: int) -> ElasticSettings:
     """The engine's training settings for an experiment's `elastic:` block and its teacher."""
     return ElasticSettings(steps=cfg.steps, lr=cfg.lr, temperature=cfg.temperature, alpha=cfg.alpha,
                            depths=cfg.depths_for(n_teacher_layers), heads_fracs=cfg.heads, ffn_fracs=cfg.ffn,
-                           random_subnets=cfg.random_subnets, seed=cfg.seed)
+                           random_subnets=cfg.random_subnets, seed=cfg.seed, bits=cfg.bits)
+
+
+def _settings_record(settings: ElasticSettings) -> dict[str, Any]:
+    """The training settings a network is keyed and recorded by. Without `bits` the key is left out, so
+    float-only networks keep the ids (and caches) they had before quantization-aware training."""
+    record = asdict(settings)
+    if not settings.bits:
+        del record["bits"]
+    return record
 
 
 def network_id(teacher: Teacher, cfg: ElasticConfig) -> str:
     """The cache key: the teacher's identity (its cache folder's key), the training rows and the settings."""
     settings = settings_of(cfg, len(teacher.model.encoder_layers))
-    return digest(VERSION, teacher.folder.name, teacher.data.train_key, asdict(settings),
+    return digest(VERSION, teacher.folder.name, teacher.data.train_key, _settings_record(settings),
                   {"batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES})
 
 
@@ -113,7 +122,7 @@ def prepare(exp: Experiment, teacher: Teacher, log: Log = silent, progress: Prog
     model = _train(teacher, cfg, settings, log, progress or progress_for(log))
     seconds = round(time.perf_counter() - started, 1)
     date = datetime.now(UTC).isoformat(timespec="seconds")
-    stored = {**asdict(settings), "batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES}
+    stored = {**_settings_record(settings), "batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES}
     with atomic_dir(folder) as tmp:
         save_model(model, tmp, 32, 32)
         write_json(tmp / INFO, {"id": network, "teacher": teacher.folder.name, "train_key": teacher.data.train_key,
@@ -136,7 +145,9 @@ def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, log:
                                             alpha=cfg.alpha))
     log(f"elastic: training the elastic network for {settings.steps} steps on {len(train)} rows (depths "
         f"{list(settings.depths)}, heads {list(settings.heads_fracs)}, FFN {list(settings.ffn_fracs)}; "
-        f"{2 + settings.random_subnets} sub-networks a step; cached after this)")
+        f"{2 + settings.random_subnets} sub-networks a step"
+        + (f"; quantization-aware at {', '.join(map(str, settings.bits))} bits" if settings.bits else "")
+        + "; cached after this)")
     try:
         with StepBar(progress, "elastic: training") as bar:
             train_elastic_(model, infinite_batches(train, cfg.batch_size, cfg.seed), settings, teacher_logits=logits,

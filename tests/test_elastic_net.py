@@ -65,6 +65,7 @@ def test_the_block_is_optional_typed_and_defaulted(elastic_experiment, tiny_expe
     assert (defaults.temperature, defaults.alpha, defaults.batch_size, defaults.seed) == (2.0, 1.0, 32, 0)
     assert defaults.depths_for(6) == (2, 3, 4, 5, 6) and defaults.depths_for(1) == (1,)
     assert ElasticConfig(depths=[3, 1]).depths == (1, 3)
+    assert defaults.bits == () and ElasticConfig(bits=[4, 8]).bits == (8, 4)
 
 
 @pytest.mark.parametrize("block, needle", [
@@ -74,7 +75,8 @@ def test_the_block_is_optional_typed_and_defaulted(elastic_experiment, tiny_expe
     ({"depths": [0, 2]}, "experiment.yaml: elastic.depths: depths must be distinct layer counts of at least 1"),
     ({"lr": 0}, "experiment.yaml: elastic.lr: Input should be greater than 0"),
     ({"depths": [2, 5]}, "elastic.depths: the teacher has 3 layers, got [2, 5]; use depths from 1 to 3"),
-], ids=["unknown key", "fraction", "no fractions", "depth 0", "lr", "depth beyond the teacher"])
+    ({"bits": [8, 3]}, "experiment.yaml: elastic.bits: bits must be distinct widths among 8, 4, 2, 1, got [8, 3]"),
+], ids=["unknown key", "fraction", "no fractions", "depth 0", "lr", "depth beyond the teacher", "bits"])
 def test_a_bad_block_is_one_line_and_exit_2(block, needle, tmp_path, monkeypatch, capsys):
     exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), write_task(tmp_path / "d", 40, 12),
                            elastic=block)
@@ -130,6 +132,7 @@ def test_prepare_trains_once_then_reads_the_cache(elastic_experiment, monkeypatc
     info = json.loads((folder / "elastic.json").read_text())
     assert info["id"] == first.elastic_id and info["steps"] == 3 and info["train_seconds"] >= 0 and info["date"]
     assert info["settings"]["depths"] == [1, 2, 3] and info["settings"]["batch_size"] == 16
+    assert "bits" not in info["settings"]  # float-only networks are keyed as before `bits` existed
     assert any(ln.startswith("elastic: trained in") for ln in lines), lines
     assert any(ln.startswith("elastic: training 3 steps in") for ln in lines), lines  # progress, plain lines
 
@@ -145,6 +148,8 @@ def test_prepare_trains_once_then_reads_the_cache(elastic_experiment, monkeypatc
     assert same is again and (info.id, info.steps) == (first.elastic_id, 3)
     other = exp.model_copy(update={"elastic": exp.elastic.model_copy(update={"seed": 1})})
     assert elastic_net.network_id(teacher, other.elastic) != first.elastic_id  # other settings, another network
+    aware = exp.elastic.model_copy(update={"bits": (4,)})
+    assert elastic_net.network_id(teacher, aware) != first.elastic_id  # quantization-aware: another network
     plain, _ = engine_inputs(exp)
     assert plain.elastic is None and plain.elastic_id is None  # only prepared when asked for
 

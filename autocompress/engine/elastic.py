@@ -6,7 +6,10 @@ of that width and smaller sub-networks are prefixes of larger ones. A sub-networ
 depth, kept fraction of heads, kept fraction of FFN neurons) then runs on the shared weights under
 `active_subnet`, or is copied out as a plain model by `extract`. `train_elastic_` distills from
 cached teacher logits with the sandwich rule: every step trains the largest, the smallest and a
-few random sub-networks together.
+few random sub-networks together. With `bits` it is also quantization-aware (as bit-width is one
+more elastic dimension in APQ, Wang et al. 2020): each sub-network of a step runs at a weight width
+of its own (the largest in float, the smallest at the narrowest width), so that sub-networks cut and
+quantized after training need fewer recovery steps, or none.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch.nn.utils import parametrize
 
 from .distill import StepHook, TrainingDiverged, kd_loss, optimizer
 from .model import Classifier
+from .quantize import QUANT_BITS, attach_fake_quant_, detach_fake_quant_, fake_quants
 from .structured import Importance, layer_shapes, prune_heads_, prune_neurons_
 from .student import evenly_spaced_layers, keep_layers_
 
@@ -213,12 +217,15 @@ class ElasticSettings:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
+    bits: tuple[int, ...] = ()  # widths (8, 4, 2, 1) sub-networks also train at, weights and embeddings alike
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.random_subnets < 0:
             raise ValueError("steps and random_subnets must not be negative")
         if not (self.depths and self.heads_fracs and self.ffn_fracs):
             raise ValueError("depths, heads_fracs and ffn_fracs each need at least one value")
+        if any(b not in QUANT_BITS for b in self.bits):
+            raise ValueError(f"bits must be among {list(QUANT_BITS)}, got {list(self.bits)}")
 
     @property
     def largest(self) -> SubnetShape:
@@ -244,6 +251,16 @@ def sandwich_shapes(settings: ElasticSettings, generator: torch.Generator) -> li
     return shapes
 
 
+def sandwich_widths(settings: ElasticSettings, n_shapes: int, generator: torch.Generator) -> list[int]:
+    """The weight width of each of a step's `n_shapes` sandwich shapes (32: float): the largest in float,
+    the smallest at the narrowest of `settings.bits`, each random one drawn from float and `bits`.
+    All float without `bits` (and nothing is drawn, so float-only training draws the same shapes)."""
+    if not settings.bits:
+        return [32] * n_shapes
+    choices = (32, *settings.bits)
+    return [32, min(settings.bits)] + [_pick(choices, generator) for _ in range(n_shapes - 2)]
+
+
 def train_elastic_(
     model: Classifier,
     batches: Iterator[dict[str, torch.Tensor]],
@@ -260,6 +277,10 @@ def train_elastic_(
     decay schedule and gradient clipping of `distill.train_`. Dropout and the shape draws use their
     own generators seeded from `settings.seed` (the global RNG is left as it was), so a run is
     repeatable. The model is left in eval mode.
+
+    With `settings.bits`, every weight the quantizer targets trains under a `FakeQuant` whose width is
+    set per shape (`sandwich_widths`); the quantizers are removed at the end (also after an error),
+    leaving the latent float weights, which trials quantize after cutting.
     """
     if settings.steps == 0:
         return []
@@ -267,9 +288,13 @@ def train_elastic_(
         subnet_counts(model, shape)  # rejects impossible shapes before any training
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(settings.seed)  # dropout; CPU only, restored by fork_rng
+        if settings.bits:
+            attach_fake_quant_(model, 32, 32, every_width=True)
         try:
             return _train(model, batches, settings, teacher_logits, hooks)
         finally:
+            if settings.bits:
+                detach_fake_quant_(model)
             model.eval()
 
 
@@ -277,6 +302,7 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
            teacher_logits: torch.Tensor, hooks: Sequence[StepHook]) -> list[float]:
     params, opt, sched = optimizer(model, settings.steps, settings.lr, settings.warmup_frac, settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
+    quantizers = [fq for _, _, fq in fake_quants(model)]
     model.train()
     losses: list[float] = []
     for step in range(settings.steps):
@@ -284,9 +310,12 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         t_logits = teacher_logits[batch["index"]]
         shapes = sandwich_shapes(settings, generator)
+        widths = sandwich_widths(settings, len(shapes), generator)
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for shape in shapes:
+        for shape, width in zip(shapes, widths):
+            for fq in quantizers:
+                fq.bits = width
             with active_subnet(model, shape):
                 logits = model(**inputs)
             loss = kd_loss(logits.float(), t_logits, batch["labels"], settings.temperature, settings.alpha)

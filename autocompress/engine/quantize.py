@@ -252,14 +252,15 @@ def quant_targets(model: Classifier, bits: int, embedding_bits: int) -> dict[str
     return {name: k for name, k in _widths(model, bits, embedding_bits).items() if k in QUANT_BITS}
 
 
-def attach_fake_quant_(model: Classifier, bits: int, embedding_bits: int) -> None:
-    """Register `FakeQuant` on every target weight (width 16 included, 32 skipped).
+def attach_fake_quant_(model: Classifier, bits: int, embedding_bits: int, *, every_width: bool = False) -> None:
+    """Register `FakeQuant` on every target weight (width 16 included, 32 skipped unless `every_width`:
+    then a quantizer that passes the weight through, for its width to be changed later).
 
     Chained after parametrizations already on the weight (e.g. a pruning mask), so the quantizer
     sees their output. Raises ValueError if fake-quant is already attached.
     """
     for name, k in _widths(model, bits, embedding_bits).items():
-        if k == 32:
+        if k == 32 and not every_width:
             continue
         module_name, tensor_name = name.rsplit(".", 1)
         module = model.get_submodule(module_name)
@@ -268,6 +269,18 @@ def attach_fake_quant_(model: Classifier, bits: int, embedding_bits: int) -> Non
         ):
             raise ValueError(f"fake-quant is already attached to {name}")
         parametrize.register_parametrization(module, tensor_name, FakeQuant(k))
+
+
+def detach_fake_quant_(model: nn.Module) -> None:
+    """Remove every weight's `FakeQuant`, leaving the latent (unquantized) weight it was fed.
+
+    Only for weights whose one parametrization is the quantizer (as `attach_fake_quant_` leaves a
+    plain model); raises ValueError for a quantizer chained after another parametrization.
+    """
+    for module, tensor_name, _fq in fake_quants(model):
+        if len(module.parametrizations[tensor_name]) != 1:
+            raise ValueError(f"{tensor_name} has other parametrizations before its quantizer")
+        parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
 
 
 def materialize_(model: nn.Module) -> None:

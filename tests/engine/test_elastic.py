@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from torch.nn.utils import parametrize
 from conftest import make_tiny, random_batch, separable_batches
 
 from autocompress.engine.distill import TrainingDiverged, kd_loss
@@ -17,9 +18,11 @@ from autocompress.engine.elastic import (
     extract,
     rank_units_,
     sandwich_shapes,
+    sandwich_widths,
     subnet_counts,
     train_elastic_,
 )
+from autocompress.engine.quantize import attach_fake_quant_, detach_fake_quant_, fake_quants
 from autocompress.engine.structured import (
     layer_shapes,
     magnitude_importance,
@@ -258,3 +261,58 @@ def test_settings_are_checked():
         _settings(depths=())
     with pytest.raises(ValueError, match="depth must be between"):
         train_elastic_(make_tiny(), separable_batches(), _settings(depths=(2, 5)), teacher_logits=TEACHER)
+
+
+# ---- quantization-aware elastic training -----------------------------------------------------------
+
+
+def test_sandwich_widths_are_float_then_narrowest_then_drawn():
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert sandwich_widths(_settings(), 4, g) == [32, 32, 32, 32]
+    assert torch.equal(g.get_state(), state)  # float-only training draws nothing more
+    widths = sandwich_widths(_settings(bits=(8, 4)), 6, g)
+    assert widths[:2] == [32, 4] and set(widths[2:]) <= {32, 8, 4}
+    assert widths == sandwich_widths(_settings(bits=(8, 4)), 6, torch.Generator().manual_seed(0).set_state(state))
+    with pytest.raises(ValueError, match="bits must be among"):
+        _settings(bits=(3,))
+
+
+def _kd_at(model, shape, bits: int) -> float:
+    q = copy.deepcopy(model)
+    attach_fake_quant_(q, bits, bits)
+    return _kd(q, shape)
+
+
+def test_quantization_aware_training_sets_each_shapes_width_and_leaves_plain_weights():
+    model = make_tiny(seed=1)
+    keys = sorted(model.state_dict())
+    settings = _settings(bits=(4,), random_subnets=2)
+    before = _kd_at(model, settings.smallest, 4)
+    seen: list[int] = []
+    handle = model.register_forward_pre_hook(lambda m, _args: seen.append(fake_quants(m)[0][2].bits))
+    losses = train_elastic_(model, separable_batches(), settings, teacher_logits=TEACHER)
+    handle.remove()
+    assert len(seen) == 4 * 30 and seen[0::4] == [32] * 30 and seen[1::4] == [4] * 30  # largest float, smallest 4
+    assert set(seen[2::4] + seen[3::4]) == {32, 4}
+    assert all(math.isfinite(v) for v in losses) and sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert not any(parametrize.is_parametrized(m) for m in model.modules())  # the quantizers are gone
+    assert sorted(model.state_dict()) == keys  # plain weights under their own names, ready to cut and store
+    assert _kd_at(model, settings.smallest, 4) < 0.5 * before  # the smallest learned at 4 bits
+
+
+def test_quantization_aware_training_removes_its_quantizers_after_an_error():
+    model = make_tiny(seed=1)
+    with pytest.raises(TrainingDiverged):
+        train_elastic_(model, separable_batches(), _settings(steps=2, bits=(8,)),
+                       teacher_logits=torch.full((16, 2), math.nan))
+    assert not any(parametrize.is_parametrized(m) for m in model.modules())
+
+
+def test_detaching_refuses_a_quantizer_after_another_parametrization():
+    model = make_tiny()
+    layer = model.encoder_layers[0].output.dense
+    parametrize.register_parametrization(layer, "weight", torch.nn.Identity())
+    attach_fake_quant_(model, 4, 8)
+    with pytest.raises(ValueError, match="other parametrizations"):
+        detach_fake_quant_(model)
