@@ -62,6 +62,7 @@ from autocompress.session import engine_inputs, read_metrics, run_recipe
 from autocompress.tracking import MlflowTracker, NullTracker
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 TEACHER = "teacher"
 MANY = 100_000  # the per-trial search's trial budget: only its time budget stops it
 TRIALS_PER_HOUR_TODAY = 23  # issue 16: the per-trial search on this machine when the issue was filed
@@ -553,12 +554,14 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
 
 
 def strip(obj):
-    """The JSON form: drop live objects."""
+    """The JSON form: drop live objects; paths inside the repository relative to it."""
     if isinstance(obj, dict):
         return {str(k): strip(v) for k, v in obj.items() if k not in ("elastic_study", "reference", "study_obj",
                                                                       "metrics")}
     if isinstance(obj, list | tuple):
         return [strip(v) for v in obj]
+    if isinstance(obj, str | Path) and str(obj).startswith(f"{REPO}/"):
+        return str(obj)[len(f"{REPO}/"):]
     return obj
 
 
@@ -636,8 +639,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(md)
-    payload = {"info": info, "targets": targets(info, searches, cmp, rec), "part2": strip(searches),
-               "part3": strip(cmp), "part4": rec}
+    payload = strip({"info": info, "targets": targets(info, searches, cmp, rec), "part2": searches, "part3": cmp,
+                     "part4": rec})
     out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(md)
 
