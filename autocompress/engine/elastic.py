@@ -217,7 +217,7 @@ class ElasticSettings:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
-    bits: tuple[int, ...] = ()  # widths (8, 4, 2, 1) sub-networks also train at, weights and embeddings alike
+    bits: tuple[int, ...] = ()  # weight widths (8, 4, 2, 1) sub-networks also train at (see embedding_width)
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.random_subnets < 0:
@@ -261,6 +261,12 @@ def sandwich_widths(settings: ElasticSettings, n_shapes: int, generator: torch.G
     return [32, min(settings.bits)] + [_pick(choices, generator) for _ in range(n_shapes - 2)]
 
 
+def embedding_width(width: int) -> int:
+    """The embedding tables' width while the weights train at `width`: the same, but not below 4
+    (searches keep embeddings at 8 or 4 bits; binary or ternary tables lose too much)."""
+    return width if width == 32 else max(width, 4)
+
+
 def train_elastic_(
     model: Classifier,
     batches: Iterator[dict[str, torch.Tensor]],
@@ -279,7 +285,7 @@ def train_elastic_(
     repeatable. The model is left in eval mode.
 
     With `settings.bits`, every weight the quantizer targets trains under a `FakeQuant` whose width is
-    set per shape (`sandwich_widths`); the quantizers are removed at the end (also after an error),
+    set per shape (`sandwich_widths`; embedding tables at `embedding_width`); the quantizers are removed at the end (also after an error),
     leaving the latent float weights, which trials quantize after cutting.
     """
     if settings.steps == 0:
@@ -302,7 +308,7 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
            teacher_logits: torch.Tensor, hooks: Sequence[StepHook]) -> list[float]:
     params, opt, sched = optimizer(model, settings.steps, settings.lr, settings.warmup_frac, settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
-    quantizers = [fq for _, _, fq in fake_quants(model)]
+    quantizers = [(fq, isinstance(module, nn.Embedding)) for module, _, fq in fake_quants(model)]
     model.train()
     losses: list[float] = []
     for step in range(settings.steps):
@@ -314,8 +320,8 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for shape, width in zip(shapes, widths):
-            for fq in quantizers:
-                fq.bits = width
+            for fq, table in quantizers:
+                fq.bits = embedding_width(width) if table else width
             with active_subnet(model, shape):
                 logits = model(**inputs)
             loss = kd_loss(logits.float(), t_logits, batch["labels"], settings.temperature, settings.alpha)

@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-from torch.nn.utils import parametrize
 from conftest import make_tiny, random_batch, separable_batches
+from torch.nn.utils import parametrize
 
 from autocompress.engine.distill import TrainingDiverged, kd_loss
 from autocompress.engine.elastic import (
@@ -22,7 +22,11 @@ from autocompress.engine.elastic import (
     subnet_counts,
     train_elastic_,
 )
-from autocompress.engine.quantize import attach_fake_quant_, detach_fake_quant_, fake_quants
+from autocompress.engine.quantize import (
+    attach_fake_quant_,
+    detach_fake_quant_,
+    fake_quants,
+)
 from autocompress.engine.structured import (
     layer_shapes,
     magnitude_importance,
@@ -299,6 +303,21 @@ def test_quantization_aware_training_sets_each_shapes_width_and_leaves_plain_wei
     assert not any(parametrize.is_parametrized(m) for m in model.modules())  # the quantizers are gone
     assert sorted(model.state_dict()) == keys  # plain weights under their own names, ready to cut and store
     assert _kd_at(model, settings.smallest, 4) < 0.5 * before  # the smallest learned at 4 bits
+
+
+def test_quantization_aware_training_keeps_embeddings_at_4_bits_or_more():
+    model = make_tiny(seed=1)
+    seen: list[set[tuple[bool, int]]] = []
+
+    def record(m, _args):
+        seen.append({(isinstance(module, torch.nn.Embedding), fq.bits) for module, _, fq in fake_quants(m)})
+
+    handle = model.register_forward_pre_hook(record)
+    train_elastic_(model, separable_batches(), _settings(steps=2, bits=(8, 1)), teacher_logits=TEACHER)
+    handle.remove()
+    assert seen[1] == {(True, 4), (False, 1)}  # the smallest: binary weights, 4-bit tables
+    assert seen[0] == {(True, 32), (False, 32)}  # the largest: float
+    assert all(s in ({(True, 32), (False, 32)}, {(True, 8), (False, 8)}, {(True, 4), (False, 1)}) for s in seen)
 
 
 def test_quantization_aware_training_removes_its_quantizers_after_an_error():
