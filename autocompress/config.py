@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ._validation import read_yaml, validate
 from .engine.techniques.deployment import registered_runtime
+from .engine.techniques.quantization import QUANT_WIDTHS
 from .errors import ConfigError
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
@@ -132,8 +133,8 @@ class ElasticConfig(BaseModel):
     @field_validator("bits")
     @classmethod
     def _bits_valid(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(b not in (8, 4, 2, 1) for b in v) or len(set(v)) != len(v):
-            raise ValueError(f"bits must be distinct widths among 8, 4, 2, 1, got {list(v)}")
+        if any(b not in QUANT_WIDTHS for b in v) or len(set(v)) != len(v):
+            raise ValueError(f"bits must be distinct widths among {', '.join(map(str, QUANT_WIDTHS))}, got {list(v)}")
         return tuple(sorted(v, reverse=True))
 
     @field_validator("depths")

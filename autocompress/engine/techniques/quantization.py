@@ -3,7 +3,7 @@ fake-quant and the straight-through estimator; stored packed (see `engine/quanti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..model import Classifier
 
 Bits = Literal[32, 16, 8, 4, 2, 1]
+QUANT_WIDTHS: tuple[int, ...] = tuple(b for b in get_args(Bits) if b < 16)  # the integer widths: 8, 4, 2, 1
 
 
 def width_name(bits: int) -> str:
