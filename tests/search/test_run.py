@@ -169,3 +169,19 @@ def test_a_worker_needs_an_existing_study_made_by_a_search(exp, tmp_path):
     optuna.create_study(study_name="bare", storage=storage, directions=["maximize"] * 3)
     with pytest.raises(ConfigError, match="was not created by `autocompress search`"):
         join_search(exp, "bare", storage)
+
+
+def test_a_trial_created_after_the_budget_filled_gives_its_place_back(exp, tmp_path):
+    # two workers may both create a trial for the budget's last place; the one created second must not run
+    from autocompress.search.recovery import counts, used
+    from autocompress.search.study import _objective, prepare_search
+
+    tracker, prep = _tracker(tmp_path), engine_inputs(exp)
+    run_search(exp, _settings(tmp_path, trials=1), tracker=tracker, prepared=prep)
+    search = prepare_search(exp, _settings(tmp_path, trials=1), tracker, prepared=prep)
+    search.study.optimize(_objective(search), n_trials=1, catch=(Exception,))  # as the slower worker would
+    late = search.study.trials[-1]
+    assert late.number == 1 and late.state == optuna.trial.TrialState.FAIL
+    assert late.user_attrs == {"not_run": "the trial budget was filled by other workers"}  # no pid, run or metrics
+    assert not counts(late) and used(search.study) == 1
+    assert len(tracker.client.search_runs([tracker.client.get_experiment_by_name("t").experiment_id])) == 2
