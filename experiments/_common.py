@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: timestamped progress lines and provenance lines."""
+"""Helpers shared by the benchmark scripts: timestamped progress lines, provenance lines, and candidates
+built once into their folder (so that a stopped benchmark resumes)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import datetime as dt
 import os
 import platform
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -35,3 +38,17 @@ def provenance(script: str, threads: int | None = None) -> list[str]:
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}; machine: {platform.machine()}, {cpu}, "
         f"{os.cpu_count()} cores" + (f", {threads} threads used" if threads else "") + f"; torch {torch.__version__}",
     ]
+
+
+def cached_run(inputs, recipe, folder: Path, name: str, hooks: Sequence = (), start=None):
+    """The recipe's Metrics, read from `folder`; built there first (`run_recipe`) unless its metrics.json exists.
+
+    A benchmark stopped half-way keeps what it built, and runs again from there."""
+    from autocompress.session import read_metrics, run_recipe
+
+    if (folder / "metrics.json").is_file():
+        log(f"{name}: reusing {folder.name}")
+    else:
+        log(f"{name}: building ({recipe.train_steps} training steps)")
+        run_recipe(inputs, recipe, folder, name, start=start, hooks=hooks)
+    return read_metrics(folder)

@@ -18,11 +18,11 @@ import json
 import statistics
 from pathlib import Path
 
-from _common import log, provenance
+from _common import cached_run, log, provenance
 
 from autocompress.config import Experiment
 from autocompress.recipe import Recipe
-from autocompress.session import engine_inputs, read_metrics, run_recipe
+from autocompress.session import engine_inputs
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,10 +40,7 @@ def recipe(shape: dict, steps: int, seed: int, bf16: bool) -> Recipe:
 
 def run(inputs, root: Path, name: str, r: Recipe) -> dict:
     folder = root / f"{name}-{r.fingerprint()}"
-    if not (folder / "metrics.json").is_file():
-        log(f"{name}: training {r.train_steps} steps")
-        run_recipe(inputs, r, folder, name)
-    m = read_metrics(folder)
+    m = cached_run(inputs, r, folder, name)
     log(f"{name}: {m.train_seconds / m.train_steps:.3f} s a step, validation {m.score:.4f}, test {m.test_score:.4f}")
     return {"step_seconds": m.train_seconds / m.train_steps, "validation": m.score, "test": m.test_score,
             "bytes": m.bytes, "folder": folder.name}

@@ -26,11 +26,11 @@ import sys
 from pathlib import Path
 
 import torch
-from _common import log, provenance
+from _common import cached_run, log, provenance
 
 from autocompress.config import Experiment
 from autocompress.recipe import Recipe
-from autocompress.session import engine_inputs, read_metrics, run_recipe
+from autocompress.session import engine_inputs, read_metrics
 
 HERE = Path(__file__).resolve().parent
 SWEEP_STEPS = 300
@@ -92,12 +92,9 @@ def build(inputs, root: Path, rows: list[tuple[str, Recipe]], part: tuple[int, i
     for k, (name, recipe) in enumerate(rows):
         if k % n != i:
             continue
-        folder = row_folder(root, name, recipe)
-        if (folder / "metrics.json").is_file():
-            log(f"{name}: reusing {folder.name}")
-            continue
-        log(f"{name}: training {recipe.train_steps} steps")
-        m = run_recipe(inputs, recipe, folder, name).metrics
+        m = cached_run(inputs, recipe, row_folder(root, name, recipe), name)
+        log(f"{name}: validation {m.accuracy:.4f}, test {m.test_accuracy:.4f}, {m.bytes:,} bytes, "
+            f"{m.train_seconds / 60:.1f} min")
         log(f"{name}: validation {m.accuracy:.4f}, test {m.test_accuracy:.4f}, {m.bytes:,} bytes, "
             f"{m.train_seconds / 60:.1f} min")
 

@@ -39,7 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from _common import log, provenance
+from _common import cached_run, log, provenance
 
 from autocompress import elastic_net
 from autocompress.config import Experiment
@@ -58,7 +58,7 @@ from autocompress.search.remeasure import side_by_side
 from autocompress.search.run import run_search, with_threads
 from autocompress.search.space import load_space
 from autocompress.search.study import SearchSettings, trial_points
-from autocompress.session import engine_inputs, read_metrics, run_recipe
+from autocompress.session import engine_inputs
 from autocompress.tracking import MlflowTracker, NullTracker
 
 HERE = Path(__file__).resolve().parent
@@ -95,6 +95,9 @@ def timing(trials: list, training_seconds: float = 0.0) -> dict:
         "per_hour": len(secs) / (total / 3600) if total > 0 else None,
         "per_hour_with_training": len(secs) / ((total + training_seconds) / 3600) if total + training_seconds > 0
         else None,
+        # when the trials ran (a study reused from an earlier run says so)
+        "first_start": min((t.datetime_start for t in trials), default=None),
+        "last_end": max((t.datetime_complete for t in trials), default=None),
     }
 
 
@@ -178,7 +181,8 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
     el_time = net.info.train_seconds + sum(seconds(t) for t in el_trials)
     budget_s = min(el_time, cap) if cap else el_time
 
-    dist_name = f"distill-{net_id}-tpe-s{args.seed}"
+    # the per-trial search does not use the elastic network: another network may reuse its study
+    dist_name = args.per_trial_study or f"distill-{net_id}-tpe-s{args.seed}"
     spent = sum(seconds(t) for t in stored_trials(dist_name, storage))
     left = max(0.0, budget_s - spent)
     log(f"part 2: per-trial distillation search `{dist_name}`: budget {budget_s / 60:.1f} min of trial time "
@@ -316,18 +320,13 @@ def part_recovery(exp: Experiment, args, inputs, searches: dict, work: Path) -> 
     lr = args.solo_lr if args.solo_lr else exp.elastic.lr
     solo = recipe.replace(elastic=False, train_steps=recipe.train_steps + args.solo_steps, lr=lr)
     folder = work / "solo" / solo.fingerprint()
-    if (folder / "metrics.json").is_file():
-        log(f"part 4: reusing the solo student in {folder}")
-    else:
-        log(f"part 4: distilling trial {pick}'s shape on its own from the teacher ({solo.train_steps} steps)")
-        every = max(1, solo.train_steps // 10)
+    every = max(1, solo.train_steps // 10)
 
-        def progress(step: int, total: int, loss: float, _model) -> None:
-            if step % every == 0 or step == total:
-                log(f"part 4: solo step {step}/{total}, loss {loss:.4f}")
+    def progress(step: int, total: int, loss: float, _model) -> None:
+        if step % every == 0 or step == total:
+            log(f"part 4: solo step {step}/{total}, loss {loss:.4f}")
 
-        run_recipe(inputs, solo, folder, "solo student", hooks=[progress])
-    solo_m = read_metrics(folder)
+    solo_m = cached_run(inputs, solo, folder, f"part 4: trial {pick}'s shape distilled on its own", hooks=[progress])
     return {
         "trial": pick, "chosen_by": how, "recipe": recipe.to_dict(), "solo_recipe": solo.to_dict(),
         "solo_folder": str(folder), "elastic_folder": trials[pick].user_attrs.get("folder"),
@@ -460,6 +459,10 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
         kinds = "; ".join(f"{kind} {k['trials']} trials, median {k['median_seconds']:.1f} s, {fmt(k['per_hour'], '.0f')} "
                           "per hour of their own time" for kind, k in r["by_kind"].items())
         lines += ["", f"- {mode} search by kind of trial (every finished trial): {kinds}"]
+        t = r["timing"]
+        if t["first_start"] and t["last_end"]:
+            lines += ["", (f"- {mode} search's trials ran from {t['first_start']:%Y-%m-%d %H:%M} to "
+                           f"{t['last_end']:%Y-%m-%d %H:%M} (local time of the machine)")]
     late = s["searches"]["per-trial"]["late_trials"]
     if late:
         lines += ["", (f"- per-trial search: trial{'s' if len(late) > 1 else ''} {', '.join(map(str, late))} ended "
@@ -590,6 +593,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the experiment's measure.threads)")
     ap.add_argument("--rounds", type=int, default=5, help="side-by-side latency rounds")
     ap.add_argument("--repeats", type=int, default=10, help="side-by-side runs per round")
+    ap.add_argument("--per-trial-study", default=None,
+                    help="part 2: the per-trial search's study (default distill-<network id>-tpe-s<seed>); it does not "
+                         "depend on the elastic network, so an earlier network's study can be reused and resumed")
     ap.add_argument("--no-tracking", action="store_true", help="no MLflow for the part-2 searches")
     ap.add_argument("--out", default=str(HERE / "results" / "elastic-sst2"), help="writes <out>.md and <out>.json")
     args = ap.parse_args()

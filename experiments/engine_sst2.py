@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from _common import cpu_line, log
+from _common import cached_run, cpu_line, log
 from autocompress._io import digest
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency
@@ -27,7 +27,7 @@ from autocompress.engine.pipeline import latency_inputs
 from autocompress.engine.runtimes import make_runtime
 from autocompress.engine.storage import load_model
 from autocompress.recipe import Recipe
-from autocompress.session import engine_inputs, read_metrics, run_recipe
+from autocompress.session import engine_inputs, read_metrics
 
 HERE = Path(__file__).resolve().parent
 L3 = (0, 2, 4)
@@ -70,11 +70,9 @@ def build_rows(exp: Experiment):
         if (folder / "metrics.json").is_file():
             log(f"{name}: reusing {folder}")
             continue
-        log(f"{name}: building ({recipe.train_steps} steps)")
-        start_model = load_model(folders[start]) if start else None
         # stored, reloaded and measured (accuracy on the target runtime) inside run_recipe
-        res = run_recipe(inputs, recipe, folder, name, start=start_model)
-        log(f"{name}: accuracy {res.metrics.accuracy:.4f}, {res.metrics.bytes:,} bytes")
+        m = cached_run(inputs, recipe, folder, name, start=load_model(folders[start]) if start else None)
+        log(f"{name}: accuracy {m.accuracy:.4f}, {m.bytes:,} bytes")
     return inputs, teacher, folders
 
 

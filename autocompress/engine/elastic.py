@@ -28,7 +28,7 @@ from torch.nn.utils import parametrize
 
 from .distill import StepHook, TrainingDiverged, kd_loss, optimizer
 from .model import Classifier
-from .quantize import QUANT_BITS, attach_fake_quant_, detach_fake_quant_, fake_quants
+from .quantize import QUANT_WIDTHS, attach_fake_quant_, detach_fake_quant_, fake_quants
 from .structured import Importance, layer_shapes, prune_heads_, prune_neurons_
 from .student import evenly_spaced_layers, keep_layers_
 
@@ -224,8 +224,8 @@ class ElasticSettings:
             raise ValueError("steps and random_subnets must not be negative")
         if not (self.depths and self.heads_fracs and self.ffn_fracs):
             raise ValueError("depths, heads_fracs and ffn_fracs each need at least one value")
-        if any(b not in QUANT_BITS for b in self.bits):
-            raise ValueError(f"bits must be among {list(QUANT_BITS)}, got {list(self.bits)}")
+        if any(b not in QUANT_WIDTHS for b in self.bits):
+            raise ValueError(f"bits must be among {list(QUANT_WIDTHS)}, got {list(self.bits)}")
 
     @property
     def largest(self) -> SubnetShape:

@@ -30,12 +30,14 @@ from torch.nn.utils import parametrize
 from .lowbit import binary_rows, ternary_rows
 from .model import Classifier
 from .targets import embedding_tables, encoder_linears
+from .techniques.quantization import (
+    QUANT_WIDTHS,  # the integer widths (8, 4, 2, 1), named where the recipe key is
+)
 
-QUANT_BITS: tuple[int, ...] = (8, 4, 2, 1)
-_WIDTHS = (*QUANT_BITS, 16, 32)  # 16: bfloat16 storage; 32: untouched
+_WIDTHS = (*QUANT_WIDTHS, 16, 32)  # 16: bfloat16 storage; 32: untouched
 
 
-def _check_bits(bits: int, allowed: tuple[int, ...] = QUANT_BITS) -> None:
+def _check_bits(bits: int, allowed: tuple[int, ...] = QUANT_WIDTHS) -> None:
     if bits not in allowed:
         raise ValueError(f"bit-width must be one of {allowed}, got {bits!r}")
 
@@ -101,7 +103,7 @@ def dequantize_rows(codes: Tensor, scale: Tensor) -> Tensor:
 def fake_quant(w: Tensor, bits: int, clip: float | None = None) -> Tensor:
     """Quantize-dequantize `w` in the forward pass; identity gradient (straight-through estimator).
 
-    bits in QUANT_BITS: per-row quantization; 16: round to bfloat16; 32: `w` unchanged. `clip`
+    bits in QUANT_WIDTHS: per-row quantization; 16: round to bfloat16; 32: `w` unchanged. `clip`
     (binary and ternary only): the gradient is zero where |w| > clip * the row's scale.
     """
     return _fake_quant(w, bits, clip)[0]
@@ -241,7 +243,7 @@ def _widths(model: Classifier, bits: int, embedding_bits: int) -> dict[str, int]
 
 
 def quant_targets(model: Classifier, bits: int, embedding_bits: int) -> dict[str, int]:
-    """Integer-quantized weights -> bit-width (in QUANT_BITS).
+    """Integer-quantized weights -> bit-width (in QUANT_WIDTHS).
 
     Encoder linear weights and the pooler dense weight get `bits`; the word and position
     embedding tables get `embedding_bits`. Token-type embeddings, LayerNorms, biases and the
@@ -249,7 +251,7 @@ def quant_targets(model: Classifier, bits: int, embedding_bits: int) -> dict[str
     parameter names (`hf.bert.encoder.layer.0.attention.self.query.weight`), as
     `named_parameters()` / `state_dict()` spell them on a model without parametrizations.
     """
-    return {name: k for name, k in _widths(model, bits, embedding_bits).items() if k in QUANT_BITS}
+    return {name: k for name, k in _widths(model, bits, embedding_bits).items() if k in QUANT_WIDTHS}
 
 
 def attach_fake_quant_(model: Classifier, bits: int, embedding_bits: int, *, every_width: bool = False) -> None:

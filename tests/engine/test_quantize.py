@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from autocompress.engine.quantize import (
-    QUANT_BITS,
+    QUANT_WIDTHS,
     FakeQuant,
     attach_fake_quant_,
     dequantize_rows,
@@ -45,12 +45,12 @@ def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def test_levels() -> None:
-    assert [levels(k) for k in QUANT_BITS] == [255, 15, 3, 2]
+    assert [levels(k) for k in QUANT_WIDTHS] == [255, 15, 3, 2]
     with pytest.raises(ValueError):
         levels(3)
 
 
-@pytest.mark.parametrize("bits", QUANT_BITS)
+@pytest.mark.parametrize("bits", QUANT_WIDTHS)
 def test_codes_range_and_distinct_levels_per_row(bits: int) -> None:
     w = weights()
     codes, scale = quantize_rows(w, bits)
@@ -95,13 +95,13 @@ def test_binary_scale_is_mean_magnitude_of_nonzeros() -> None:
     assert fake_quant(w, 1).tolist() == [[1.0, -1.0, 0.0, 1.0], [0.0] * 4, [-2.0, 0.0, 0.0, 0.0]]
 
 
-@pytest.mark.parametrize("bits", QUANT_BITS)
+@pytest.mark.parametrize("bits", QUANT_WIDTHS)
 def test_fake_quant_is_bitwise_dequantize_of_quantize(bits: int) -> None:
     w = weights(seed=1)
     assert bitwise_equal(fake_quant(w, bits), dequantize_rows(*quantize_rows(w, bits)))
 
 
-@pytest.mark.parametrize("bits", (*QUANT_BITS, 16, 32))
+@pytest.mark.parametrize("bits", (*QUANT_WIDTHS, 16, 32))
 def test_straight_through_gradient(bits: int) -> None:
     w = weights(seed=2).requires_grad_(True)
     fake_quant(w, bits).sum().backward()
@@ -116,7 +116,7 @@ def test_16_and_32_bits() -> None:
     assert not torch.equal(q, w)
 
 
-@pytest.mark.parametrize("bits", QUANT_BITS)
+@pytest.mark.parametrize("bits", QUANT_WIDTHS)
 def test_zeros_stay_zero(bits: int) -> None:
     w = weights(seed=4, zero_frac=0.5)
     zero = w == 0
@@ -127,7 +127,7 @@ def test_zeros_stay_zero(bits: int) -> None:
         assert bool((codes[~zero] != 0).all())
 
 
-@pytest.mark.parametrize("bits", QUANT_BITS)
+@pytest.mark.parametrize("bits", QUANT_WIDTHS)
 @pytest.mark.parametrize("seed", range(5))
 def test_requantization_is_idempotent(bits: int, seed: int) -> None:
     w = weights(rows=64, cols=101, seed=seed)
@@ -139,7 +139,7 @@ def test_requantization_is_idempotent(bits: int, seed: int) -> None:
     assert bitwise_equal(fake_quant(q, bits), q)
 
 
-@pytest.mark.parametrize("bits", QUANT_BITS)
+@pytest.mark.parametrize("bits", QUANT_WIDTHS)
 @pytest.mark.parametrize("n", (1, 7, 8, 9, 13, 1001))
 def test_pack_round_trip_and_size(bits: int, n: int) -> None:
     g = torch.Generator().manual_seed(n)
@@ -154,7 +154,7 @@ def test_pack_round_trip_and_size(bits: int, n: int) -> None:
     assert torch.equal(unpack(packed, bits, n), codes)
 
 
-@pytest.mark.parametrize("bits", QUANT_BITS)
+@pytest.mark.parametrize("bits", QUANT_WIDTHS)
 def test_packed_bytes_shrink_by_32_over_k(bits: int) -> None:
     w = weights(rows=64, cols=128, zero_frac=0.0)
     codes, _ = quantize_rows(w, bits)
@@ -241,7 +241,7 @@ class _HalfMask(nn.Module):
         return w * mask
 
 
-@pytest.mark.parametrize("bits", QUANT_BITS)
+@pytest.mark.parametrize("bits", QUANT_WIDTHS)
 def test_materialize_after_mask_leaves_quantized_plain_weights(tiny, batch, bits: int) -> None:
     query = tiny.hf.bert.encoder.layer[0].attention.self.query
     parametrize.register_parametrization(query, "weight", _HalfMask())
