@@ -12,7 +12,9 @@
    sst2_benchmark.py (--max-size-mb, --max-latency-ms, --min-retention). Trials per hour, median trial
    seconds, and the hypervolume of each front: chosen on validation, scored on test, with the teacher and
    both fronts timed side by side in this process. --timeout-min caps each of the two searches (the file
-   then says the comparison is not at equal wall-clock).
+   then says the comparison is not at equal wall-clock). --equal-minutes M compares both at M minutes when
+   the elastic search took longer: its fronts keep only the trials that ended inside M with its training
+   counted, and the per-trial search is filled up to M (--per-trial-study reuses an earlier one).
 3. Default sampler vs random search on the elastic space (--seeds, --compare-trials trials each, no
    enqueued starting points, no budget), hypervolume at equal trial counts, as sampler_compare.py does.
 4. Recovery: the elastic search's best trial (highest validation score within budget) against the same
@@ -180,6 +182,9 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
     el_trials = finished(el.study)
     el_time = net.info.train_seconds + sum(seconds(t) for t in el_trials)
     budget_s = min(el_time, cap) if cap else el_time
+    if args.equal_minutes:  # both searches cut at this wall-clock: the elastic one keeps its trials inside it
+        budget_s = min(budget_s, args.equal_minutes * 60)
+    el_in = within(el_trials, budget_s - net.info.train_seconds)
 
     # the per-trial search does not use the elastic network: another network may reuse its study
     dist_name = args.per_trial_study or f"distill-{net_id}-tpe-s{args.seed}"
@@ -187,17 +192,18 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
     left = max(0.0, budget_s - spent)
     log(f"part 2: per-trial distillation search `{dist_name}`: budget {budget_s / 60:.1f} min of trial time "
         f"(elastic training {net.info.train_seconds / 60:.1f} min + elastic trials "
-        f"{(el_time - net.info.train_seconds) / 60:.1f} min{', capped by --timeout-min' if budget_s < el_time else ''}); "
+        f"{(el_time - net.info.train_seconds) / 60:.1f} min{', cut' if budget_s < el_time else ''}); "
         f"{spent / 60:.1f} min used before, {left / 60:.1f} min left")
     dist = run_search(exp, SearchSettings(study=dist_name, space=load_space("default"), budget=budget, trials=MANY,
                                           timeout=left, storage=storage, seed=args.seed, out_dir=work / "out"),
                       tracker=tracker, report_dir=work / "reports" / dist_name, log=log, prepared=(inputs_el, teacher))
     dist_all = finished(dist.study)
     dist_in = within(dist_all, budget_s)
-    late = [t.number for t in dist_all[len(dist_in):]]
+    late = {"per-trial": [t.number for t in dist_all[len(dist_in):]],
+            "elastic": [t.number for t in el_trials[len(el_in):]]}
 
     ref = el.reference  # the same teacher, measured once for the elastic study: its bytes are every study's
-    fronts = {"elastic": validation_front(el.study),
+    fronts = {"elastic": validation_front(el.study, {t.number for t in el_in}),
               "per-trial": validation_front(dist.study, {t.number for t in dist_in})}
     folders: dict = {TEACHER: Path(el.study.user_attrs["teacher_folder"])}
     studies = {"elastic": el.study, "per-trial": dist.study}
@@ -208,9 +214,10 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
     lat = {k: v[1] for k, v in side_by_side(folders, seq_len=exp.measure.seq_len, batch_sizes=(1,),
                                               threads=exp.measure.threads, rounds=args.rounds,
                                               repeats=args.repeats).items()}
-    out = {"budget_seconds": budget_s, "elastic_total_seconds": el_time, "capped": budget_s < el_time,
+    out = {"budget_seconds": budget_s, "elastic_total_seconds": el_time, "capped": bool(cap) and cap < el_time,
+           "equal_minutes": args.equal_minutes or None,
            "teacher_latency_ms_b1": lat[TEACHER], "teacher_bytes": ref.bytes, "searches": {}}
-    for mode, study, trials, training in (("elastic", el.study, el_trials, net.info.train_seconds),
+    for mode, study, trials, training in (("elastic", el.study, el_in, net.info.train_seconds),
                                           ("per-trial", dist.study, dist_in, 0.0)):
         metrics = trial_metrics(study)
         pts = fronts[mode]
@@ -222,7 +229,7 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
             # rates from every trial the study finished (the cost of a trial); the front from those in the budget
             "timing": timing(finished(study), training), "by_kind": timing_by_kind(finished(study)),
             "in_budget": len(trials),
-            "late_trials": late if mode == "per-trial" else [],
+            "late_trials": late[mode],
             "validation_hv": hypervolumes(val, ref.bytes, lat[TEACHER]),
             "test_hv": hypervolumes(test, ref.bytes, lat[TEACHER]),
             "front": [{"trial": p.key, "validation": p.score, "test": metrics[p.key].test_score, "bytes": p.bytes,
@@ -429,6 +436,10 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
                f"trials' time ({(s['elastic_total_seconds'] - e['train_seconds']) / 60:.1f} min) = "
                f"{s['elastic_total_seconds'] / 60:.1f} min"
                + (f", capped to {s['budget_seconds'] / 60:.1f} min by --timeout-min" if s["capped"] else "")
+               + (f"; both searches cut at {s['budget_seconds'] / 60:.1f} min (--equal-minutes "
+                  f"{s['equal_minutes']:g}): the elastic search's fronts count only its trials that ended inside "
+                  "that time with its training included" if s.get("equal_minutes") and not s["capped"]
+                  and s["budget_seconds"] < s["elastic_total_seconds"] else "")
                + "; the per-trial search counts only its trials that ended inside that much trial time"),
               ("- trial time: from a trial's creation (sampling included) to its end, summed over the trials that ran "
               "to an end (complete, pruned, failed by their own error); the studies' teacher measurement and reports "
@@ -463,10 +474,11 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
         if t["first_start"] and t["last_end"]:
             lines += ["", (f"- {mode} search's trials ran from {t['first_start']:%Y-%m-%d %H:%M} to "
                            f"{t['last_end']:%Y-%m-%d %H:%M} (local time of the machine)")]
-    late = s["searches"]["per-trial"]["late_trials"]
-    if late:
-        lines += ["", (f"- per-trial search: trial{'s' if len(late) > 1 else ''} {', '.join(map(str, late))} ended "
-                  "after the budget (left out of its front, counted in its trials per hour)")]
+    for mode, r in s["searches"].items():
+        late = r["late_trials"]
+        if late:
+            lines += ["", (f"- {mode} search: trial{'s' if len(late) > 1 else ''} {', '.join(map(str, late))} ended "
+                      "after the time budget (left out of its front, counted in its trials per hour)")]
     for mode, r in s["searches"].items():
         lines += ["", f"Front of the {mode} search (chosen on validation):", "",
                   "| trial | validation acc | test acc | MB | batch-1 ms (side by side) | runtime | train steps | recipe |",
@@ -593,6 +605,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the experiment's measure.threads)")
     ap.add_argument("--rounds", type=int, default=5, help="side-by-side latency rounds")
     ap.add_argument("--repeats", type=int, default=10, help="side-by-side runs per round")
+    ap.add_argument("--equal-minutes", type=float, default=0.0,
+                    help="part 2: compare both searches at this wall-clock (elastic training included) when the elastic "
+                         "search took longer: its fronts keep the trials inside it (0: the elastic search's whole time)")
     ap.add_argument("--per-trial-study", default=None,
                     help="part 2: the per-trial search's study (default distill-<network id>-tpe-s<seed>); it does not "
                          "depend on the elastic network, so an earlier network's study can be reused and resumed")
