@@ -190,6 +190,7 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
     dist_name = args.per_trial_study or f"distill-{net_id}-tpe-s{args.seed}"
     spent = sum(seconds(t) for t in stored_trials(dist_name, storage))
     left = max(0.0, budget_s - spent)
+    left = left if left >= 60 else 0.0  # no per-trial trial fits in under a minute: none is started
     log(f"part 2: per-trial distillation search `{dist_name}`: budget {budget_s / 60:.1f} min of trial time "
         f"(elastic training {net.info.train_seconds / 60:.1f} min + elastic trials "
         f"{(el_time - net.info.train_seconds) / 60:.1f} min{', cut' if budget_s < el_time else ''}); "
