@@ -6,7 +6,7 @@
 
 1. Elastic training: `elastic_net.prepare` on the experiment; its training seconds and steps as its cache
    records them (from the cache when it was trained before; the file says which).
-2. Equal wall-clock: an elastic search (search_spaces/elastic.yaml, default sampler, --elastic-trials
+2. Equal wall-clock: an elastic search (search_spaces/<--space>.yaml, default elastic.yaml, default sampler, --elastic-trials
    trials), then the per-trial distillation search (search_spaces/default.yaml) stopped at the elastic
    search's total time: elastic training seconds plus the elastic trials' seconds. Both under the budget of
    sst2_benchmark.py (--max-size-mb, --max-latency-ms, --min-retention). Trials per hour, median trial
@@ -172,10 +172,10 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
                              artifact_root=work / "mlartifacts"))
     cap = args.timeout_min * 60 if args.timeout_min else None
     net_id = net.info.id[:8]
-    el_name = f"elastic-{net_id}-tpe-s{args.seed}"
+    el_name = f"{args.space}-{net_id}-tpe-s{args.seed}"
     log(f"part 2: elastic search `{el_name}` ({args.elastic_trials} trials"
         + (f", at most {args.timeout_min:g} min)" if cap else ")"))
-    el = run_search(exp, SearchSettings(study=el_name, space=load_space("elastic"), budget=budget,
+    el = run_search(exp, SearchSettings(study=el_name, space=load_space(args.space), budget=budget,
                                         trials=args.elastic_trials, timeout=cap, storage=storage, seed=args.seed,
                                         out_dir=work / "out"),
                     tracker=tracker, report_dir=work / "reports" / el_name, log=log, prepared=(inputs_el, teacher))
@@ -226,7 +226,7 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
         test = [Point(p.key, metrics[p.key].test_score, p.bytes, lat[(mode, p.key)]) for p in pts]
         recipes = {t.number: t.user_attrs.get("recipe", {}) for t in study.get_trials(deepcopy=False)}
         out["searches"][mode] = {
-            "study": study.study_name, "space": "elastic" if mode == "elastic" else "default",
+            "study": study.study_name, "space": args.space if mode == "elastic" else "default",
             # rates from every trial the study finished (the cost of a trial); the front from those in the budget
             "timing": timing(finished(study), training), "by_kind": timing_by_kind(finished(study)),
             "in_budget": len(trials),
@@ -263,9 +263,9 @@ def compare_studies(exp: Experiment, args, inputs_el, teacher, net, work: Path, 
     studies: dict[str, dict[int, Any]] = {sampler: {} for sampler in args.samplers}
     for seed in args.seeds:
         for sampler in args.samplers:
-            name = f"cmp-{net.info.id[:8]}-{sampler}-s{seed}"
+            name = f"cmp-{args.space}-{net.info.id[:8]}-{sampler}-s{seed}"
             log(f"part 3: `{name}` ({args.compare_trials} trials)")
-            done = run_search(exp, SearchSettings(study=name, space=load_space("elastic"), trials=args.compare_trials,
+            done = run_search(exp, SearchSettings(study=name, space=load_space(args.space), trials=args.compare_trials,
                                                   storage=storage, sampler=sampler, seed=seed, out_dir=work / "out",
                                                   enqueue_starts=False),
                               report_dir=work / "reports" / name, log=log, prepared=(inputs_el, teacher),
@@ -494,7 +494,7 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
         lines.append("Skipped (--skip-compare).")
     else:
         seeds = cmp["seeds"]
-        lines += [(f"- search_spaces/elastic.yaml, {cmp['trials']} finished trials per study compared (equal trial "
+        lines += [(f"- search_spaces/{info['args']['space']}.yaml, {cmp['trials']} finished trials per study compared (equal trial "
                   f"counts), seeds {seeds}, no enqueued starting points, no budget, no MLflow; every study cuts from "
                   "the same cached elastic network"),
                   ("- hypervolume of the non-degenerate complete trials among the first k finished ones, on validation "
@@ -584,6 +584,8 @@ def strip(obj):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default=str(HERE / "sst2-elastic.yaml"))
+    ap.add_argument("--space", default="elastic", choices=["elastic", "elastic-recovery"],
+                    help="the elastic search space of parts 2 and 3 (search_spaces/<space>.yaml; names the studies)")
     ap.add_argument("--elastic-trials", type=int, default=60, help="trials of the part-2 elastic search")
     ap.add_argument("--compare-trials", type=int, default=60, help="trials of each part-3 sampler study")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="part-3 sampler seeds")

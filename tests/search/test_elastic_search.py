@@ -30,11 +30,15 @@ def _complete(study):
 
 
 def test_which_spaces_ask_for_the_elastic_network():
-    shipped = load_space("elastic")
-    assert shipped.offers("elastic", True) and shipped.fixed["elastic"] is True
-    assert shipped.values_of("depth") == [2, 3, 4, 5, 6] and shipped.values_of("heads_keep") == [0.5, 0.75, 1.0]
-    assert shipped.values_of("lr") == [3e-5, 3e-4]  # a continuous range: its two ends
-    assert shipped.values_of("prune_ratio") is None
+    for name in ("elastic", "elastic-recovery"):
+        shipped = load_space(name)
+        assert shipped.offers("elastic", True) and shipped.fixed["elastic"] is True
+        assert shipped.values_of("depth") == [2, 3, 4, 5, 6] and shipped.values_of("heads_keep") == [0.5, 0.75, 1.0]
+        assert shipped.values_of("prune_ratio") is None
+    assert load_space("elastic").values_of("train_steps") == [0]  # measured as cut: no training in a trial
+    recovery = load_space("elastic-recovery")
+    assert recovery.values_of("train_steps") == [0, 100, 300]
+    assert recovery.values_of("lr") == [3e-5, 3e-4]  # a continuous range: its two ends
     assert not load_space("default").offers("elastic", True)
     mixed = parse_space({"elastic": {"choices": [True, False]}, "ffn_keep": {"low": 0.25, "high": 1.0, "step": 0.25}},
                         "s")
@@ -99,10 +103,12 @@ def test_an_elastic_space_on_an_experiment_without_the_block_is_one_line(tiny_ex
 
 
 @pytest.mark.parametrize("depth", [2, 6])
-def test_the_shipped_space_makes_elastic_recipes(depth):
-    space = load_space("elastic")
+def test_the_shipped_spaces_make_elastic_recipes(depth):
     chosen = {"runtime": "onnxruntime", "depth": depth, "heads_keep": 0.75, "ffn_keep": 0.25, "vocab_prune": True,
-              "bits": 4, "embedding_bits": 8, "train_steps": 100, "lr": 1e-4}
-    recipe = space.to_recipe(chosen, 6)
-    assert recipe.elastic and recipe.alpha == 0.7 and recipe.batch_size == 32
-    assert recipe.layers == (None if depth == 6 else (0, 3))
+              "bits": 4, "embedding_bits": 8}
+    cut = load_space("elastic").to_recipe(chosen, 6)
+    recovered = load_space("elastic-recovery").to_recipe({**chosen, "train_steps": 100, "lr": 1e-4}, 6)
+    for recipe in (cut, recovered):
+        assert recipe.elastic and recipe.alpha == 0.7 and recipe.batch_size == 32 and recipe.bits == 4
+        assert recipe.layers == (None if depth == 6 else (0, 3))
+    assert cut.train_steps == 0 and recovered.train_steps == 100 and recovered.lr == 1e-4
