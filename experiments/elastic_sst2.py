@@ -543,7 +543,7 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
             f"sub-network passes over all shapes, not attributable to one) plus its {el_m['train_steps']} recovery "
             "steps; the solo side's steps are all its own"),
             "",
-            ("| model | layers | heads (total) | FFN per layer | vocabulary | bits | train steps | train s | "
+            ("| model | layers | heads (total) | FFN neurons (total) | vocabulary | bits | train steps | train s | "
             "validation acc | test acc | MB |"),
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
