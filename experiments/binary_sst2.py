@@ -95,8 +95,6 @@ def build(inputs, root: Path, rows: list[tuple[str, Recipe]], part: tuple[int, i
         m = cached_run(inputs, recipe, row_folder(root, name, recipe), name)
         log(f"{name}: validation {m.accuracy:.4f}, test {m.test_accuracy:.4f}, {m.bytes:,} bytes, "
             f"{m.train_seconds / 60:.1f} min")
-        log(f"{name}: validation {m.accuracy:.4f}, test {m.test_accuracy:.4f}, {m.bytes:,} bytes, "
-            f"{m.train_seconds / 60:.1f} min")
 
 
 def report(exp: Experiment, inputs, teacher, root: Path, out: Path) -> None:

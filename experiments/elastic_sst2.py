@@ -184,7 +184,7 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
     budget_s = min(el_time, cap) if cap else el_time
     if args.equal_minutes:  # both searches cut at this wall-clock: the elastic one keeps its trials inside it
         budget_s = min(budget_s, args.equal_minutes * 60)
-    el_in = within(el_trials, budget_s - net.info.train_seconds)
+    el_in = el_trials if budget_s >= el_time else within(el_trials, budget_s - net.info.train_seconds)
 
     # the per-trial search does not use the elastic network: another network may reuse its study
     dist_name = args.per_trial_study or f"distill-{net_id}-tpe-s{args.seed}"

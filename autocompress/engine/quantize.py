@@ -30,11 +30,11 @@ from torch.nn.utils import parametrize
 from .lowbit import binary_rows, ternary_rows
 from .model import Classifier
 from .targets import embedding_tables, encoder_linears
-from .techniques.quantization import (
-    QUANT_WIDTHS,  # the integer widths (8, 4, 2, 1), named where the recipe key is
-)
+from .techniques.quantization import QUANT_WIDTHS
 
-_WIDTHS = (*QUANT_WIDTHS, 16, 32)  # 16: bfloat16 storage; 32: untouched
+# the integer widths (8, 4, 2, 1) come from the technique that owns the `bits` recipe key;
+# 16: bfloat16 storage; 32: untouched
+_WIDTHS = (*QUANT_WIDTHS, 16, 32)
 
 
 def _check_bits(bits: int, allowed: tuple[int, ...] = QUANT_WIDTHS) -> None:
