@@ -182,9 +182,10 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
     el_trials = finished(el.study)
     el_time = net.info.train_seconds + sum(seconds(t) for t in el_trials)
     budget_s = min(el_time, cap) if cap else el_time
-    if args.equal_minutes:  # both searches cut at this wall-clock: the elastic one keeps its trials inside it
-        budget_s = min(budget_s, args.equal_minutes * 60)
-    el_in = el_trials if budget_s >= el_time else within(el_trials, budget_s - net.info.train_seconds)
+    el_in, equal_cut = el_trials, bool(args.equal_minutes) and args.equal_minutes * 60 < el_time
+    if equal_cut:  # both searches cut at this wall-clock: the elastic one keeps its trials inside it
+        budget_s = args.equal_minutes * 60
+        el_in = within(el_trials, budget_s - net.info.train_seconds)
 
     # the per-trial search does not use the elastic network: another network may reuse its study
     dist_name = args.per_trial_study or f"distill-{net_id}-tpe-s{args.seed}"
@@ -216,7 +217,7 @@ def part_searches(exp: Experiment, args, inputs_el, teacher, net, work: Path, st
                                               threads=exp.measure.threads, rounds=args.rounds,
                                               repeats=args.repeats).items()}
     out = {"budget_seconds": budget_s, "elastic_total_seconds": el_time, "capped": bool(cap) and cap < el_time,
-           "equal_minutes": args.equal_minutes or None,
+           "equal_minutes": args.equal_minutes if equal_cut else None,
            "teacher_latency_ms_b1": lat[TEACHER], "teacher_bytes": ref.bytes, "searches": {}}
     for mode, study, trials, training in (("elastic", el.study, el_in, net.info.train_seconds),
                                           ("per-trial", dist.study, dist_in, 0.0)):
@@ -439,8 +440,7 @@ def render(info: dict, s: dict, cmp: dict | None, rec: dict | None) -> str:
                + (f", capped to {s['budget_seconds'] / 60:.1f} min by --timeout-min" if s["capped"] else "")
                + (f"; both searches cut at {s['budget_seconds'] / 60:.1f} min (--equal-minutes "
                   f"{s['equal_minutes']:g}): the elastic search's fronts count only its trials that ended inside "
-                  "that time with its training included" if s.get("equal_minutes") and not s["capped"]
-                  and s["budget_seconds"] < s["elastic_total_seconds"] else "")
+                  "that time with its training included" if s.get("equal_minutes") else "")
                + "; the per-trial search counts only its trials that ended inside that much trial time"),
               ("- trial time: from a trial's creation (sampling included) to its end, summed over the trials that ran "
               "to an end (complete, pruned, failed by their own error); the studies' teacher measurement and reports "
@@ -590,7 +590,8 @@ def main() -> None:
     ap.add_argument("--compare-trials", type=int, default=60, help="trials of each part-3 sampler study")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="part-3 sampler seeds")
     ap.add_argument("--seed", type=int, default=0, help="sampler seed of the two part-2 searches")
-    ap.add_argument("--timeout-min", type=float, default=0.0,
+    cut = ap.add_mutually_exclusive_group()
+    cut.add_argument("--timeout-min", type=float, default=0.0,
                     help="cap each part-2 search at this many minutes (0: the elastic search runs all its trials and "
                          "the per-trial search gets exactly its time)")
     ap.add_argument("--solo-steps", type=int, default=2000, help="part 4: steps added to the pick's own train_steps")
@@ -608,7 +609,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the experiment's measure.threads)")
     ap.add_argument("--rounds", type=int, default=5, help="side-by-side latency rounds")
     ap.add_argument("--repeats", type=int, default=10, help="side-by-side runs per round")
-    ap.add_argument("--equal-minutes", type=float, default=0.0,
+    cut.add_argument("--equal-minutes", type=float, default=0.0,
                     help="part 2: compare both searches at this wall-clock (elastic training included) when the elastic "
                          "search took longer: its fronts keep the trials inside it (0: the elastic search's whole time)")
     ap.add_argument("--per-trial-study", default=None,
