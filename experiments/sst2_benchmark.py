@@ -1,11 +1,18 @@
 """SST-2 benchmark: the search's Pareto set beside the fp32 teacher, peer tools and published results.
 
-    python experiments/sst2_benchmark.py [--timeout-min 60] [--trials 80] [--rounds 5] [--repeats 10] [--skip-search]
+    python experiments/sst2_benchmark.py [--space elastic|default] [--timeout-min 60] [--trials N] [--rounds 5]
+        [--repeats 10] [--skip-search]
 
-1. Search (resumable): the default joint space on SST-2 (the runtime is one of its dimensions) under
-   a budget of bytes, batch-1 latency and share of the teacher's validation accuracy, until the
-   study holds --trials finished trials or --timeout-min minutes have passed. The study is `bench-sst2`
-   in <cache>/bench-sst2. Candidates are chosen on validation rows held out from training.
+1. Budget from the peers (unless --max-size-mb and --max-latency-ms are given): the peers below are built
+   and timed side by side at batch 1 before the search; the budget asks for fewer bytes than the smallest
+   and a batch-1 latency under --latency-margin (0.9) times the fastest, plus --min-retention of the
+   teacher's validation score. It is stored beside the study, so a resumed search keeps it.
+   Search (resumable) under that budget, until the study holds --trials finished trials or --timeout-min
+   minutes have passed. --space elastic (the default): search_spaces/elastic.yaml on sst2-elastic.yaml,
+   every trial cut from the elastic network (trained once, quantization-aware), study `bench-sst2-elastic`;
+   --space default: search_spaces/default.yaml on sst2.yaml, every trial distils its own student, study
+   `bench-sst2`. The runtime is a dimension of both. Candidates are chosen on validation rows held out
+   from training; the budget pick is the highest validation score within the budget.
 2. Side by side in this one process, latency interleaved over rounds (median of per-round medians):
    the fp32 teacher on torch eager; the peers, each at its best honest setting on the same teacher:
    torch dynamic int8 (per-channel), ONNX Runtime dynamic int8 and static QDQ int8, OpenVINO bf16
@@ -17,7 +24,7 @@
 3. A runtime table: the teacher's shape and the budget pick's shape on every runtime and precision,
    so a reader sees where the speed comes from; and the resident memory of every shipped model,
    each loaded in a fresh process.
-4. Writes experiments/results/sst2-benchmark.md, .json and sst2-benchmark-pareto.png.
+4. Writes experiments/results/sst2-benchmark.md, .json and -pareto.png (--space default: sst2-benchmark-default.*).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -40,6 +48,7 @@ from _common import log, provenance
 from torch import nn
 
 from autocompress import artifact
+from autocompress._io import write_json
 from autocompress.config import Experiment
 from autocompress.describe import summarize
 from autocompress.engine.measure import (
@@ -58,15 +67,14 @@ from autocompress.search.report import build_report, write_report
 from autocompress.search.run import run_search
 from autocompress.search.space import load_space
 from autocompress.search.storage import open_existing_study
-from autocompress.search.study import SearchSettings
-from autocompress.teacher import prepare
+from autocompress.search.study import SearchSettings, measure_reference
+from autocompress.session import engine_inputs
 from autocompress.tracking import MlflowTracker
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 INC_PYTHON = ROOT / ".venv-inc" / "bin" / "python"
 INC_SCRIPT = HERE / "peers" / "inc_peer.py"
-NAME = "bench-sst2"
 TEACHER_ROW = "fp32 teacher (torch eager)"
 
 # the peers: (row label, runtime, bits) of the uncompressed teacher, each at its best honest setting
@@ -150,28 +158,65 @@ def resident_memory(where: Path, threads: int, runtime: tuple[str, int] | None =
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def search(exp: Experiment, args) -> tuple[object, float]:
+# the searches this benchmark can run: experiment file and study name for each search space
+SPACES = {"elastic": ("sst2-elastic.yaml", "bench-sst2-elastic"), "default": ("sst2.yaml", "bench-sst2")}
+
+
+def budget_from_peers(peer_bytes: dict[str, int], peer_b1_ms: dict[str, float], margin: float) -> dict:
+    """Fewer bytes than the smallest peer, batch-1 latency at most `margin` times the fastest peer's."""
+    smallest = min(peer_bytes, key=peer_bytes.__getitem__)
+    fastest = min(peer_b1_ms, key=peer_b1_ms.__getitem__)
+    return {"max_bytes": peer_bytes[smallest] - 1, "max_latency_ms": round(margin * peer_b1_ms[fastest], 3),
+            "smallest_peer": smallest, "fastest_peer": fastest, "latency_margin": margin,
+            "peer_bytes": peer_bytes, "peer_b1_ms": peer_b1_ms}
+
+
+def peer_budget(work: Path, rows: dict[str, dict], xs: dict[int, dict], args, threads: int) -> dict:
+    """The budget "smaller and faster than every peer" (`budget_from_peers`), the peers timed side by side at
+    batch 1 here before the search. Stored in <work>/budget.json when first derived, so a resumed search keeps
+    the budget its trials were judged by."""
+    stored = work / "budget.json"
+    if stored.is_file():
+        got = json.loads(stored.read_text())
+        log(f"budget: from the peers, as derived on {got['date']} ({stored})")
+        return got
+    peers = {n: r for n, r in rows.items() if r["kind"] == "peer" and "run" in r}
+    log(f"budget: timing {len(peers)} peers side by side at batch 1 ({args.rounds} rounds)")
+    lat = interleaved_latency({n: r["run"] for n, r in peers.items()}, {1: xs[1]}, rounds=args.rounds,
+                              repeats=args.repeats, warmup=3, threads=threads)
+    got = {**budget_from_peers({n: r["bytes"] for n, r in peers.items()}, {n: v[1] for n, v in lat.items()},
+                               args.latency_margin), "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}"}
+    write_json(stored, got)
+    return got
+
+
+def search(exp: Experiment, args, name: str, budget: Budget, prepared) -> tuple[object, float]:
     """Run (or resume) the benchmark's study; returns it and the wall seconds this call searched."""
-    work = exp.cache / NAME
-    work.mkdir(parents=True, exist_ok=True)
-    budget = Budget(max_bytes=int(args.max_size_mb * 1e6), max_latency_ms=args.max_latency_ms,
-                    min_retention=args.min_retention)
-    settings = SearchSettings(study=NAME, space=load_space("default"), budget=budget, trials=args.trials,
+    work = exp.cache / name
+    settings = SearchSettings(study=name, space=load_space(args.space), budget=budget, trials=args.trials,
                               timeout=args.timeout_min * 60 if args.timeout_min else None,
                               storage=f"sqlite:///{work / 'optuna.db'}", seed=args.seed, out_dir=work / "out")
-    tracker = MlflowTracker(f"sqlite:///{work / 'mlflow.db'}", experiment=NAME, artifact_root=work / "mlartifacts")
+    tracker = MlflowTracker(f"sqlite:///{work / 'mlflow.db'}", experiment=name, artifact_root=work / "mlartifacts")
     t0 = time.time()
-    done = run_search(exp, settings, tracker=tracker, report_dir=work / "report", log=log)
+    done = run_search(exp, settings, tracker=tracker, report_dir=work / "report", log=log, prepared=prepared,
+                      remeasure=False)
     return done.study, time.time() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--experiment", default=str(HERE / "sst2.yaml"))
-    ap.add_argument("--trials", type=int, default=80)
+    ap.add_argument("--space", choices=sorted(SPACES), default="elastic",
+                    help="elastic: cut trials from the experiment's elastic network (seconds a trial); default: "
+                         "distill a student in every trial (minutes a trial)")
+    ap.add_argument("--experiment", help="default: sst2-elastic.yaml for --space elastic, sst2.yaml for default")
+    ap.add_argument("--trials", type=int, default=None, help="default: 200 for --space elastic, 80 for default")
     ap.add_argument("--timeout-min", type=float, default=60.0, help="stop starting trials after this long (0: none)")
-    ap.add_argument("--max-size-mb", type=float, default=10.0)
-    ap.add_argument("--max-latency-ms", type=float, default=4.5, help="batch-1 latency budget, as measured in a trial")
+    ap.add_argument("--max-size-mb", type=float, help="default: below the smallest peer's bytes")
+    ap.add_argument("--max-latency-ms", type=float,
+                    help="batch-1 latency budget, as measured in a trial; default: --latency-margin times the "
+                         "fastest peer's, timed before the search")
+    ap.add_argument("--latency-margin", type=float, default=0.9,
+                    help="the derived latency budget as a fraction of the fastest peer's (room for timing noise)")
     ap.add_argument("--min-retention", type=float, default=0.97)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=5)
@@ -179,49 +224,48 @@ def main() -> None:
     ap.add_argument("--skip-search", action="store_true", help="measure the study as it is")
     ap.add_argument("--no-inc", action="store_true", help="leave out the Intel Neural Compressor peer")
     args = ap.parse_args()
-    exp = Experiment.from_file(args.experiment)
+    exp_file, name = SPACES[args.space]
+    args.trials = args.trials or (200 if args.space == "elastic" else 80)
+    exp = Experiment.from_file(args.experiment or HERE / exp_file)
     threads = exp.measure.threads
+    work = exp.cache / name
+    work.mkdir(parents=True, exist_ok=True)
 
     t_all = time.time()
-    teacher = prepare(exp, log)
+    inputs, teacher = engine_inputs(exp, log)
+    ref_folder = work / "out" / name / "teacher"
+    measure_reference(inputs, ref_folder, log)  # the study's reference, as the search would measure it
+    log("measure: building the peers from the teacher")
+    tmp = Path(tempfile.mkdtemp())
+    fp32 = load_model(ref_folder)
+    calibration = calibration_batches(teacher.data.train, exp.measure.seq_len)
+    rows = teacher_and_peers(fp32, ref_folder, calibration, threads, tmp)
+    test = teacher.data.test  # the task's dev file: the test split, never used to choose
+    xs = {bs: latency_inputs(test, bs, exp.measure.seq_len) for bs in (1, 32)}
+    derived = None
+    if args.max_size_mb is None or args.max_latency_ms is None:
+        derived = peer_budget(work, rows, xs, args, threads)
+    budget = Budget(max_bytes=int(args.max_size_mb * 1e6) if args.max_size_mb else derived["max_bytes"],
+                    max_latency_ms=args.max_latency_ms or derived["max_latency_ms"], min_retention=args.min_retention)
+    storage = f"sqlite:///{work / 'optuna.db'}"
+    stored = open_existing_study(name, storage).user_attrs.get("budget") if (work / "optuna.db").is_file() else None
+    if stored is not None and not args.skip_search and stored != budget.to_dict():
+        sys.exit(f"study '{name}' was searched under the budget {stored}, not {budget.to_dict()}: pass the same "
+                 f"--max-size-mb / --max-latency-ms / --min-retention, or --skip-search to measure it as it is")
     if args.skip_search:
-        study, search_wall = open_existing_study(NAME, f"sqlite:///{exp.cache / NAME / 'optuna.db'}"), 0.0
+        study, search_wall = open_existing_study(name, storage), 0.0
     else:
-        study, search_wall = search(exp, args)
+        study, search_wall = search(exp, args, name, budget, (inputs, teacher))
     rep = build_report(study, remeasure=False)  # this script times the front beside the peers itself
     trials = {t.number: t for t in study.trials}
 
-    log("measure: loading the teacher, the peers and the Pareto trials")
-    tmp = Path(tempfile.mkdtemp())
-    ref_folder = exp.cache / NAME / "out" / NAME / "teacher"
-    fp32 = load_model(ref_folder)
-    task_bytes = artifact.run_bytes(ref_folder)  # architecture, task.json, tokenizer: every row needs them
-    calibration = calibration_batches(teacher.data.train, exp.measure.seq_len)
-    rows: dict[str, dict] = {TEACHER_ROW: {"kind": "teacher", "runtime": "torch-fp32",
-                                          "run": get_runtime("torch").build(fp32, 32, tmp, threads).run,
-                                          "bytes": artifact.run_bytes(ref_folder, ref_folder / artifact.WEIGHTS),
-                                          "folder": ref_folder}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        # per-channel weights (one scale per output channel), as the engine's own int8 does
-        q = quantize_dynamic(copy.deepcopy(fp32).eval(), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-    torch.save(q.state_dict(), tmp / "torch-int8.pt")
-    rows["peer: torch dynamic int8 (per-channel)"] = {"kind": "peer", "runtime": "torch-int8-dynamic",
-                                                      "run": lambda i, m, t: q(i, m, t),
-                                                      "bytes": (tmp / "torch-int8.pt").stat().st_size + task_bytes}
-    for label, name, bits in PEERS:
-        workdir = tmp / label.replace(" ", "_")
-        session = get_runtime(name).build(fp32, bits, workdir, threads, calibration)
-        rows[label] = {"kind": "peer", "run": session.run, "bytes": files_bytes(session.files) + task_bytes,
-                       "runtime": session.name, "files": (workdir, name, bits)}
     inc = None
     try:
         inc = None if args.no_inc else inc_peer(exp, teacher.folder)
     except subprocess.CalledProcessError as err:
         log(f"peers: Intel Neural Compressor failed ({err}); left out")
     pick = rep.best.key if rep.best else None
+    log("measure: loading the Pareto trials")
     for p in rep.front:
         t = trials[p.key]
         folder = Path(t.user_attrs["folder"])
@@ -234,11 +278,9 @@ def main() -> None:
                        "runtime": m.runtime, "recipe": summarize(t.user_attrs["recipe"]), "searched": p,
                        "validation": m.score}
 
-    test = teacher.data.test  # the task's dev file: the test split, never used to choose
-    for name, r in rows.items():
-        log(f"measure: test accuracy of {name}")
+    for row, r in rows.items():
+        log(f"measure: test accuracy of {row}")
         r["accuracy"] = accuracy(r["run"], test, threads)
-    xs = {bs: latency_inputs(test, bs, exp.measure.seq_len) for bs in (1, 32)}
     rounds: dict[str, dict[int, list[float]]] = {n: {1: [], 32: []} for n in rows}
     inc_row = "peer: Intel Neural Compressor int8 (own process)"
     if inc:
@@ -256,6 +298,7 @@ def main() -> None:
         rows[inc_row] = {"kind": "peer", "accuracy": inc["accuracy"], "bytes": inc["bytes"], "own_process": True}
     for n, r in rows.items():
         r["b1"], r["b32"] = (statistics.median(rounds[n][bs]) for bs in (1, 32))
+        r["b1_rounds"] = rounds[n][1]
 
     grid = runtime_grid(rows, pick, fp32, test, xs, calibration, threads, tmp, args)
     for n, r in rows.items():
@@ -263,8 +306,33 @@ def main() -> None:
             log(f"memory: {n} in a fresh process")
             r["memory"] = (resident_memory(r["folder"], threads) if "folder" in r
                            else resident_memory(r["files"][0], threads, r["files"][1:]))
-    write(exp, args, rows, rep, study, inc, grid, search_wall, time.time() - t_all, len(test), teacher.folder,
-          len(teacher.data.train))
+    write(exp, args, name, rows, rep, study, inc, grid, search_wall, time.time() - t_all, len(test), teacher.folder,
+          len(teacher.data.train), derived)
+
+
+def teacher_and_peers(fp32, ref_folder: Path, calibration, threads: int, tmp: Path) -> dict[str, dict]:
+    """The fp32 teacher on torch eager and every peer of the same teacher, ready to run side by side."""
+    task_bytes = artifact.run_bytes(ref_folder)  # architecture, task.json, tokenizer: every row needs them
+    rows: dict[str, dict] = {TEACHER_ROW: {"kind": "teacher", "runtime": "torch-fp32",
+                                          "run": get_runtime("torch").build(fp32, 32, tmp, threads).run,
+                                          "bytes": artifact.run_bytes(ref_folder, ref_folder / artifact.WEIGHTS),
+                                          "folder": ref_folder}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        # per-channel weights (one scale per output channel), as the engine's own int8 does
+        q = quantize_dynamic(copy.deepcopy(fp32).eval(), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    torch.save(q.state_dict(), tmp / "torch-int8.pt")
+    rows["peer: torch dynamic int8 (per-channel)"] = {"kind": "peer", "runtime": "torch-int8-dynamic",
+                                                      "run": lambda i, m, t: q(i, m, t),
+                                                      "bytes": (tmp / "torch-int8.pt").stat().st_size + task_bytes}
+    for label, runtime, bits in PEERS:
+        workdir = tmp / label.replace(" ", "_")
+        session = get_runtime(runtime).build(fp32, bits, workdir, threads, calibration)
+        rows[label] = {"kind": "peer", "run": session.run, "bytes": files_bytes(session.files) + task_bytes,
+                       "runtime": session.name, "files": (workdir, runtime, bits)}
+    return rows
 
 
 def runtime_grid(rows, pick, fp32, test, xs, calibration, threads, tmp, args) -> dict[str, dict[str, dict]]:
@@ -311,7 +379,7 @@ def targets(rows: dict[str, dict], base: dict, pick: dict | None) -> list[str]:
              ("stretch: a point at >= 97 %, >= 20x fewer bytes, >= 5x lower batch-1 latency", 0.97, 20, 5)]
     pareto = {n: r for n, r in rows.items() if r["kind"] == "pareto"}
     for text, keep, smaller, faster in specs:
-        def score(r):  # the worst of the goal fractions reached (1 = met on every axis)
+        def score(r, keep=keep, smaller=smaller, faster=faster):  # the worst of the goal fractions reached (1 = met on every axis)
             return min(min(1.0, retention(r["accuracy"], base["accuracy"]) / keep),
                        min(1.0, base["bytes"] / r["bytes"] / smaller), min(1.0, base["b1"] / r["b1"] / faster))
 
@@ -328,13 +396,21 @@ def targets(rows: dict[str, dict], base: dict, pick: dict | None) -> list[str]:
     return out
 
 
+def paired_rounds(pick_ms: list[float], peer_ms: list[float]) -> tuple[int, float]:
+    """Latency compared round by round (both timed in the same round): the rounds the pick was faster
+    in, and the median of the per-round ratios peer / pick (above 1: the pick is faster)."""
+    return (sum(a < b for a, b in zip(pick_ms, peer_ms, strict=True)),
+            statistics.median(b / a for a, b in zip(pick_ms, peer_ms, strict=True)))
+
+
 def mb(n: float) -> str:
     return f"{n / 1e6:.1f}"
 
 
-def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_test, teacher_folder,
-          n_train) -> None:
+def write(exp, args, name, rows, rep, study, inc, grid, search_wall, total_wall, n_test, teacher_folder,
+          n_train, derived) -> None:
     results = HERE / "results"
+    stem = "sst2-benchmark" + ("" if args.space == "elastic" else "-default")
     base = rows[TEACHER_ROW]
     pick = next((r for r in rows.values() if r["kind"] == "pareto" and r["trial"] == (rep.best.key if rep.best else -1)),
                 None)
@@ -347,10 +423,11 @@ def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_tes
         + ("whole sentences held out as validation and every phrase inside them" if exp.task.validation_whole_rows
            else "rows held out as validation") + "): "
         f"validation accuracy {rep.teacher.score:.4f}, test accuracy {base['accuracy']:.4f}"),
-        (f"- search: study `{NAME}`, `search_spaces/default.yaml` (the runtime is a dimension), TPE, budget "
+        (f"- search: study `{name}`, `search_spaces/{args.space}.yaml` (the runtime is a dimension), TPE, budget "
         f"{rep.budget}; {sum(rep.counts.values())} trials "
         f"({', '.join(f'{v} {k.lower()}' for k, v in sorted(rep.counts.items()))}); chosen on "
-        f"{rep.teacher.validation_rows} validation rows"),
+        f"{rep.teacher.validation_rows} validation rows; the budget pick is the highest validation score within "
+        "the budget"),
         (f"- every row below: accuracy on the {n_test} test sentences (SST-2's dev file, never used to choose), bytes on "
         f"disk of everything it needs to run (model files, tokenizer, task and architecture files), latency at "
         f"sequence length {exp.measure.seq_len} on {exp.measure.threads} threads, median over {args.rounds} rounds of "
@@ -358,6 +435,18 @@ def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_tes
         ("- measured side by side in this one process, latency interleaved within each round: the fp32 teacher, "
         "every peer and every Pareto trial (each on the runtime it ships for, from the files it ships)"),
     ]
+    if rep.elastic:
+        lines.append(f"- trials cut from elastic network `{rep.elastic['id']}` ({rep.elastic['steps']} steps, trained "
+                     f"once in {rep.elastic['train_seconds'] / 60:.1f} min, quantization-aware at bits "
+                     f"{exp.elastic.bits}), measured as cut: no trial trains")
+    if derived:
+        peer_ms = ", ".join(f"{n.removeprefix('peer: ')} {v:.2f}" for n, v in derived["peer_b1_ms"].items())
+        lines.append(f"- budget from the peers, derived before the search ({derived['date']}): size below the "
+                     f"smallest peer ({derived['smallest_peer'].removeprefix('peer: ')}, "
+                     f"{derived['peer_bytes'][derived['smallest_peer']]:,} bytes); batch-1 latency <= "
+                     f"{derived['latency_margin']:g} x the fastest peer's ({derived['fastest_peer'].removeprefix('peer: ')}"
+                     f", {derived['peer_b1_ms'][derived['fastest_peer']]:.2f} ms), as a trial measures it; the "
+                     f"peers' batch-1 ms then: {peer_ms}")
     if inc is not None:
         lines.append(
             "- measured in its own process: the Intel Neural Compressor peer (its own venv, `experiments/peers/inc_peer.py`): "
@@ -399,10 +488,12 @@ def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_tes
             if r["kind"] != "peer":
                 continue
             q = Point(1, r["accuracy"], r["bytes"], r["b1"])
+            won, ratio = paired_rounds(pick["b1_rounds"], r["b1_rounds"])
             lines.append(f"- {n}: **{'yes' if dominates(p, q) else 'no'}** (test accuracy {p.score:.4f} vs "
                          f"{q.score:.4f}, bytes {p.bytes:,.0f} vs {q.bytes:,.0f}, batch-1 {p.latency_ms:.2f} vs "
-                         f"{q.latency_ms:.2f} ms" + ("; measured in its own process" if r.get("own_process") else "")
-                         + ")")
+                         f"{q.latency_ms:.2f} ms; round by round the pick was faster in {won} of "
+                         f"{len(pick['b1_rounds'])}, median ratio peer / pick {ratio:.2f}"
+                         + ("; measured in its own process" if r.get("own_process") else "") + ")")
     if inc is None:
         lines.append("- Intel Neural Compressor: not measured (run experiments/peers/setup_inc.sh first)")
     else:
@@ -451,22 +542,32 @@ def write(exp, args, rows, rep, study, inc, grid, search_wall, total_wall, n_tes
     lines += ["## Search cost", "",
               (f"- trials: {len(done)} finished, {sum(secs) / 3600:.2f} h of trial time in total "
               f"({len(done) / (sum(secs) / 3600):.1f} trials per hour); median trial {statistics.median(secs) / 60:.1f} min"),
+              (f"- training: every trial was cut from the elastic network, which trained once for "
+               f"{rep.elastic['steps']} steps of 32 sentences (about {rep.elastic['steps'] * 32 / n_train:.1f} passes "
+               f"over the training rows; each step trains 4 sub-networks) in {rep.elastic['train_seconds'] / 60:.1f} "
+               f"min; the trials trained {min(steps, default=0)}-{max(steps, default=0)} steps of their own")
+              if rep.elastic else
               (f"- multi-fidelity: {len(stopped)} trials stopped early at a rung (cost-aware successive halving) or "
               f"below the score floor; completed trials trained {min(steps, default=0)}-{max(steps, default=0)} "
               f"steps of 32 sentences (a pass over the training rows is about {n_train // 32:,} steps)"),
               f"- share of a completed trial spent outside student training (building, storing, reloading, "
               f"evaluating, timing): median {statistics.median(outside):.0%}, range "
               f"{min(outside):.0%}-{max(outside):.0%}" if outside else "",
+              (f"- this invocation: no search (--skip-search measured the study as an earlier invocation left "
+               f"it; its trials' times are above), {total_wall / 60:.1f} min in all") if args.skip_search else
               f"- this invocation: {search_wall / 60:.1f} min of searching, {total_wall / 60:.1f} min in all",
               (f"- from a cold cache add the teacher: fine-tuning took {meta['finetune_seconds'] / 60:.1f} min here "
                "(plus its logits on the training rows, a few minutes)") if "finetune_seconds" in meta else
               "- the teacher's fine-tuning time was not recorded with its cache (made before it was)",
-              "", "![Pareto plot](sst2-benchmark-pareto.png)", ""]
+              (f"- from a cold cache add the elastic network too: {rep.elastic['train_seconds'] / 60:.1f} min "
+               "(above)") if rep.elastic else "",
+              "", f"![Pareto plot]({stem}-pareto.png)", ""]
     _rep, _md, png = write_report(study, Path(tempfile.mkdtemp()))
-    shutil.copy(png, results / "sst2-benchmark-pareto.png")
-    (results / "sst2-benchmark.md").write_text("\n".join(lines))
-    keep = ("kind", "runtime", "accuracy", "validation", "bytes", "b1", "b32", "trial", "recipe", "memory")
-    (results / "sst2-benchmark.json").write_text(json.dumps(
+    shutil.copy(png, results / f"{stem}-pareto.png")
+    (results / f"{stem}.md").write_text("\n".join(lines))
+    keep = ("kind", "runtime", "accuracy", "validation", "bytes", "b1", "b32", "b1_rounds", "trial", "recipe",
+            "memory")
+    (results / f"{stem}.json").write_text(json.dumps(
         {"rows": {n: {k: r[k] for k in keep if k in r} for n, r in rows.items()}, "inc": inc,
          "grid": grid, "trial_seconds": secs, "hypervolume": rep.hypervolume}, indent=2, default=str) + "\n")
     print("\n".join(lines))

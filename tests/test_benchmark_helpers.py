@@ -1,7 +1,9 @@
 """The benchmark scripts' shared helper that builds a candidate once and reuses it (experiments/_common.py)."""
 
+import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from autocompress import session
 from autocompress.config import Experiment
@@ -25,3 +27,37 @@ def test_cached_run_builds_once_then_reads_the_folder(tiny_experiment, tmp_path,
     monkeypatch.setattr(session, "run_recipe", no_build)
     again = cached_run(inputs, recipe, folder, "row")
     assert again == first and again.train_steps == 2
+
+
+def _benchmark():
+    import sst2_benchmark
+
+    return sst2_benchmark
+
+
+def test_the_peer_budget_asks_for_fewer_bytes_than_the_smallest_and_a_margin_under_the_fastest():
+    got = _benchmark().budget_from_peers({"a": 300, "b": 200, "c": 250}, {"a": 4.0, "b": 9.0, "c": 5.0}, 0.9)
+    assert (got["max_bytes"], got["max_latency_ms"]) == (199, 3.6)
+    assert (got["smallest_peer"], got["fastest_peer"]) == ("b", "a")
+
+
+def test_the_peer_budget_is_derived_once_then_read_back(tmp_path, monkeypatch):
+    bench = _benchmark()
+    timed: list[set] = []
+
+    def fake_latency(runs, inputs, **kwargs):
+        timed.append(set(runs))
+        return {"peer: x": {1: 5.0}, "peer: y": {1: 4.0}}
+
+    monkeypatch.setattr(bench, "interleaved_latency", fake_latency)
+    rows = {"teacher": {"kind": "teacher", "run": print, "bytes": 1000},
+            "peer: x": {"kind": "peer", "run": print, "bytes": 400},
+            "peer: y": {"kind": "peer", "run": print, "bytes": 500},
+            "peer: own process": {"kind": "peer", "bytes": 100}}  # timed elsewhere: not part of the budget
+    args = SimpleNamespace(rounds=1, repeats=1, latency_margin=0.5)
+    first = bench.peer_budget(tmp_path, rows, {1: {}}, args, threads=1)
+    assert timed == [{"peer: x", "peer: y"}]
+    assert (first["max_bytes"], first["max_latency_ms"]) == (399, 2.0)
+    assert json.loads((tmp_path / "budget.json").read_text()) == first
+    again = bench.peer_budget(tmp_path, rows, {1: {}}, SimpleNamespace(rounds=1, repeats=1, latency_margin=0.9), 1)
+    assert again == first and len(timed) == 1  # a resumed search keeps the budget its trials were judged by
