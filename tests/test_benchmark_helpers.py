@@ -61,3 +61,34 @@ def test_the_peer_budget_is_derived_once_then_read_back(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "budget.json").read_text()) == first
     again = bench.peer_budget(tmp_path, rows, {1: {}}, SimpleNamespace(rounds=1, repeats=1, latency_margin=0.9), 1)
     assert again == first and len(timed) == 1  # a resumed search keeps the budget its trials were judged by
+
+
+def test_the_pick_is_confirmed_side_by_side_among_the_trials_within_budget(monkeypatch):
+    bench = _benchmark()
+    ms = {"peer: fast": 4.0, "peer: slow": 9.0, "trial 1": 3.5, "trial 2": 3.9, "trial 3": 2.0, "trial 4": 1.0}
+    timed: list[set] = []
+
+    def fake_latency(runs, inputs, **kwargs):
+        timed.append(set(runs))
+        return {n: {1: ms[n]} for n in runs}
+
+    monkeypatch.setattr(bench, "interleaved_latency", fake_latency)
+
+    def trial(number, validation, feasible):
+        return {"kind": "pareto", "trial": number, "run": print, "bytes": 10, "validation": validation,
+                "searched": SimpleNamespace(feasible=feasible)}
+
+    rows = {"teacher": {"kind": "teacher", "run": print, "bytes": 100},
+            "peer: fast": {"kind": "peer", "run": print, "bytes": 50},
+            "peer: slow": {"kind": "peer", "run": print, "bytes": 40},
+            "trial 1": trial(1, 0.90, True),   # 3.5 ms: under 0.9 x 4.0
+            "trial 2": trial(2, 0.95, True),   # 3.9 ms: most accurate, but over 3.6 ms side by side
+            "trial 3": trial(3, 0.85, True),
+            "trial 4": trial(4, 0.99, False)}  # outside the search's budget: never a candidate
+    got = bench.confirm_pick(rows, {1: {}}, SimpleNamespace(confirm_rounds=2, repeats=1, latency_margin=0.9), 1)
+    assert timed == [{"peer: fast", "peer: slow", "trial 1", "trial 2", "trial 3"}]
+    assert got["trial"] == 1 and got["fastest_peer"] == "peer: fast" and got["limit_ms"] == 0.9 * 4.0
+    assert got["within"] == [1, 2, 3] and got["passed"] == [1, 3]
+    ms["trial 1"] = ms["trial 3"] = 5.0
+    none = bench.confirm_pick(rows, {1: {}}, SimpleNamespace(confirm_rounds=2, repeats=1, latency_margin=0.9), 1)
+    assert none["trial"] is None and none["passed"] == []
