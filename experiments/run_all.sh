@@ -15,3 +15,4 @@ $py experiments/binary_sst2.py sweep && $py experiments/binary_sst2.py ladder &&
 $py experiments/elastic_sst2.py               # trains the elastic network once (cached), then parts 2-4
 $py experiments/sst2_benchmark.py             # the elastic search beside the peers, budget from the peers
 $py experiments/bf16_sst2.py
+$py experiments/ort_spinning.py --pairs 4

@@ -108,6 +108,12 @@ def quantize_dynamic_int8(src: Path, dst: Path) -> Path:
     return dst
 
 
+# ONNX Runtime's pool busy-waits after a run by default and can take a core from whatever runs next in the
+# process: the next candidate the search times, the next row of a side-by-side table. Off, at some cost to
+# ONNX Runtime's own latency (experiments/results/ort-spinning.md measures both).
+SPINNING = False
+
+
 def ort_run(path: Path, threads: int) -> RunFn:
     """An InferenceSession of the ONNX file `path` on `threads` CPU threads, as a RunFn. The file
     is read once: it may be deleted after this returns."""
@@ -118,6 +124,7 @@ def ort_run(path: Path, threads: int) -> RunFn:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPINNING else "0")
     opts.log_severity_level = ORT_SEVERITY_ERROR  # graph-optimizer warnings are not for the user
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
