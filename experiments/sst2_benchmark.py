@@ -166,6 +166,11 @@ def resident_memory(where: Path, threads: int, runtime: tuple[str, int] | None =
 SPACES = {"elastic": ("sst2-elastic.yaml", "bench-sst2-elastic"), "default": ("sst2.yaml", "bench-sst2")}
 
 
+def in_process_peers(rows: dict[str, dict]) -> dict[str, dict]:
+    """The peers this process runs (every one but a peer measured in its own process)."""
+    return {n: r for n, r in rows.items() if r["kind"] == "peer" and "run" in r}
+
+
 def budget_from_peers(peer_bytes: dict[str, int], peer_b1_ms: dict[str, float], margin: float) -> dict:
     """Fewer bytes than the smallest peer, batch-1 latency at most `margin` times the fastest peer's."""
     smallest = min(peer_bytes, key=peer_bytes.__getitem__)
@@ -184,7 +189,7 @@ def peer_budget(work: Path, rows: dict[str, dict], xs: dict[int, dict], args, th
         got = json.loads(stored.read_text())
         log(f"budget: from the peers, as derived on {got['date']} ({stored})")
         return got
-    peers = {n: r for n, r in rows.items() if r["kind"] == "peer" and "run" in r}
+    peers = in_process_peers(rows)
     log(f"budget: timing {len(peers)} peers side by side at batch 1 ({args.rounds} rounds)")
     lat = interleaved_latency({n: r["run"] for n, r in peers.items()}, {1: xs[1]}, rounds=args.rounds,
                               repeats=args.repeats, warmup=3, threads=threads)
@@ -255,12 +260,13 @@ def main() -> None:
     budget = Budget(max_bytes=int(args.max_size_mb * 1e6) if args.max_size_mb else derived["max_bytes"],
                     max_latency_ms=args.max_latency_ms or derived["max_latency_ms"], min_retention=args.min_retention)
     storage = f"sqlite:///{work / 'optuna.db'}"
-    stored = open_existing_study(name, storage).user_attrs.get("budget") if (work / "optuna.db").is_file() else None
+    existing = open_existing_study(name, storage) if (work / "optuna.db").is_file() else None
+    stored = existing.user_attrs.get("budget") if existing else None
     if stored is not None and not args.skip_search and stored != budget.to_dict():
         sys.exit(f"study '{name}' was searched under the budget {stored}, not {budget.to_dict()}: pass the same "
                  f"--max-size-mb / --max-latency-ms / --min-retention, or --skip-search to measure it as it is")
     if args.skip_search:
-        study, search_wall = open_existing_study(name, storage), 0.0
+        study, search_wall = existing or open_existing_study(name, storage), 0.0
     else:
         study, search_wall = search(exp, args, name, budget, (inputs, teacher))
     rep = build_report(study, remeasure=False)  # this script times the front beside the peers itself
@@ -353,7 +359,7 @@ def confirm_pick(rows: dict[str, dict], xs: dict[int, dict], args, threads: int)
     batch 1 (--confirm-rounds interleaved rounds, apart from the rounds the tables report), and the pick is
     the highest validation score among those trials whose batch-1 latency there is at most --latency-margin
     times the fastest peer's (ties: fewer bytes, then faster). Test rows play no part."""
-    peers = {n: r for n, r in rows.items() if r["kind"] == "peer" and "run" in r}
+    peers = in_process_peers(rows)
     within = {n: r for n, r in rows.items() if r["kind"] == "pareto" and r["searched"].feasible}
     if not within or not args.confirm_rounds:
         return None
