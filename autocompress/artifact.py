@@ -11,7 +11,9 @@ A trial folder and an export folder share one layout:
     tokenizer/            the teacher's tokenizer
     manifest.json         sha256 of every file, checked on load (export folders only)
     README.md             a short model card (export folders only)
-    model.onnx            with `export --format onnx`
+    model.onnx            with `export --format onnx` (model.xml + model.bin with `--format openvino`)
+    predict.py            with an export that ships a runtime's own files: runs them with only that
+                          runtime, tokenizers and numpy (no torch, transformers or autocompress)
 
 Only light imports here (no torch): the CLI and the engine both use these names.
 """
@@ -35,6 +37,10 @@ TOKENIZER = "tokenizer"
 MANIFEST = "manifest.json"
 CARD = "README.md"
 ONNX = "model.onnx"
+PREDICT = "predict.py"
+"""The standalone script an export ships beside a runtime's own files (from autocompress/deploy_script.py)."""
+TOKENIZER_JSON = "tokenizer.json"
+"""The file in tokenizer/ that `tokenizers.Tokenizer.from_file` reads (what predict.py tokenizes with)."""
 RUNTIME_DIR = "runtime"
 """The folder holding what a runtime deploys besides the weights (its ONNX or OpenVINO files)."""
 
@@ -102,13 +108,26 @@ def listing(folder: Path) -> dict[str, str]:
             if p.is_file() and p.name != MANIFEST}
 
 
-def write_manifest(folder: Path) -> dict[str, Any]:
-    """Record the digest of every file in manifest.json; returns what was written."""
+def write_manifest(folder: Path, runtime: str | None = None) -> dict[str, Any]:
+    """Record the digest of every file in manifest.json, and `runtime`, the registry name of the runtime
+    whose own files the folder ships (none: the weights are what runs); returns what was written."""
     from . import __version__
 
-    manifest = {"format": FORMAT, "autocompress": __version__, "files": listing(folder)}
+    manifest: dict[str, Any] = {"format": FORMAT, "autocompress": __version__, "files": listing(folder)}
+    if runtime is not None:
+        manifest[RUNTIME_KEY] = runtime
     write_json(folder / MANIFEST, manifest)
     return manifest
+
+
+def shipped_runtime(folder: Path) -> str | None:
+    """Registry name of the runtime whose own files an export ships (its manifest's record); None for a
+    trial folder, an export of the weights alone, or an export written before it was recorded."""
+    try:
+        value = read_json(folder, MANIFEST).get(RUNTIME_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def verify(folder: Path) -> dict[str, Any]:

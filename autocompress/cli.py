@@ -112,9 +112,15 @@ def search(
     workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes sharing the study")] = 1,
     rung_steps: Annotated[int, typer.Option("--rung-steps", min=0, help="first rung of multi-fidelity stopping, in training steps (0: off)")] = 150,
     eta: Annotated[int, typer.Option("--eta", min=0, help="rungs at rung-steps * eta^k; a trial keeps going in the top 1/eta of trials no costlier")] = 3,
+    baselines: Annotated[str, typer.Option("--baselines", help="the teacher on each installed runtime, no search, measured before the trials: all, none, or names (onnxruntime-int8, openvino-int8, openvino-bf16, torch-int8)")] = "all",
+    beat_baselines: Annotated[bool, typer.Option("--beat-baselines", help="budget: fewer bytes than the smallest baseline, batch-1 latency under --latency-margin x the fastest's, validation score >= the best's")] = False,
+    latency_margin: Annotated[float, typer.Option("--latency-margin", help="with --beat-baselines: the latency limit as a fraction of the fastest baseline's")] = 0.9,
+    max_latency_ratio: Annotated[float | None, typer.Option("--max-latency-ratio", help="budget: batch-1 latency as a fraction of the fp32 teacher's, timed beside it in each trial")] = None,
+    confirm_rounds: Annotated[int, typer.Option("--confirm-rounds", min=1, help="rounds timing the teacher, the baselines and the front side by side for the report and the pick")] = 5,
 ) -> None:
     """Search the compression space with Optuna under a budget; log every trial to MLflow."""
     from .config import Experiment
+    from .search.baselines import select as select_baselines
     from .search.budget import Budget
     from .search.run import run_search
     from .search.space import load_space
@@ -134,10 +140,13 @@ def search(
     budget = Budget(
         max_bytes=int(max_size_mb * 1e6) if max_size_mb is not None else None,
         max_latency_ms=max_latency_ms, min_score=min_score, min_retention=min_retention,
+        max_latency_ratio=max_latency_ratio,
     )
+    select_baselines(baselines)  # an unknown name is one line before anything runs
     settings = SearchSettings(study=study or f"{exp.name}-{sp.name}", space=sp, budget=budget, trials=trials,
                               timeout=timeout, storage=storage, sampler=sampler, seed=seed, out_dir=out,
-                              rung_steps=rung_steps, eta=eta)
+                              rung_steps=rung_steps, eta=eta, baselines=baselines, beat_baselines=beat_baselines,
+                              latency_margin=latency_margin, confirm_rounds=confirm_rounds)
     tracker = open_tracker(tracking_uri, no_tracking, exp.name)
     done = run_search(exp, settings, tracker=tracker, workers=workers, experiment_file=experiment, log=_log)
     print(done.report.markdown())
@@ -178,6 +187,7 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="folder for report.md and pareto.png")] = Path("out"),
     no_remeasure: Annotated[bool, typer.Option(
         "--no-remeasure", help="skip timing the teacher and the front side by side (then no speed ratios)")] = False,
+    confirm_rounds: Annotated[int | None, typer.Option("--confirm-rounds", min=1, help="side-by-side rounds (default: the search's)")] = None,
 ) -> None:
     """Print the Pareto table, hypervolume, recommended pick and knee of a study; write the plot."""
     from .search.publish import refresh_marks
@@ -185,9 +195,10 @@ def report(
     from .search.storage import open_existing_study
 
     if not no_remeasure:
-        _log("report: timing the teacher and the front side by side (--no-remeasure skips this)")
+        _log("report: timing the teacher, the baselines and the front side by side, the order rotating every round "
+             "(--no-remeasure skips this)")
     found = open_existing_study(study, storage)
-    rep, md, png = write_report(found, out / study, remeasure=not no_remeasure)
+    rep, md, png = write_report(found, out / study, remeasure=not no_remeasure, confirm_rounds=confirm_rounds)
     print(rep.markdown())
     print(f"written: {md} and {png}")
     refresh_marks(found, rep, _log)  # the front's tags and the search run's description follow this report
@@ -284,6 +295,9 @@ def export(
         raise ConfigError(f"--format {fmt}: use one of {', '.join(export_formats())}")
     exported = export_pick(study, storage, pick, out, fmt=fmt, force=force)
     print(f"exported trial {exported.trial} of study '{study}' to {exported.folder}")
+    script = exported.folder / "predict.py"
+    if script.is_file():  # the runtime's own files, and a script that runs them without torch
+        print(f"run it without torch: python {script} \"a text\" (see its README.md)")
     version = log_export(exported, tracking_uri, register)
     if exported.run_id:
         print(f"logged to MLflow run {exported.run_id}")

@@ -3,8 +3,9 @@ the study or MLflow. Weights stay in their compressed form; nothing is loaded wi
 
 The folder's files, its manifest and the recorded runtime belong to `autocompress.artifact`.
 An export adds manifest.json (sha256 of every file, checked on load), README.md (a model card)
-and, for a runtime that loads its own file (`--format onnx`), that file (model.onnx: int8 for
-ONNX Runtime when the recipe is 8-bit).
+and, for a runtime that loads its own files (`--format onnx`, `--format openvino`), those files
+(model.onnx: int8 for ONNX Runtime when the recipe is 8-bit; model.xml + model.bin) and predict.py,
+which runs them with only that runtime, tokenizers and numpy installed (no torch).
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from .describe import summarize
 from .engine.metrics import Metrics
 from .engine.runtimes import Session, for_format
 from .engine.runtimes import get as get_runtime
+from .engine.runtimes.openvino_runtime import XML
 from .errors import ArtifactError, ConfigError
 
 DEFAULT_RUNTIME = "torch"
+STANDALONE = {artifact.ONNX: "onnxruntime", XML: "openvino"}
+"""The runtime files predict.py runs, and the package each needs (besides tokenizers and numpy)."""
 
 
 def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads: int = 2,
@@ -80,17 +84,50 @@ def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads
                 shutil.move(str(f), tmp / f.name)
                 shipped.append(f.name)
             shutil.rmtree(work)
-        card = model_card(recipe, Metrics.from_dict(metrics), runtime.name, shipped)
+        standalone = ship_predict_script(tmp, shipped)
+        card = model_card(recipe, Metrics.from_dict(metrics), runtime.name, shipped, standalone)
         (tmp / artifact.CARD).write_text(card)
-        artifact.write_manifest(tmp)
+        artifact.write_manifest(tmp, runtime.name if shipped else None)
     return out
+
+
+def ship_predict_script(folder: Path, shipped: list[str]) -> str | None:
+    """Write predict.py (autocompress/deploy_script.py) into an export that ships files it can run, and
+    tokenizer/tokenizer.json if the tokenizer lacks it; returns the package it runs them with (None: no
+    script, the export ships no such file)."""
+    package = next((STANDALONE[n] for n in shipped if n in STANDALONE), None)
+    if package is None:
+        return None
+    from importlib.resources import files
+
+    write_tokenizer_json(folder / artifact.TOKENIZER)
+    source = files("autocompress").joinpath("deploy_script.py").read_text()
+    (folder / artifact.PREDICT).write_text(source)
+    return package
+
+
+def write_tokenizer_json(tokenizer_dir: Path) -> None:
+    """Make sure `tokenizer_dir` holds tokenizer.json (what `tokenizers.Tokenizer.from_file` reads);
+    ConfigError when the tokenizer has no `tokenizers` form to save."""
+    path = tokenizer_dir / artifact.TOKENIZER_JSON
+    if path.is_file():
+        return
+    from transformers import AutoTokenizer
+
+    backend = getattr(AutoTokenizer.from_pretrained(str(tokenizer_dir)), "backend_tokenizer", None)
+    if backend is None:
+        raise ConfigError(f"{tokenizer_dir}: this tokenizer has no {artifact.TOKENIZER_JSON} form, which "
+                          f"{artifact.PREDICT} needs; export with --format torch")
+    backend.save(str(path))
 
 
 def _has_files(folder: Path, names: tuple[str, ...]) -> bool:
     return bool(names) and all((folder / n).is_file() for n in names)
 
 
-def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str]) -> str:
+def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str], standalone: str | None = None) -> str:
+    """The export's README.md: what was measured, how to load it; `standalone`: the package predict.py
+    runs the shipped files with (None: the export has no predict.py)."""
     share = f" ({m.retention:.1%} of the teacher)" if m.retention is not None else ""
     lines = [
         "# Compressed text classifier (autocompress)",
@@ -116,6 +153,11 @@ def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str]) -> st
                      "attention_mask, token_type_ids); `load_compressed` opens them.")
     else:
         lines.append(f"{runtime} runs it from the weights file, expanded at load time.")
+    if standalone:
+        lines += ["", f"`{artifact.PREDICT}` runs them with only `{standalone}`, `tokenizers` and `numpy` installed "
+                  f"(no torch, transformers or autocompress): `python {artifact.PREDICT} \"a text\" ...` prints "
+                  "one label per text, `--json` each label with its probabilities (texts on standard input, "
+                  "one per line, when none are given; a pair task takes each pair as two texts)."]
     return "\n".join(lines) + "\n"
 
 
@@ -168,7 +210,8 @@ def open_session(folder: Path, model: torch.nn.Module | Callable[[], torch.nn.Mo
 
     `model` may be a function that loads it: it is then only called when no runtime file serves."""
     rt = get_runtime(target)
-    if artifact.recorded_runtime(folder) == target:  # the files there were measured on `target`
+    # the files there were measured on `target` (a trial), or exported for it (an export's manifest)
+    if target in (artifact.recorded_runtime(folder), artifact.shipped_runtime(folder)):
         for place in (folder / artifact.RUNTIME_DIR, folder):
             if _has_files(place, rt.export_files):
                 try:
@@ -186,6 +229,8 @@ def load_compressed(folder: str | Path, runtime: str | None = None, threads: int
                     keep_torch: bool = False) -> CompressedModel:
     """Rebuild an exported (or trial) model: weights, shapes, tokenizer and the measured runtime.
 
+    runtime: a registry name; by default the runtime whose own files the export ships (`--format onnx`,
+    `--format openvino`), else the runtime the model was measured on.
     keep_torch: keep the torch module (`.model`) beside another runtime's session. By default a
     runtime that runs its own files (an ONNX graph, an OpenVINO IR) opens them without the torch
     module ever being built, and one that builds its session from the weights releases the module
@@ -219,7 +264,7 @@ def load_compressed(folder: str | Path, runtime: str | None = None, threads: int
         tokenizer = AutoTokenizer.from_pretrained(str(folder / artifact.TOKENIZER))
     except (OSError, KeyError, ValueError, RuntimeError) as err:
         raise fail(err) from None
-    target = runtime or measured_runtime(folder, metrics)
+    target = runtime or artifact.shipped_runtime(folder) or measured_runtime(folder, metrics)
     n_threads = threads or int(metrics.get("threads", 2))
     try:
         session = open_session(folder, torch_model, int(recipe["bits"]), target, n_threads)

@@ -64,7 +64,9 @@ from autocompress.engine.metrics import Metrics, retention
 from autocompress.engine.pipeline import calibration_batches, latency_inputs
 from autocompress.engine.runtimes import get as get_runtime
 from autocompress.engine.storage import load_model
+from autocompress.errors import ArtifactError
 from autocompress.export import measured_runtime, open_session
+from autocompress.memory import resident_memory as measure_memory
 from autocompress.search.budget import Budget
 from autocompress.search.pareto import Point, dominates
 from autocompress.search.report import build_report, write_report
@@ -127,39 +129,14 @@ def files_bytes(files) -> int:
     return sum(Path(f).stat().st_size for f in files)
 
 
-RSS_SCRIPT = """
-import json, resource, sys
-from pathlib import Path
-import torch, onnxruntime, openvino  # every runtime library loaded before the baseline
-import autocompress
-from autocompress.engine.runtimes import get
-from autocompress.export import load_compressed
-def rss():
-    return int(next(ln for ln in open('/proc/self/status') if ln.startswith('VmRSS')).split()[1]) * 1024
-kind, where, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-base = rss()
-if kind == "folder":  # what a user of an exported model gets
-    run = load_compressed(where, threads=threads).run
-else:  # a runtime's own files (a peer): runtime name and bits follow
-    run = get(sys.argv[4]).open(Path(where), int(sys.argv[5]), threads).run
-ids = torch.randint(1000, 2000, (32, 64))
-run(ids, torch.ones_like(ids), torch.zeros_like(ids))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"resident": rss() - base, "peak": peak - base}))
-"""
-
-
 def resident_memory(where: Path, threads: int, runtime: tuple[str, int] | None = None) -> dict[str, int] | None:
-    """Memory a model holds once loaded and run on one batch of 32 at length 64, in a fresh process: resident
-    set size after, and peak, minus the process's size after importing every runtime library. `where` is a
-    folder `load_compressed` opens, or with `runtime` (name, bits) the folder of that runtime's own files."""
-    extra = ["runtime", str(where), str(threads), runtime[0], str(runtime[1])] if runtime else [
-        "folder", str(where), str(threads)]
-    proc = subprocess.run([sys.executable, "-c", RSS_SCRIPT, *extra], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        log(f"memory: {Path(where).name} failed to load in a fresh process: {proc.stderr.strip().splitlines()[-1:]}")
+    """`autocompress.memory.resident_memory` (a fresh process: what the model adds once loaded and run on one
+    batch of 32 at length 64), or None with a logged line when it cannot be measured."""
+    try:
+        return measure_memory(where, threads, runtime)
+    except ArtifactError as err:
+        log(f"memory: {err}")
         return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # the searches this benchmark can run: experiment file and study name for each search space

@@ -80,19 +80,33 @@ def latency_ms(
     return statistics.median(times)
 
 
+def rotation(names: list[str], k: int) -> list[str]:
+    """`names` in round `k`'s order: each round starts one place later, so over len(names) rounds every
+    runner is timed first, second, ... once (no runner always follows the same one, or goes first)."""
+    if not names:
+        return []
+    k %= len(names)
+    return names[k:] + names[:k]
+
+
 def interleaved_latency(
     runs: dict[str, Callable[..., object]], inputs: dict[int, dict], *, rounds: int, repeats: int, warmup: int,
-    threads: int,
+    threads: int, per_round: dict[str, dict[int, list[float]]] | None = None,
 ) -> dict[str, dict[int, float]]:
-    """Side-by-side latency: in each round every runner is timed on every input batch in turn;
-    the result is the median over rounds of each round's median (robust to a drifting machine)."""
+    """Side-by-side latency: in each round every runner is timed on every input batch in turn, the
+    order rotating by one place every round (`rotation`); the result is the median over rounds of each
+    round's median (robust to a drifting machine). `per_round`, when given, receives every round's
+    median (runner -> batch size -> list in round order), for paired, round-by-round comparisons."""
     samples: dict[str, dict[int, list[float]]] = {n: {bs: [] for bs in inputs} for n in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
+    for k in range(rounds):
+        for name in rotation(list(runs), k):
+            run = runs[name]
             for bs, x in inputs.items():
                 samples[name][bs].append(latency_ms(lambda: run(x["input_ids"], x["attention_mask"],
                                                     x["token_type_ids"]), warmup=warmup, repeats=repeats,
                                                     threads=threads))
+    if per_round is not None:
+        per_round.update({n: {bs: list(v) for bs, v in s.items()} for n, s in samples.items()})
     return {n: {bs: statistics.median(v) for bs, v in s.items()} for n, s in samples.items()}
 
 

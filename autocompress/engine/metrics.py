@@ -17,7 +17,7 @@ _LATENCY_KEY = re.compile(r"latency_ms_b(\d+)")
 # candidate did not start from an elastic network, or the record predates test rows and task metrics
 # (then its metric is accuracy) or elastic networks
 OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_score", "retention", "test_accuracy", "test_f1",
-                      "test_mcc", "metric", "elastic_id"})
+                      "test_mcc", "metric", "elastic_id", "reference_ms_b1", "latency_ratio_b1"})
 SCORES = ("accuracy", "f1", "mcc")
 """The task metrics every candidate is scored in; an experiment's `task.metric` names one of them."""
 
@@ -75,6 +75,10 @@ class Metrics:
     teacher_score: float | None = None  # the teacher's `metric`, on the same validation rows
     retention: float | None = None  # retention(score, teacher_score)
     elastic_id: str | None = None  # the elastic network the candidate's sub-network was cut from; None: not
+    # batch 1 timed interleaved with the fp32 teacher on torch inside the same trial: the teacher's median ms
+    # there, and the median per-round ratio candidate / teacher (comparable between trials timed at other moments)
+    reference_ms_b1: float | None = None
+    latency_ratio_b1: float | None = None
 
     @property
     def latency_ms_b1(self) -> float:
@@ -115,6 +119,11 @@ class Metrics:
             elif value is not None or f.name not in OPTIONAL:
                 out[f.name] = value
         return out
+
+    def numbers(self) -> dict[str, float]:
+        """The numeric entries of `to_dict` as floats (flags and names left out): what MLflow logs."""
+        return {k: float(v) for k, v in self.to_dict().items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Metrics:

@@ -21,7 +21,7 @@ from ..recipe import Recipe
 from .build import build_student
 from .distill import StepHook
 from .inputs import EngineInputs
-from .measure import evaluation_rows, latency_ms, predict_logits, task_metrics
+from .measure import evaluation_rows, interleaved_latency, latency_ms, predict_logits, task_metrics
 from .metrics import Metrics
 from .model import Classifier, count_parameters
 from .prune import sparsity_of
@@ -82,7 +82,12 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
     finally:
         torch.set_num_threads(before)
     latency: dict[int, float] = {}
+    beside = beside_reference(inputs, rt.run) if 1 in m.batch_sizes else None
+    if beside is not None:
+        latency[1] = beside.ms
     for bs in m.batch_sizes:
+        if bs in latency:
+            continue
         x = latency_inputs(inputs.data.validation, bs, m.seq_len)
         latency[bs] = latency_ms(lambda: rt.run(x["input_ids"], x["attention_mask"], x["token_type_ids"]),
                                  warmup=m.warmup, repeats=m.repeats, threads=m.threads)
@@ -108,7 +113,35 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
         threads=m.threads,
         train_seconds=0.0,
         train_steps=recipe.train_steps,
+        reference_ms_b1=beside.reference_ms if beside else None,
+        latency_ratio_b1=beside.ratio if beside else None,
     )
+
+
+REFERENCE_ROUNDS = 3  # rounds timing a candidate beside the reference, inside its own trial
+
+
+@dataclass(frozen=True)
+class Beside:
+    """A candidate's batch-1 latency timed interleaved with the reference (the fp32 teacher on torch)."""
+
+    ms: float  # the candidate's median over rounds
+    reference_ms: float  # the reference's, in the same rounds
+    ratio: float  # median over rounds of candidate / reference: comparable between trials timed at other moments
+
+
+def beside_reference(inputs: EngineInputs, run, rounds: int = REFERENCE_ROUNDS) -> Beside:
+    """Time `run` and the fp32 teacher (torch eager) at batch 1 in `rounds` interleaved rounds of rotating
+    order. Trials are timed at different moments on a machine whose speed drifts; the ratio to a reference
+    timed in the same rounds is what compares across them."""
+    m = inputs.measure
+    x = latency_inputs(inputs.data.validation, 1, m.seq_len)
+    teacher = inputs.teacher.eval()
+    per_round: dict[str, dict[int, list[float]]] = {}
+    got = interleaved_latency({"candidate": run, "reference": teacher}, {1: x}, rounds=rounds, repeats=m.repeats,
+                              warmup=m.warmup, threads=m.threads, per_round=per_round)
+    ratios = [c / r for c, r in zip(per_round["candidate"][1], per_round["reference"][1], strict=True)]
+    return Beside(got["candidate"][1], got["reference"][1], float(np.median(ratios)))
 
 
 def compress(

@@ -14,6 +14,8 @@ class Budget:
     max_latency_ms: float | None = None  # batch-1 latency on the target runtime
     min_score: float | None = None  # the task's metric on the validation rows
     min_retention: float | None = None  # fraction of the teacher's score
+    # batch-1 latency as a fraction of the fp32 teacher's, both timed interleaved inside the trial
+    max_latency_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_bytes is not None and self.max_bytes <= 0:
@@ -23,6 +25,8 @@ class Budget:
         if self.min_score is not None and not -1 <= self.min_score <= 1:
             raise ConfigError(f"--min-score {self.min_score} is impossible: accuracy and f1 lie in [0, 1], mcc in "
                               "[-1, 1]")
+        if self.max_latency_ratio is not None and self.max_latency_ratio <= 0:
+            raise ConfigError("--max-latency-ratio must be above 0")
         if self.min_retention is not None and not 0 <= self.min_retention <= 1:
             raise ConfigError(f"--min-retention {self.min_retention} is impossible: give a fraction in [0, 1]")
 
@@ -41,6 +45,10 @@ class Budget:
             out["bytes"] = (metrics.bytes - self.max_bytes) / self.max_bytes
         if self.max_latency_ms is not None:
             out["latency"] = (metrics.latency_ms_b1 - self.max_latency_ms) / self.max_latency_ms
+        if self.max_latency_ratio is not None:
+            # a record without a ratio (measured before trials timed the teacher beside them) is outside
+            ratio = metrics.latency_ratio_b1 if metrics.latency_ratio_b1 is not None else 2 * self.max_latency_ratio
+            out["latency_ratio"] = (ratio - self.max_latency_ratio) / self.max_latency_ratio
         floor = self.score_floor(teacher_score)
         if floor is not None:
             out["score"] = floor - metrics.score
@@ -52,6 +60,8 @@ class Budget:
             parts.append(f"size <= {self.max_bytes / 1e6:g} MB")
         if self.max_latency_ms is not None:
             parts.append(f"batch-1 latency <= {self.max_latency_ms:g} ms")
+        if self.max_latency_ratio is not None:
+            parts.append(f"batch-1 latency <= {self.max_latency_ratio:.3g} x the fp32 teacher's (timed beside it)")
         if self.min_score is not None:
             parts.append(f"{metric} >= {self.min_score:g}")
         if self.min_retention is not None:

@@ -153,9 +153,20 @@ def report_note(report: Report) -> str:
         "- knee (balanced trade-off): " + (_describe_pick(report, report.knee) if report.knee else "none"),
         (f"- Pareto front: {len(report.front)} trials ({', '.join(str(p.key) for p in report.front) or 'none'}); "
          f"filter the runs with `tags.{FRONT_TAG} = 'true'` (the pick: `tags.{PICK_TAG} = 'true'`)"),
+        *_baseline_note(report),
         f"- hypervolume: {report.hypervolume:.4f}; report.md and pareto.png are in the artifacts, under `report/`",
         "- candidates are chosen on validation rows; test rows are only reported",
     ]) + "\n"
+
+
+def _baseline_note(report: Report) -> list[str]:
+    """The baselines (the teacher on each runtime, no search) and the verdict, for the search run's description."""
+    if not report.baselines:
+        return []
+    metric = report.teacher.metric
+    rows = "; ".join(f"{b.label} {b.measured.score:.4f} / {b.measured.bytes / 1e6:.2f} MB" for b in report.baselines)
+    return [f"- baselines (validation {metric} / bytes; runs tagged `baseline = 'true'`): {rows}",
+            *report.verdict_lines()]
 
 
 def _describe_pick(report: Report, p: Point) -> str:

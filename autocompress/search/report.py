@@ -7,7 +7,7 @@ process (`remeasure.side_by_side`), never from the teacher's time stored when th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..describe import summarize
@@ -22,9 +22,18 @@ from .pareto import (
     normalized_hypervolume,
     score_size_hypervolume,
 )
+from .baselines import Baseline, stored_baselines
+from .budget import Budget
+from .confirm import LATENCY_LIMITS, Rival, Verdict, confirmed_pick, verdict
 from .study import Reference, stored_reference, trial_points
 
 TEACHER = "teacher"
+BASELINE_KEY = "baseline:"  # latency_b1 keys of baselines: "baseline:<name>"
+RECOMMENDED_ATTR = "recommended"  # the study's user attribute: the last report's pick and how it was confirmed
+
+
+def baseline_key(name: str) -> str:
+    return BASELINE_KEY + name
 
 
 @dataclass
@@ -42,6 +51,9 @@ class Report:
     measured: dict[int, Metrics]  # each completed trial's stored record (test scores, weight bytes)
     latency_b1: dict[int | str, float] | None  # side by side: front trials and TEACHER; None when skipped
     elastic: dict | None = None  # the elastic network the trials were cut from (id, steps, train_seconds), if any
+    baselines: list[Baseline] = field(default_factory=list)  # the teacher on each runtime, no search
+    verdict: Verdict | None = None  # the pick against the baselines (None: no baselines)
+    confirm_rounds: int = 0  # side-by-side rounds the pick was confirmed in (0: not confirmed)
 
     @property
     def degenerate(self) -> list[Point]:
@@ -56,8 +68,9 @@ class Report:
         t, metric = self.teacher, self.teacher.metric
         share = (lambda s: f"{retention(s, t.score):.1%}") if t.score > 0 else (lambda s: "n/a")
         if self.latency_b1 is not None:
-            speed = (f"- latency: the teacher and the front timed side by side in one process just now (batch 1: "
-                     f"teacher {self.latency_b1[TEACHER]:.2f} ms); x faster is that ratio")
+            speed = (f"- latency: the teacher, the baselines and the front timed side by side in one process just now, "
+                     f"the order rotating every round (batch 1: teacher {self.latency_b1[TEACHER]:.2f} ms); x faster "
+                     "is that ratio")
             hv_text = "1 - score, bytes / teacher, side-by-side latency / teacher; reference 1, 2, 2"
         else:
             speed = ("- latency: not re-measured (--no-remeasure): the ms are each trial's own, taken at different "
@@ -80,8 +93,9 @@ class Report:
             *self._elastic_lines(),
             speed,
             f"- hypervolume of the front ({hv_text}): **{self.hypervolume:.4f}**",
-            "- recommended (highest validation score within budget): "
-            + (f"**trial {self.best.key}**" if self.best else "none: no trial met the budget"),
+            "- recommended (highest validation score within budget"
+            + (f"; latency confirmed side by side over {self.confirm_rounds} rounds" if self.confirm_rounds else "")
+            + "): " + (f"**trial {self.best.key}**" if self.best else "none: no trial met the budget"),
             "- knee (balanced trade-off): " + (f"trial {self.knee.key}" if self.knee else "none"),
             "",
             (f"| trial | validation {metric} | test {metric} | % of teacher (validation) | bytes | weights file | "
@@ -101,7 +115,65 @@ class Report:
                 f"{t.bytes / p.bytes:.1f} | {ms:.2f} | {'—' if fast is None else f'{fast:.2f}'} | "
                 f"{'yes' if p.feasible else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
             )
+        lines += self._baseline_lines()
         return "\n".join(lines) + "\n"
+
+    def _ms(self, key: int | str, stored: float) -> float:
+        return self.latency_b1[key] if self.latency_b1 is not None and key in self.latency_b1 else stored
+
+    def _baseline_lines(self) -> list[str]:
+        if not self.baselines:
+            return []
+        t, metric = self.teacher, self.teacher.metric
+        timed = "side by side with the teacher and the front" if self.latency_b1 is not None else \
+            "each as measured before the search"
+        lines = ["", "## Baselines: the teacher on each runtime, no search", "",
+                 f"Scored like the trials; batch-1 ms {timed}.", "",
+                 f"| baseline | runtime | validation {metric} | test {metric} | bytes | x smaller | batch-1 ms | "
+                 "x faster |", "|---|---|---|---|---|---|---|---|"]
+        for b in self.baselines:
+            m = b.measured
+            ms = self._ms(baseline_key(b.name), m.latency_ms_b1)
+            fast = "—" if self.latency_b1 is None else f"{self.latency_b1[TEACHER] / ms:.2f}"
+            test = "—" if m.test_score is None else f"{m.test_score:.4f}"
+            lines.append(f"| {b.label} | {m.runtime} | {m.score:.4f} | {test} | {m.bytes:,} | "
+                         f"{t.bytes / m.bytes:.1f} | {ms:.2f} | {fast} |")
+        lines += ["", *self.verdict_lines()]
+        return lines
+
+    def verdict_lines(self) -> list[str]:
+        """The verdict in words: does the pick dominate every baseline (validation, then test), and, when no
+        trial dominates the best baseline, the one line that says so and names the closest."""
+        v = self.verdict
+        if v is None or not v.rivals:
+            return []
+        labels = {b.name: b.label for b in self.baselines}
+        timing = "side-by-side batch-1 latency" if self.latency_b1 is not None else "batch-1 latency as measured"
+        out = []
+        if v.pick is None:
+            out.append("- the pick against the baselines: no pick (no trial within budget)")
+        else:
+            def listed(names: tuple[str, ...]) -> str:
+                missed = [labels[n] for n in v.rivals if n not in names]
+                return "every baseline" if not missed else (
+                    f"{len(names)} of {len(v.rivals)} baselines (not {', '.join(missed)})")
+
+            out.append(f"- **trial {v.pick} dominates {listed(v.beaten)}** on validation {self.teacher.metric}, bytes "
+                       f"and {timing}" if v.dominates_all else
+                       f"- trial {v.pick} dominates {listed(v.beaten)} on validation {self.teacher.metric}, bytes and "
+                       f"{timing}")
+            out.append(f"- on the test rows (only reported): trial {v.pick} dominates {listed(v.beaten_test)}")
+        if not v.best_beaten_by and v.best_rival is not None:
+            out.append(f"- **no trial dominates the best baseline** ({labels[v.best_rival]}) on validation; closest: "
+                       + (self._closest(v.closest, v.best_rival) if v.closest is not None else "none (empty front)"))
+        return out
+
+    def _closest(self, key: int, rival: str) -> str:
+        p = next(q for q in self.front if q.key == key)
+        b = next(b for b in self.baselines if b.name == rival).measured
+        return (f"trial {key} ({self.teacher.metric} {p.score:.4f} vs {b.score:.4f}, {p.bytes / 1e6:.2f} vs "
+                f"{b.bytes / 1e6:.2f} MB, batch-1 {self._ms(key, p.latency_ms):.2f} vs "
+                f"{self._ms(baseline_key(rival), b.latency_ms_b1):.2f} ms)")
 
     def _elastic_lines(self) -> list[str]:
         e = self.elastic
@@ -113,11 +185,14 @@ class Report:
         return [line]
 
 
-def build_report(study, remeasure: bool = True) -> Report:
-    """The report of a stored study; `remeasure`: time the teacher and the front side by side now."""
+def build_report(study, remeasure: bool = True, confirm_rounds: int | None = None) -> Report:
+    """The report of a stored study. `remeasure`: time the teacher, the baselines and the front side by side
+    now (`confirm_rounds` interleaved rounds, default the search's setting), and confirm the pick on those
+    times; without it, each trial's own timing and the pick the search's constraints give."""
     import optuna
 
     teacher = stored_reference(study)
+    baselines = stored_baselines(study)
     pts = trial_points(study)
     on_front = front([p for p in pts if not p.degenerate])
     counts: dict[str, int] = {}
@@ -126,30 +201,45 @@ def build_report(study, remeasure: bool = True) -> Report:
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     recipes = {t.number: t.user_attrs.get("recipe", {}) for t in study.get_trials(deepcopy=False)}
     measured = {t.number: Metrics.from_dict(t.user_attrs["metrics"]) for t in done if "metrics" in t.user_attrs}
-    latency = _side_by_side(study, on_front) if remeasure else None
+    budget = Budget(**study.user_attrs.get("budget", {}))
+    rounds = confirm_rounds if confirm_rounds is not None else int(
+        study.user_attrs.get("settings", {}).get("confirm_rounds", 5))
+    latency = _side_by_side(study, on_front, baselines, max(1, rounds)) if remeasure else None
     if latency is not None:
         timed = [Point(p.key, p.score, p.bytes, latency[p.key], p.feasible) for p in on_front]
         hv = normalized_hypervolume(timed, teacher.bytes, latency[TEACHER])
+        others_met = {t.number: all(v <= 0 for k, v in t.constraints.items() if k not in LATENCY_LIMITS)
+                      for t in done}
+        pick = confirmed_pick(on_front, others_met, latency, latency[TEACHER], budget)
     else:
         hv = score_size_hypervolume(on_front, teacher.bytes)
+        pick = best(pts)
+    ms = latency or {p.key: p.latency_ms for p in pts}
+    rivals = [Rival(b.name, b.label, b.measured.score, b.measured.test_score, b.measured.bytes,
+                    (latency or {}).get(baseline_key(b.name), b.measured.latency_ms_b1)) for b in baselines]
+    tests = {k: m.test_score for k, m in measured.items()}
     return Report(
-        study=study.study_name, points=pts, front=on_front, hypervolume=hv, best=best(pts),
+        study=study.study_name, points=pts, front=on_front, hypervolume=hv, best=pick,
         # the knee normalizes each objective over the front, so no reference latency enters it
         knee=knee(pts, teacher.bytes, 1.0), teacher=teacher,
         budget=_budget_text(study.user_attrs.get("budget", {}), teacher.metric), counts=counts, recipes=recipes,
-        measured=measured, latency_b1=latency, elastic=study.user_attrs.get("elastic"),
+        measured=measured, latency_b1=latency, elastic=study.user_attrs.get("elastic"), baselines=baselines,
+        verdict=verdict(pick, on_front, tests, ms, rivals) if baselines else None,
+        confirm_rounds=max(1, rounds) if latency is not None else 0,
     )
 
 
-def _side_by_side(study, points: list[Point]) -> dict[int | str, float]:
+def _side_by_side(study, points: list[Point], baselines: list[Baseline], rounds: int) -> dict[int | str, float]:
     from .remeasure import side_by_side
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     folders: dict[int | str, Path] = {TEACHER: Path(study.user_attrs["teacher_folder"])}
+    folders.update({baseline_key(b.name): Path(b.folder) for b in baselines})
     folders.update({p.key: Path(trials[p.key].user_attrs["folder"]) for p in points})
     m = study.user_attrs.get("measure", {})
     try:
-        ms = side_by_side(folders, seq_len=m.get("seq_len", 64), batch_sizes=(1,), threads=m.get("threads", 2))
+        ms = side_by_side(folders, seq_len=m.get("seq_len", 64), batch_sizes=(1,), threads=m.get("threads", 2),
+                          rounds=rounds)
     except ArtifactError as err:  # e.g. the trials ran on another machine
         raise ArtifactError(f"{err}; report on the machine that holds the model folders, or pass --no-remeasure "
                             "(then without speed ratios)") from None
@@ -179,6 +269,10 @@ def plot(report: Report, path: Path) -> Path:
     f = sorted(report.front, key=lambda p: p.bytes)
     ax.plot([p.bytes / 1e6 for p in f], [p.score for p in f], "k--", lw=0.8, label="Pareto front")
     ax.scatter([t.bytes / 1e6], [t.score], marker="*", s=160, c="black", label="teacher (fp32)")
+    for b, mark in zip(report.baselines, "^v<>phH8", strict=False):
+        m = b.measured
+        ax.scatter([m.bytes / 1e6], [m.score], marker=mark, s=90, facecolors="none", edgecolors="darkorange",
+                   linewidths=1.5, label=f"baseline: {b.label}")
     ax.axhline(t.majority_score, color="grey", lw=0.8, ls=":", label="majority class")
     for pick, style, name in ((report.best, "s", "recommended"), (report.knee, "D", "knee")):
         if pick:
@@ -197,8 +291,12 @@ def plot(report: Report, path: Path) -> Path:
     return path
 
 
-def write_report(study, folder: Path, remeasure: bool = True) -> tuple[Report, Path, Path]:
-    rep = build_report(study, remeasure)
+def write_report(study, folder: Path, remeasure: bool = True,
+                 confirm_rounds: int | None = None) -> tuple[Report, Path, Path]:
+    rep = build_report(study, remeasure, confirm_rounds)
+    # what `export --pick best` exports: the pick of the last report (confirmed side by side unless --no-remeasure)
+    study.set_user_attr(RECOMMENDED_ATTR, {"trial": rep.best.key if rep.best else None,
+                                           "confirm_rounds": rep.confirm_rounds})
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / "report.md"
     png = plot(rep, folder / "pareto.png")

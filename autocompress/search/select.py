@@ -9,11 +9,14 @@ from .storage import open_existing_study
 def trial_for_pick(study_name: str, storage: str, pick: str):
     import optuna
 
-    from .report import build_report
+    from .report import RECOMMENDED_ATTR, build_report
 
     study = open_existing_study(study_name, storage)
-    if pick in ("best", "knee"):
-        rep = build_report(study, remeasure=False)  # picks do not depend on speed ratios
+    stored = study.user_attrs.get(RECOMMENDED_ATTR) or {}
+    if pick == "best" and stored.get("trial") is not None:  # the last report's pick, confirmed side by side
+        number = int(stored["trial"])
+    elif pick in ("best", "knee"):
+        rep = build_report(study, remeasure=False)  # no report yet: the pick the search's constraints give
         point = rep.best if pick == "best" else rep.knee
         if point is None:
             raise ConfigError(f"study '{study_name}' has no completed trial within its budget to pick as '{pick}'; "

@@ -38,6 +38,7 @@ from ..session import (
 )
 from ..teacher import Teacher
 from ..tracking import NOTE_TAG, NullTracker, SplitInput, Tracker, split_inputs
+from .baselines import prepare_baselines, with_baseline_budget
 from .budget import Budget
 from .fidelity import (
     COST_ATTR,
@@ -79,6 +80,10 @@ class SearchSettings:
     enqueue_starts: bool = True  # begin with the teacher's shape (fp32, int8) and a half-depth student
     heartbeat_s: int = HEARTBEAT_S  # a running trial's heartbeat period
     grace_s: int = GRACE_S  # a trial whose heartbeat is older than this is failed and retried
+    baselines: str = "all"  # the teacher on each installed runtime, no search: all, none or names (baselines.py)
+    beat_baselines: bool = False  # derive the budget from the baselines before the first trial
+    latency_margin: float = 0.9  # ... a batch-1 latency at most this times the fastest baseline's
+    confirm_rounds: int = 5  # rounds timing the front, the teacher and the baselines side by side in the report
 
     def __post_init__(self) -> None:
         check_rungs(self.rung_steps, self.eta)
@@ -246,9 +251,11 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         {"autocompress.study": settings.study, "autocompress.storage": settings.storage,
          "autocompress.chosen_on": "validation"}, parent,
     )
-    tracker.set_tags(parent, {NOTE_TAG: running_note(settings, exp.task.metric)})
     splits = split_inputs(exp, inputs.data)
     tracker.log_datasets(parent, splits)
+    found = prepare_baselines(study, settings, inputs, tracker, parent, splits, log)
+    settings = with_baseline_budget(study, settings, found, log)
+    tracker.set_tags(parent, {NOTE_TAG: running_note(settings, exp.task.metric)})
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)
         study.set_user_attr("tracking_uri", tracker.tracking_uri)
@@ -273,7 +280,10 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     study.set_user_attr("space", settings.space.model_dump(mode="json"))
     study.set_user_attr("settings", {"trials": settings.trials, "sampler": settings.sampler, "seed": settings.seed,
                                      "early_stop_margin": settings.early_stop_margin,
-                                     "rung_steps": settings.rung_steps, "eta": settings.eta})
+                                     "rung_steps": settings.rung_steps, "eta": settings.eta,
+                                     "baselines": settings.baselines, "beat_baselines": settings.beat_baselines,
+                                     "latency_margin": settings.latency_margin,
+                                     "confirm_rounds": settings.confirm_rounds})
     if settings.enqueue_starts and not study.trials:
         for params in starting_points(settings.space, len(inputs.teacher.encoder_layers))[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
@@ -355,12 +365,13 @@ def _objective(search: Search, log: Log = silent, who: str = "search"):
         degenerate = ref.degenerate(m.score)
         trial.set_user_attr("degenerate", degenerate)
         stored = m.to_dict()
-        numeric = {k: float(v) for k, v in stored.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numeric = m.numbers()
         # retention and teacher_score come as run_recipe wrote them to metrics.json (the teacher on the
         # same validation rows); speed ratios are left to reports, which time the teacher alongside
         numeric.update(x_smaller=ref.bytes / m.bytes)
         tracker.log_metrics(run, numeric)
-        tracker.set_tags(run, {"state": "COMPLETE", "feasible": str(all(v <= 0 for v in cons.values())),
+        tracker.set_tags(run, {"state": "COMPLETE", "baseline": "false",
+                               "feasible": str(all(v <= 0 for v in cons.values())),
                                "degenerate": str(degenerate), "runtime": m.runtime, "chosen_on": "validation",
                                **({"elastic_id": m.elastic_id} if m.elastic_id else {})})
         tracker.end(run, "FINISHED")

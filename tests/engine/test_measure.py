@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from autocompress.engine.measure import folder_bytes, interleaved_latency, latency_ms, sparsity, task_metrics
+from autocompress.engine.measure import (
+    folder_bytes,
+    interleaved_latency,
+    latency_ms,
+    rotation,
+    sparsity,
+    task_metrics,
+)
 
 
 def _logits(pred: list[int], k: int) -> np.ndarray:
@@ -122,11 +129,22 @@ def test_interleaved_latency_times_every_runner_on_every_batch_each_round(monkey
 
     inputs = {bs: {k: torch.zeros(bs, 4, dtype=torch.long) for k in ("input_ids", "attention_mask", "token_type_ids")}
               for bs in (1, 2)}
+    rounds: dict = {}
     out = interleaved_latency({"a": runner("a", 2.0), "b": runner("b", 3.0)}, inputs, rounds=2, repeats=1,
-                              warmup=0, threads=1)
-    assert order == [("a", 1), ("a", 2), ("b", 1), ("b", 2)] * 2
+                              warmup=0, threads=1, per_round=rounds)
+    # the order rotates every round: a goes first in round 1, b in round 2
+    assert order == [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("b", 1), ("b", 2), ("a", 1), ("a", 2)]
     assert out["a"][1] == pytest.approx(2.0) and out["a"][2] == pytest.approx(4.0)
     assert out["b"][1] == pytest.approx(3.0) and out["b"][2] == pytest.approx(6.0)
+    assert rounds["a"][1] == pytest.approx([2.0, 2.0]) and rounds["b"][2] == pytest.approx([6.0, 6.0])
+
+
+def test_rotation_puts_every_runner_first_once_over_as_many_rounds():
+    names = ["teacher", "base-1", "base-2", "trial-3"]
+    orders = [rotation(names, k) for k in range(len(names))]
+    assert [o[0] for o in orders] == names
+    assert all(sorted(o) == sorted(names) for o in orders)
+    assert rotation(names, len(names)) == names and rotation([], 3) == []
 
 
 def test_folder_bytes_counts_matching_files_recursively(tmp_path):

@@ -114,7 +114,8 @@ def test_markdown_rows(study, timed):
     assert "- teacher: validation accuracy 0.9000, test accuracy 0.8900, 100,000,000 bytes" in md
     assert "- majority class ('1' for every row): validation accuracy 0.5500, test accuracy 0.5100" in md
     assert "teacher 10.00 ms" in md
-    assert "- recommended (highest validation score within budget): **trial 0**\n" in md
+    assert ("- recommended (highest validation score within budget; latency confirmed side by side over 5 rounds): "
+            "**trial 0**\n") in md
     assert "- knee (balanced trade-off): trial 1\n" in md
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| trial")]
     assert len(rows) == 3

@@ -98,8 +98,9 @@ def test_space_file_errors(tmp_path):
 
 def test_snap_moves_starting_points_inside_the_space():
     space = load_space(ROOT / "search_spaces" / "quick.yaml")
-    snapped = space.snap(dict(depth=6, bits=16, prune_ratio=0.0, train_steps=0, vocab_prune=False))
-    assert snapped == {"depth": 4, "vocab_prune": False, "prune_ratio": 0.0, "train_steps": 100, "bits": 8}
+    snapped = space.snap(dict(depth=2, bits=4, prune_ratio=0.0, train_steps=0, vocab_prune=False))
+    # below the space's depths and steps: the lowest; 4 bits: the nearest width it has; no pruning key
+    assert snapped == {"depth": 3, "vocab_prune": False, "train_steps": 150, "bits": 8}
     # the teacher in fp32 where the widest choice is 16 bits starts at 16, not at a sampled width
     default = load_space(ROOT / "search_spaces" / "default.yaml")
     assert default.snap(dict(bits=32))["bits"] == 16
