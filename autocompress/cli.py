@@ -115,8 +115,10 @@ def search(
     baselines: Annotated[str, typer.Option("--baselines", help="the teacher on each installed runtime, no search, measured before the trials: all, none, or names (onnxruntime-int8, openvino-int8, openvino-bf16, torch-int8)")] = "all",
     beat_baselines: Annotated[bool, typer.Option("--beat-baselines", help="budget: fewer bytes than the smallest baseline, batch-1 latency under --latency-margin x the fastest's, validation score >= the best's")] = False,
     latency_margin: Annotated[float, typer.Option("--latency-margin", help="with --beat-baselines: the latency limit as a fraction of the fastest baseline's")] = 0.9,
+    max_memory_mb: Annotated[float | None, typer.Option("--max-memory-mb", help="budget: peak resident memory the model adds to a fresh process once loaded and run (measured per trial)")] = None,
     max_latency_ratio: Annotated[float | None, typer.Option("--max-latency-ratio", help="budget: batch-1 latency as a fraction of the fp32 teacher's, timed beside it in each trial")] = None,
     confirm_rounds: Annotated[int, typer.Option("--confirm-rounds", min=1, help="rounds timing the teacher, the baselines and the front side by side for the report and the pick")] = 5,
+    no_memory: Annotated[bool, typer.Option("--no-memory", help="the report skips measuring each model's memory in a fresh process")] = False,
 ) -> None:
     """Search the compression space with Optuna under a budget; log every trial to MLflow."""
     from .config import Experiment
@@ -141,12 +143,13 @@ def search(
         max_bytes=int(max_size_mb * 1e6) if max_size_mb is not None else None,
         max_latency_ms=max_latency_ms, min_score=min_score, min_retention=min_retention,
         max_latency_ratio=max_latency_ratio,
+        max_memory_bytes=int(max_memory_mb * 1e6) if max_memory_mb is not None else None,
     )
     select_baselines(baselines)  # an unknown name is one line before anything runs
     settings = SearchSettings(study=study or f"{exp.name}-{sp.name}", space=sp, budget=budget, trials=trials,
                               timeout=timeout, storage=storage, sampler=sampler, seed=seed, out_dir=out,
                               rung_steps=rung_steps, eta=eta, baselines=baselines, beat_baselines=beat_baselines,
-                              latency_margin=latency_margin, confirm_rounds=confirm_rounds)
+                              latency_margin=latency_margin, confirm_rounds=confirm_rounds, memory=not no_memory)
     tracker = open_tracker(tracking_uri, no_tracking, exp.name)
     done = run_search(exp, settings, tracker=tracker, workers=workers, experiment_file=experiment, log=_log)
     print(done.report.markdown())
@@ -188,6 +191,7 @@ def report(
     no_remeasure: Annotated[bool, typer.Option(
         "--no-remeasure", help="skip timing the teacher and the front side by side (then no speed ratios)")] = False,
     confirm_rounds: Annotated[int | None, typer.Option("--confirm-rounds", min=1, help="side-by-side rounds (default: the search's)")] = None,
+    no_memory: Annotated[bool, typer.Option("--no-memory", help="skip measuring each model's memory in a fresh process")] = False,
 ) -> None:
     """Print the Pareto table, hypervolume, recommended pick and knee of a study; write the plot."""
     from .search.publish import refresh_marks
@@ -198,7 +202,8 @@ def report(
         _log("report: timing the teacher, the baselines and the front side by side, the order rotating every round "
              "(--no-remeasure skips this)")
     found = open_existing_study(study, storage)
-    rep, md, png = write_report(found, out / study, remeasure=not no_remeasure, confirm_rounds=confirm_rounds)
+    rep, md, png = write_report(found, out / study, remeasure=not no_remeasure, confirm_rounds=confirm_rounds,
+                                memory=not no_memory)
     print(rep.markdown())
     print(f"written: {md} and {png}")
     refresh_marks(found, rep, _log)  # the front's tags and the search run's description follow this report

@@ -74,7 +74,7 @@ def finished(tmp_path_factory):
     exp = Experiment.from_file(exp_file)
     tracking, storage = f"sqlite:///{folder / 'mlflow.db'}", f"sqlite:///{folder / 'optuna.db'}"
     tracker = MlflowTracker(tracking, experiment=f"autocompress-{exp.name}", artifact_root=folder / "mlartifacts")
-    settings = SearchSettings(study=STUDY, space=parse_space(SPACE, "ui-test"), trials=2, seed=0, storage=storage,
+    settings = SearchSettings(baselines="none", memory=False, study=STUDY, space=parse_space(SPACE, "ui-test"), trials=2, seed=0, storage=storage,
                               out_dir=folder / "out")
     threads = torch.get_num_threads()
     try:

@@ -139,8 +139,14 @@ def test_search_then_report(tiny_experiment, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "autocompress.db").is_file() and (tmp_path / "mlflow.db").is_file()
     assert (tmp_path / "out" / "demo" / "pareto.png").is_file()
     assert "trial 2" in err and "3/3 done" in err  # live progress
-    code, out, _ = run_cli(monkeypatch, capsys, "report", "--study", "demo")
-    assert code == 0 and "hypervolume" in out
+    # the baselines of every installed runtime, measured before the trials and shown beside the front
+    assert "baselines: ONNX Runtime dynamic int8: validation accuracy" in err
+    assert "## Baselines: the teacher on each runtime, no search" in out
+    for label in ("ONNX Runtime dynamic int8", "OpenVINO + NNCF static int8", "torch dynamic int8"):
+        assert f"| {label} |" in out
+    assert "Resident / peak MB" in out
+    code, out, _ = run_cli(monkeypatch, capsys, "report", "--study", "demo", "--confirm-rounds", "2", "--no-memory")
+    assert code == 0 and "hypervolume" in out and "confirmed side by side over 2 rounds" in out
 
 
 @pytest.mark.parametrize(
@@ -156,7 +162,7 @@ def test_search_then_report(tiny_experiment, tmp_path, monkeypatch, capsys):
 )
 def test_search_bad_input(tiny_experiment, tmp_path, monkeypatch, capsys, args, needle):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--trials", 1, "--no-tracking", *args)
+    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--baselines", "none", "--no-memory", "--trials", 1, "--no-tracking", *args)
     assert code == 2 and needle in err and "Traceback" not in err
 
 
@@ -164,14 +170,14 @@ def test_min_accuracy_on_a_task_scored_in_mcc_is_refused(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), write_task(tmp_path / "d"),
                            task={"metric": "mcc"})
-    code, _, err = run_cli(monkeypatch, capsys, "search", exp, "--trials", 1, "--no-tracking", "--min-accuracy", "0.8")
+    code, _, err = run_cli(monkeypatch, capsys, "search", exp, "--baselines", "none", "--no-memory", "--trials", 1, "--no-tracking", "--min-accuracy", "0.8")
     assert code == 2 and "--min-accuracy: this task is scored in mcc (task.metric); use --min-score" in err
     assert not (tmp_path / "out").exists()
 
 
 def test_search_with_an_unusable_tracking_store(tiny_experiment, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--trials", 1,
+    code, out, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--baselines", "none", "--no-memory", "--trials", 1,
                              "--tracking-uri", "nosuch://x")
     lines = err.strip().splitlines()
     assert code == 2 and out == ""
@@ -208,7 +214,7 @@ def test_export_predict_and_register(tiny_experiment, tmp_path, monkeypatch, cap
     space.write_text("depth: {low: 1, high: 3}\nbits: {choices: [32, 8]}\ntrain_steps: {low: 2, high: 3}\n"
                      "fixed: {batch_size: 16}\n")
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--space", space, "--trials", 2,
+    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--baselines", "none", "--no-memory", "--space", space, "--trials", 2,
                            "--study", "s")
     assert code == 0, err
     code, out, err = run_cli(monkeypatch, capsys, "export", "--study", "s", "--pick", "best", "--out", "model",

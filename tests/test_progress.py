@@ -174,7 +174,7 @@ SPACE = {"depth": {"low": 1, "high": 2}, "bits": {"choices": [32]}, "train_steps
 
 def test_a_search_shows_each_trials_training_and_ends_with_where_everything_went(tiny_experiment, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    settings = SearchSettings(study="tiny-progress", space=parse_space(SPACE, "test-space"), trials=2, seed=0,
+    settings = SearchSettings(baselines="none", memory=False, study="tiny-progress", space=parse_space(SPACE, "test-space"), trials=2, seed=0,
                               storage=storage, out_dir=tmp_path / "out", enqueue_starts=False)
     lines: list[str] = []
     done = run_search(Experiment.from_file(tiny_experiment), settings, log=lines.append)

@@ -17,7 +17,8 @@ _LATENCY_KEY = re.compile(r"latency_ms_b(\d+)")
 # candidate did not start from an elastic network, or the record predates test rows and task metrics
 # (then its metric is accuracy) or elastic networks
 OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_score", "retention", "test_accuracy", "test_f1",
-                      "test_mcc", "metric", "elastic_id", "reference_ms_b1", "latency_ratio_b1"})
+                      "test_mcc", "metric", "elastic_id", "reference_ms_b1", "latency_ratio_b1",
+                      "resident_bytes", "peak_resident_bytes"})
 SCORES = ("accuracy", "f1", "mcc")
 """The task metrics every candidate is scored in; an experiment's `task.metric` names one of them."""
 
@@ -79,6 +80,10 @@ class Metrics:
     # there, and the median per-round ratio candidate / teacher (comparable between trials timed at other moments)
     reference_ms_b1: float | None = None
     latency_ratio_b1: float | None = None
+    # what the model adds to a fresh process once loaded and run on a batch (`autocompress.memory`): measured
+    # only when a memory budget asks for it
+    resident_bytes: int | None = None
+    peak_resident_bytes: int | None = None
 
     @property
     def latency_ms_b1(self) -> float:

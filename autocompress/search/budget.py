@@ -16,6 +16,8 @@ class Budget:
     min_retention: float | None = None  # fraction of the teacher's score
     # batch-1 latency as a fraction of the fp32 teacher's, both timed interleaved inside the trial
     max_latency_ratio: float | None = None
+    # peak resident memory the model adds to a fresh process once loaded and run (`autocompress.memory`)
+    max_memory_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_bytes is not None and self.max_bytes <= 0:
@@ -25,6 +27,8 @@ class Budget:
         if self.min_score is not None and not -1 <= self.min_score <= 1:
             raise ConfigError(f"--min-score {self.min_score} is impossible: accuracy and f1 lie in [0, 1], mcc in "
                               "[-1, 1]")
+        if self.max_memory_bytes is not None and self.max_memory_bytes <= 0:
+            raise ConfigError("--max-memory-mb must be above 0")
         if self.max_latency_ratio is not None and self.max_latency_ratio <= 0:
             raise ConfigError("--max-latency-ratio must be above 0")
         if self.min_retention is not None and not 0 <= self.min_retention <= 1:
@@ -49,6 +53,9 @@ class Budget:
             # a record without a ratio (measured before trials timed the teacher beside them) is outside
             ratio = metrics.latency_ratio_b1 if metrics.latency_ratio_b1 is not None else 2 * self.max_latency_ratio
             out["latency_ratio"] = (ratio - self.max_latency_ratio) / self.max_latency_ratio
+        if self.max_memory_bytes is not None:
+            peak = metrics.peak_resident_bytes if metrics.peak_resident_bytes is not None else 2 * self.max_memory_bytes
+            out["memory"] = (peak - self.max_memory_bytes) / self.max_memory_bytes
         floor = self.score_floor(teacher_score)
         if floor is not None:
             out["score"] = floor - metrics.score
@@ -62,6 +69,8 @@ class Budget:
             parts.append(f"batch-1 latency <= {self.max_latency_ms:g} ms")
         if self.max_latency_ratio is not None:
             parts.append(f"batch-1 latency <= {self.max_latency_ratio:.3g} x the fp32 teacher's (timed beside it)")
+        if self.max_memory_bytes is not None:
+            parts.append(f"peak resident memory <= {self.max_memory_bytes / 1e6:g} MB")
         if self.min_score is not None:
             parts.append(f"{metric} >= {self.min_score:g}")
         if self.min_retention is not None:

@@ -54,6 +54,13 @@ class Report:
     baselines: list[Baseline] = field(default_factory=list)  # the teacher on each runtime, no search
     verdict: Verdict | None = None  # the pick against the baselines (None: no baselines)
     confirm_rounds: int = 0  # side-by-side rounds the pick was confirmed in (0: not confirmed)
+    # resident / peak bytes each model adds to a fresh process (`autocompress.memory`), by latency_b1's keys;
+    # None when not measured, a key missing when its folder could not be loaded
+    memory: dict[int | str, dict[str, int]] | None = None
+
+    def resident_mb(self, key: int | str) -> str:
+        got = (self.memory or {}).get(key)
+        return "—" if got is None else f"{got['resident'] / 1e6:.0f} / {got['peak'] / 1e6:.0f}"
 
     @property
     def degenerate(self) -> list[Point]:
@@ -99,8 +106,8 @@ class Report:
             "- knee (balanced trade-off): " + (f"trial {self.knee.key}" if self.knee else "none"),
             "",
             (f"| trial | validation {metric} | test {metric} | % of teacher (validation) | bytes | weights file | "
-             "x smaller | batch-1 ms | x faster | within budget | recipe |"),
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+             "x smaller | batch-1 ms | x faster | resident / peak MB | within budget | recipe |"),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in self.front:
             mark = " (best)" if self.best and p.key == self.best.key else ""
@@ -113,7 +120,7 @@ class Report:
             lines.append(
                 f"| {p.key}{mark} | {p.score:.4f} | {test} | {share(p.score)} | {int(p.bytes):,} | {weights} | "
                 f"{t.bytes / p.bytes:.1f} | {ms:.2f} | {'—' if fast is None else f'{fast:.2f}'} | "
-                f"{'yes' if p.feasible else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
+                f"{self.resident_mb(p.key)} | {'yes' if p.feasible else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
             )
         lines += self._baseline_lines()
         return "\n".join(lines) + "\n"
@@ -130,14 +137,18 @@ class Report:
         lines = ["", "## Baselines: the teacher on each runtime, no search", "",
                  f"Scored like the trials; batch-1 ms {timed}.", "",
                  f"| baseline | runtime | validation {metric} | test {metric} | bytes | x smaller | batch-1 ms | "
-                 "x faster |", "|---|---|---|---|---|---|---|---|"]
+                 "x faster | resident / peak MB |", "|---|---|---|---|---|---|---|---|---|"]
         for b in self.baselines:
             m = b.measured
             ms = self._ms(baseline_key(b.name), m.latency_ms_b1)
             fast = "—" if self.latency_b1 is None else f"{self.latency_b1[TEACHER] / ms:.2f}"
             test = "—" if m.test_score is None else f"{m.test_score:.4f}"
             lines.append(f"| {b.label} | {m.runtime} | {m.score:.4f} | {test} | {m.bytes:,} | "
-                         f"{t.bytes / m.bytes:.1f} | {ms:.2f} | {fast} |")
+                         f"{t.bytes / m.bytes:.1f} | {ms:.2f} | {fast} | {self.resident_mb(baseline_key(b.name))} |")
+        if self.memory is not None:
+            lines += ["", (f"Resident / peak MB: what each model adds to a fresh process (after the runtime libraries "
+                           f"are imported) once loaded and run on one batch of 32 x 64 tokens; the fp32 teacher on "
+                           f"torch: {self.resident_mb(TEACHER)}.")]
         lines += ["", *self.verdict_lines()]
         return lines
 
@@ -185,7 +196,7 @@ class Report:
         return [line]
 
 
-def build_report(study, remeasure: bool = True, confirm_rounds: int | None = None) -> Report:
+def build_report(study, remeasure: bool = True, confirm_rounds: int | None = None, memory: bool = True) -> Report:
     """The report of a stored study. `remeasure`: time the teacher, the baselines and the front side by side
     now (`confirm_rounds` interleaved rounds, default the search's setting), and confirm the pick on those
     times; without it, each trial's own timing and the pick the search's constraints give."""
@@ -218,6 +229,7 @@ def build_report(study, remeasure: bool = True, confirm_rounds: int | None = Non
     rivals = [Rival(b.name, b.label, b.measured.score, b.measured.test_score, b.measured.bytes,
                     (latency or {}).get(baseline_key(b.name), b.measured.latency_ms_b1)) for b in baselines]
     tests = {k: m.test_score for k, m in measured.items()}
+    mem = _memory(study, on_front, baselines) if remeasure and memory else None
     return Report(
         study=study.study_name, points=pts, front=on_front, hypervolume=hv, best=pick,
         # the knee normalizes each objective over the front, so no reference latency enters it
@@ -225,17 +237,14 @@ def build_report(study, remeasure: bool = True, confirm_rounds: int | None = Non
         budget=_budget_text(study.user_attrs.get("budget", {}), teacher.metric), counts=counts, recipes=recipes,
         measured=measured, latency_b1=latency, elastic=study.user_attrs.get("elastic"), baselines=baselines,
         verdict=verdict(pick, on_front, tests, ms, rivals) if baselines else None,
-        confirm_rounds=max(1, rounds) if latency is not None else 0,
+        confirm_rounds=max(1, rounds) if latency is not None else 0, memory=mem,
     )
 
 
 def _side_by_side(study, points: list[Point], baselines: list[Baseline], rounds: int) -> dict[int | str, float]:
     from .remeasure import side_by_side
 
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    folders: dict[int | str, Path] = {TEACHER: Path(study.user_attrs["teacher_folder"])}
-    folders.update({baseline_key(b.name): Path(b.folder) for b in baselines})
-    folders.update({p.key: Path(trials[p.key].user_attrs["folder"]) for p in points})
+    folders = _folders(study, points, baselines)
     m = study.user_attrs.get("measure", {})
     try:
         ms = side_by_side(folders, seq_len=m.get("seq_len", 64), batch_sizes=(1,), threads=m.get("threads", 2),
@@ -244,6 +253,31 @@ def _side_by_side(study, points: list[Point], baselines: list[Baseline], rounds:
         raise ArtifactError(f"{err}; report on the machine that holds the model folders, or pass --no-remeasure "
                             "(then without speed ratios)") from None
     return {k: v[1] for k, v in ms.items()}
+
+
+def _folders(study, points: list[Point], baselines: list[Baseline]) -> dict[int | str, Path]:
+    """The model folders of the teacher, the baselines and `points`, by the report's keys."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    folders: dict[int | str, Path] = {TEACHER: Path(study.user_attrs["teacher_folder"])}
+    folders.update({baseline_key(b.name): Path(b.folder) for b in baselines})
+    folders.update({p.key: Path(trials[p.key].user_attrs["folder"]) for p in points})
+    return folders
+
+
+def _memory(study, points: list[Point], baselines: list[Baseline]) -> dict[int | str, dict[str, int]]:
+    """Each model's memory in a fresh process; a folder that is not here or does not load is left out."""
+    from ..memory import resident_memory
+
+    threads = study.user_attrs.get("measure", {}).get("threads", 2)
+    out: dict[int | str, dict[str, int]] = {}
+    for key, folder in _folders(study, points, baselines).items():
+        if not folder.is_dir():
+            continue
+        try:
+            out[key] = resident_memory(folder, threads)
+        except ArtifactError:
+            continue
+    return out
 
 
 def _budget_text(b: dict, metric: str) -> str:
@@ -291,9 +325,9 @@ def plot(report: Report, path: Path) -> Path:
     return path
 
 
-def write_report(study, folder: Path, remeasure: bool = True,
-                 confirm_rounds: int | None = None) -> tuple[Report, Path, Path]:
-    rep = build_report(study, remeasure, confirm_rounds)
+def write_report(study, folder: Path, remeasure: bool = True, confirm_rounds: int | None = None,
+                 memory: bool = True) -> tuple[Report, Path, Path]:
+    rep = build_report(study, remeasure, confirm_rounds, memory)
     # what `export --pick best` exports: the pick of the last report (confirmed side by side unless --no-remeasure)
     study.set_user_attr(RECOMMENDED_ATTR, {"trial": rep.best.key if rep.best else None,
                                            "confirm_rounds": rep.confirm_rounds})

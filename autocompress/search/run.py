@@ -113,7 +113,7 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
         log("search: timing the teacher, the baselines and the front side by side for the report, the order "
             f"rotating every round ({settings.confirm_rounds} rounds); the pick's latency is confirmed there")
     report, md, png = write_report(search.study, report_dir or settings.out_dir / settings.study, remeasure,
-                                   settings.confirm_rounds)
+                                   settings.confirm_rounds, memory=settings.memory)
     log_report(tracker, search.parent, report, md, png, trial_runs(search.study))
     tracker.end(search.parent, "FINISHED")
     for line in search_summary(report, storage=settings.storage, out_dir=settings.out_dir, report_md=md, plot_png=png,

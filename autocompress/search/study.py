@@ -84,6 +84,7 @@ class SearchSettings:
     beat_baselines: bool = False  # derive the budget from the baselines before the first trial
     latency_margin: float = 0.9  # ... a batch-1 latency at most this times the fastest baseline's
     confirm_rounds: int = 5  # rounds timing the front, the teacher and the baselines side by side in the report
+    memory: bool = True  # the report measures each model's memory in a fresh process
 
     def __post_init__(self) -> None:
         check_rungs(self.rung_steps, self.eta)
@@ -283,7 +284,7 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
                                      "rung_steps": settings.rung_steps, "eta": settings.eta,
                                      "baselines": settings.baselines, "beat_baselines": settings.beat_baselines,
                                      "latency_margin": settings.latency_margin,
-                                     "confirm_rounds": settings.confirm_rounds})
+                                     "confirm_rounds": settings.confirm_rounds, "memory": settings.memory})
     if settings.enqueue_starts and not study.trials:
         for params in starting_points(settings.space, len(inputs.teacher.encoder_layers))[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
@@ -358,6 +359,8 @@ def _objective(search: Search, log: Log = silent, who: str = "search"):
                 pass
             raise
         m, ref = res.metrics, search.ref
+        if s.budget.max_memory_bytes is not None:  # in a fresh process, as a deployment would load it
+            m = with_memory(m, res.folder, log, who, trial.number)
         # beating the majority class is a constraint like the budget's: <= 0 means above it
         cons = {**s.budget.constraints(m, ref.score), "above_majority": ref.above_majority(m.score)}
         for k, v in cons.items():
@@ -379,6 +382,22 @@ def _objective(search: Search, log: Log = silent, who: str = "search"):
         return m.score, float(m.bytes), m.latency_ms_b1
 
     return objective
+
+
+def with_memory(m: Metrics, folder: Path, log: Log, who: str, number: int) -> Metrics:
+    """`m` with the memory the model in `folder` adds to a fresh process (unmeasured: left None, which the
+    memory budget counts as outside it)."""
+    from dataclasses import replace
+
+    from ..errors import ArtifactError
+    from ..memory import resident_memory
+
+    try:
+        got = resident_memory(folder, m.threads)
+    except ArtifactError as err:
+        log(f"{who}: trial {number}: {err}")
+        return m
+    return replace(m, resident_bytes=got["resident"], peak_resident_bytes=got["peak"])
 
 
 def _progress(search: Search, log: Log, started: float, who: str):

@@ -33,6 +33,8 @@ def search_summary(report: Report, *, storage: str, out_dir: Path, report_md: Pa
         e = report.elastic
         lines.append(f"{who}:   elastic   network {e['id']} in {e['folder']}, trained once in "
                      f"{duration(e['train_seconds'])} ({e['steps']} steps), not counted in the trials")
+    for line in report.verdict_lines():  # the pick against the baselines, in words
+        lines.append(f"{who}:   baselines {line.removeprefix('- ').replace('**', '')}")
     export = shlex.join(["autocompress", "export", "--study", study, *store, *tracked])
     out = shlex.quote(f"export/{study}")
     if report.best is not None:

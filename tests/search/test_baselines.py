@@ -174,6 +174,10 @@ def test_report_times_baselines_beside_the_front_and_gives_a_verdict(baseline_se
             or "**no trial dominates the best baseline** (torch dynamic int8" in text) == (not v.best_beaten_by)
     stored = search.study.user_attrs["recommended"]
     assert stored["trial"] == (rep.best.key if rep.best else None) and stored["confirm_rounds"] == 2
+    # memory in a fresh process, for the teacher, each baseline and each front trial (all folders are here)
+    assert set(rep.memory) == keys
+    assert all(m["resident"] > 0 and m["peak"] >= m["resident"] for m in rep.memory.values())
+    assert "Resident / peak MB" in text
     # without remeasuring: the baselines' own numbers, no confirmation
     plain = build_report(search.study, remeasure=False)
     assert plain.confirm_rounds == 0 and plain.verdict is not None

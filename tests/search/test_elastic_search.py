@@ -52,7 +52,7 @@ def test_an_elastic_search_trains_once_and_every_trial_names_the_network(tmp_pat
     monkeypatch.chdir(tmp_path)  # default sqlite stores land in the working directory
     # an absolute MLflow store: MLflow caches stores by URI, so the relative default would follow other tests' cwd
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code, out, err = run_cli(monkeypatch, capsys, "search", exp, "--space", space, "--trials", 3, "--study", "el",
+    code, out, err = run_cli(monkeypatch, capsys, "search", exp, "--baselines", "none", "--no-memory", "--space", space, "--trials", 3, "--study", "el",
                              "--tracking-uri", store)
     assert code == 0, err
     assert err.count("elastic: trained in") == 1, err  # once, before the trials
@@ -93,7 +93,7 @@ def test_an_elastic_search_trains_once_and_every_trial_names_the_network(tmp_pat
 def test_an_elastic_space_on_an_experiment_without_the_block_is_one_line(tiny_experiment, tmp_path, monkeypatch,
                                                                          capsys):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--space", "elastic", "--trials", 1,
+    code, _, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--baselines", "none", "--no-memory", "--space", "elastic", "--trials", 1,
                            "--no-tracking")
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == (

@@ -35,11 +35,11 @@ def test_rungs_are_absolute_steps_below_the_last():
 def test_zero_turns_rungs_off_and_eta_one_is_refused(tmp_path):
     assert rung_schedule(10_000, 0, 3) == [] and rung_schedule(10_000, 150, 0) == []
     space = parse_space({"bits": {"choices": [8]}}, "s")
-    SearchSettings(study="s", space=space, rung_steps=0, eta=0)
+    SearchSettings(baselines="none", memory=False, study="s", space=space, rung_steps=0, eta=0)
     with pytest.raises(ConfigError, match="eta"):
-        SearchSettings(study="s", space=space, eta=1)
+        SearchSettings(baselines="none", memory=False, study="s", space=space, eta=1)
     with pytest.raises(ConfigError):
-        SearchSettings(study="s", space=space, rung_steps=-1)
+        SearchSettings(baselines="none", memory=False, study="s", space=space, rung_steps=-1)
 
 
 # ---- the decision ------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def _study_with_fakes(tmp_path, tiny_experiment, fakes):
     given rung scores and costs; then one real trial runs."""
     exp = Experiment.from_file(tiny_experiment)
     space = parse_space({"bits": {"choices": [8]}, "fixed": {"train_steps": 12, "batch_size": 16, "lr": 1e-3}}, "s")
-    settings = SearchSettings(study="rungs", space=space, trials=len(fakes) + 1, enqueue_starts=False,
+    settings = SearchSettings(baselines="none", memory=False, study="rungs", space=space, trials=len(fakes) + 1, enqueue_starts=False,
                               storage=f"sqlite:///{tmp_path / 'optuna.db'}", out_dir=tmp_path / "out",
                               rung_steps=4, eta=2)
     tracker = _Recorder()

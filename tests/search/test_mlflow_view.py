@@ -71,7 +71,7 @@ def test_a_search_as_the_mlflow_ui_shows_it(tiny_experiment, tmp_path, empty_sto
 
     monkeypatch.setattr(MlflowTracker, "set_tags", recording)
     (tmp_path / "space.yaml").write_text(SPACE)
-    code, out, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--space", "space.yaml", "--trials", 3,
+    code, out, err = run_cli(monkeypatch, capsys, "search", tiny_experiment, "--baselines", "none", "--no-memory", "--space", "space.yaml", "--trials", 3,
                              "--study", "demo", "--max-size-mb", 1, "--tracking-uri", uri)
     assert code == 0, err
 
@@ -97,7 +97,7 @@ def test_a_search_as_the_mlflow_ui_shows_it(tiny_experiment, tmp_path, empty_sto
     assert len({digest for _, digest, _ in first.values()}) == 3
 
     # the description: "running" from the start, the report's summary at the end
-    assert notes[0] == running_note(SearchSettings(study="demo", space=parse_space({}, "s", "space"), trials=3,
+    assert notes[0] == running_note(SearchSettings(baselines="none", memory=False, study="demo", space=parse_space({}, "s", "space"), trials=3,
                                                    budget=Budget(max_bytes=1_000_000)), "accuracy")
     report = build_report(study, remeasure=False)  # the picks do not depend on timing
     note = _tags(client, parent)[NOTE_TAG]
@@ -145,7 +145,7 @@ def test_nothing_to_refresh_without_a_reachable_store(tmp_path):
 
 
 def test_the_running_note_states_budget_space_and_trials():
-    settings = SearchSettings(study="s", space=parse_space({}, "x", "quick"), trials=8, seed=3,
+    settings = SearchSettings(baselines="none", memory=False, study="s", space=parse_space({}, "x", "quick"), trials=8, seed=3,
                               budget=Budget(max_latency_ms=5, min_retention=0.95))
     assert running_note(settings, "mcc") == (
         "### autocompress search `s`\n\n"

@@ -21,7 +21,7 @@ def test_export_the_best_trial_log_and_register_it(tiny_experiment, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri, experiment="t", artifact_root=tmp_path / "art")
-    settings = SearchSettings(study="p", space=parse_space(SPACE, "s"), trials=1, storage=storage,
+    settings = SearchSettings(baselines="none", memory=False, study="p", space=parse_space(SPACE, "s"), trials=1, storage=storage,
                               out_dir=tmp_path / "out")
     done = run_search(Experiment.from_file(tiny_experiment), settings, tracker=tracker)
     trial = done.study.trials[0]

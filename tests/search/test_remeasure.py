@@ -96,7 +96,9 @@ def test_calls_alternate_between_folders_within_rounds(folders, recorded):
     # consecutive calls on the same model and batch are one latency_ms call (warm-up + repeats)
     steps = [(c["layers"], int(c["ids"].shape[0])) for c in recorded]
     collapsed = [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]]
-    assert collapsed == [(3, 1), (3, 3), (2, 1), (2, 3), (1, 1), (1, 3)] * 3
+    # every round times every model on every batch; the order of the models rotates by one each round
+    a, b, c = [(3, 1), (3, 3)], [(2, 1), (2, 3)], [(1, 1), (1, 3)]
+    assert collapsed == a + b + c + b + c + a + c + a + b
     assert len(steps) == 3 * 3 * 2 * (2 + 1)
 
 

@@ -119,10 +119,10 @@ def test_markdown_rows(study, timed):
     assert "- knee (balanced trade-off): trial 1\n" in md
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and not ln.startswith("| trial")]
     assert len(rows) == 3
-    assert rows[0].startswith("| 2 | 0.9500 | 0.9400 | 105.6% | 100,000,000 | 99,999,000 | 1.0 | 10.00 | 1.00 | no |")
-    assert rows[1].startswith("| 0 (best) | 0.8800 | 0.8700 | 97.8% | 50,000,000 | 49,999,000 | 2.0 | 5.00 | 2.00 | yes |")
+    assert rows[0].startswith("| 2 | 0.9500 | 0.9400 | 105.6% | 100,000,000 | 99,999,000 | 1.0 | 10.00 | 1.00 | — | no |")
+    assert rows[1].startswith("| 0 (best) | 0.8800 | 0.8700 | 97.8% | 50,000,000 | 49,999,000 | 2.0 | 5.00 | 2.00 | — | yes |")
     assert rows[1].endswith(f" {summarize(RECIPE)} |") and summarize(RECIPE)
-    assert rows[2].startswith("| 1 (knee) | 0.8000 | 0.7900 | 88.9% | 10,000,000 | 9,999,000 | 10.0 | 2.50 | 4.00 | yes |")
+    assert rows[2].startswith("| 1 (knee) | 0.8000 | 0.7900 | 88.9% | 10,000,000 | 9,999,000 | 10.0 | 2.50 | 4.00 | — | yes |")
 
 
 def test_nothing_within_budget(timed):

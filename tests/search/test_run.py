@@ -35,7 +35,7 @@ def restore_torch_threads():
 def _settings(tmp_path, **kw):
     base = dict(study="tiny", space=parse_space(SPACE, "test-space"), trials=2, seed=0,
                 storage=f"sqlite:///{tmp_path / 'optuna.db'}", out_dir=tmp_path / "out")
-    return SearchSettings(**(base | kw))
+    return SearchSettings(**{"baselines": "none", "memory": False, **base, **kw})
 
 
 def _tracker(tmp_path):

@@ -25,7 +25,7 @@ SPACE = parse_space({"depth": {"low": 1, "high": 3}, "bits": {"choices": [32, 8]
 def _run(root: Path, trials: int, budget: Budget = Budget(), **task) -> optuna.Study:
     exp = Experiment.from_file(write_experiment(root, make_teacher_dir(root / "teacher"),
                                                 write_task(root / "data", **task.pop("files", {})), task=task))
-    settings = SearchSettings(study="s", space=SPACE, trials=trials, budget=budget,
+    settings = SearchSettings(baselines="none", memory=False, study="s", space=SPACE, trials=trials, budget=budget,
                               storage=f"sqlite:///{root / 'optuna.db'}", out_dir=root / "out")
     search = prepare_search(exp, settings)
     run_trials(search)
@@ -43,7 +43,7 @@ def test_the_search_never_reads_a_test_label(tmp_path):
                                                     for r in rows[1:]]) + "\n")
     exp = Experiment.from_file(write_experiment(tmp_path / "b", make_teacher_dir(tmp_path / "b" / "teacher"),
                                                 paths))
-    settings = SearchSettings(study="s", space=SPACE, trials=4, storage=f"sqlite:///{tmp_path / 'b' / 'optuna.db'}",
+    settings = SearchSettings(baselines="none", memory=False, study="s", space=SPACE, trials=4, storage=f"sqlite:///{tmp_path / 'b' / 'optuna.db'}",
                               out_dir=tmp_path / "b" / "out")
     search = prepare_search(exp, settings, prepared=engine_inputs(exp))
     run_trials(search)

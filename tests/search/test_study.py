@@ -44,7 +44,7 @@ def _settings(tmp_path, **kw):
     base = dict(study="tiny", space=parse_space(SPACE, "test-space"), trials=4, sampler="tpe", seed=0,
                 storage=f"sqlite:///{tmp_path / 'optuna.db'}", out_dir=tmp_path / "out")
     base.update(kw)
-    return SearchSettings(**base)
+    return SearchSettings(**{"baselines": "none", "memory": False, **base})
 
 
 def _search(exp, settings, prep, tracker=None):

@@ -12,7 +12,7 @@ def test_the_default_storage_is_one_constant():
     assert DEFAULT_STORAGE == "sqlite:///autocompress.db"
     from autocompress.search.space import SearchSpace
 
-    assert SearchSettings(study="s", space=SearchSpace(dims={})).storage == DEFAULT_STORAGE
+    assert SearchSettings(baselines="none", memory=False, study="s", space=SearchSpace(dims={})).storage == DEFAULT_STORAGE
 
 
 def test_open_study_creates_once_then_resumes(tmp_path):

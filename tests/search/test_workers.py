@@ -78,7 +78,7 @@ def _overlapping_pids(study: optuna.Study) -> int:
 
 def test_search_with_two_local_workers_on_sqlite(tiny_experiment, space_file, tmp_path):
     # each worker's first trial waits until both workers hold a running trial: parallel by construction
-    proc = cli("search", tiny_experiment, "--space", space_file, "--trials", 5, "--study", "w2", "--workers", 2,
+    proc = cli("search", tiny_experiment, "--baselines", "none", "--no-memory", "--space", space_file, "--trials", 5, "--study", "w2", "--workers", 2,
                cwd=tmp_path, hooks=BOTH_AT_ONCE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "worker-1: trial" in proc.stderr and "worker-2: trial" in proc.stderr
@@ -100,7 +100,7 @@ def test_search_with_two_local_workers_on_sqlite(tiny_experiment, space_file, tm
 def test_two_workers_on_postgresql_then_a_third_joins(tiny_experiment, space_file, tmp_path):
     with postgres_server(("optuna", "mlflow")) as pg:
         storage, tracking = pg + "optuna", pg + "mlflow"
-        proc = cli("search", tiny_experiment, "--space", space_file, "--trials", 6, "--study", "pg", "--workers", 2,
+        proc = cli("search", tiny_experiment, "--baselines", "none", "--no-memory", "--space", space_file, "--trials", 6, "--study", "pg", "--workers", 2,
                    "--storage", storage, "--tracking-uri", tracking, cwd=tmp_path, hooks=BOTH_AT_ONCE)
         assert proc.returncode == 0, proc.stderr[-3000:]
         study = optuna.load_study(study_name="pg", storage=storage)
@@ -136,7 +136,7 @@ def _wait_for_marker(marker: Path, proc, timeout: float = 300) -> int:
 def test_kill_9_mid_trial_then_the_same_command_again(tiny_experiment, tmp_path):
     space = tmp_path / "space.yaml"  # every trial trains past the hang point (step 3)
     space.write_text(SPACE.replace("train_steps: {low: 2, high: 4}", "train_steps: {low: 5, high: 8}"))
-    args = ("search", tiny_experiment, "--space", space, "--trials", 5, "--study", "crash")
+    args = ("search", tiny_experiment, "--baselines", "none", "--no-memory", "--space", space, "--trials", 5, "--study", "crash")
     storage, tracking = f"sqlite:///{tmp_path / 'autocompress.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
     marker = tmp_path / "hanging-trial"
     # trials 0 and 1 run to the end; trial 2 stops after its third training step and waits to be killed
@@ -180,7 +180,7 @@ def search_of(tiny_experiment, tmp_path):
     def make(**kw):
         base = dict(study="hb", space=parse_space(yaml_load(SPACE), "test-space"), trials=3, enqueue_starts=False,
                     storage=f"sqlite:///{tmp_path / 'optuna.db'}", out_dir=tmp_path / "out")
-        return prepare_search(exp, SearchSettings(**(base | kw)), prepared=prep)
+        return prepare_search(exp, SearchSettings(**{"baselines": "none", "memory": False, **base, **kw}), prepared=prep)
 
     return make
 
