@@ -139,7 +139,7 @@ STORED_METRIC_KEYS = frozenset({
     "accuracy", "f1", "mcc", "test_accuracy", "test_f1", "test_mcc", "metric", "latency_ms_b1", "latency_ms_b32",
     "bytes", "weight_bytes", "params", "sparsity", "layers", "heads", "ffn", "vocab", "bits", "embedding_bits",
     "runtime", "fast_kernel", "runtime_note", "seq_len", "threads", "train_seconds", "train_steps", "final_loss",
-    "teacher_score", "retention",
+    "teacher_score", "retention", "reference_ms_b1", "latency_ratio_b1",
 })
 
 
@@ -153,6 +153,7 @@ def sample_metrics(**changes):
         params=200_000, sparsity=0.0, layers=2, heads=8, ffn=256, vocab=120, bits=8, embedding_bits=8,
         runtime="torch-int8-dynamic", fast_kernel=True, runtime_note="fbgemm int8 kernels", seq_len=64, threads=2,
         train_seconds=3.5, train_steps=40, final_loss=0.31, teacher_score=0.9, retention=0.875 / 0.9,
+        reference_ms_b1=12.0, latency_ratio_b1=0.125,
     )
     values.update(changes)
     return Metrics(**values)

@@ -1,16 +1,20 @@
-"""Helpers shared by the benchmark scripts: timestamped progress lines, provenance lines, and candidates
-built once into their folder (so that a stopped benchmark resumes)."""
+"""Helpers shared by the benchmark scripts: timestamped progress lines, provenance lines, candidates
+built once into their folder (so that a stopped benchmark resumes), and the header of a results file whose
+protocol was committed before the run."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def log(msg: str) -> None:
@@ -52,3 +56,22 @@ def cached_run(inputs, recipe, folder: Path, name: str, hooks: Sequence = (), st
         log(f"{name}: building ({recipe.train_steps} training steps)")
         run_recipe(inputs, recipe, folder, name, start=start, hooks=hooks)
     return read_metrics(folder)
+
+
+def protocol_state(path: Path) -> tuple[str | None, bool]:
+    """The short hash of the last commit that changed `path` (None: never committed, or not in this repository)
+    and whether the file differs from it now (changed, or untracked)."""
+    def git(*argv: str) -> str:
+        got = subprocess.run(["git", *argv, "--", str(path)], cwd=ROOT, capture_output=True, text=True)
+        return got.stdout.strip() if got.returncode == 0 else ""
+
+    return git("log", "-1", "--format=%h") or None, bool(git("status", "--porcelain"))
+
+
+def protocol_header(path: Path, commit: str | None, changed: bool, departures: Sequence[str]) -> list[str]:
+    """A results file's opening: the protocol's text verbatim, the commit that fixed it, and every departure."""
+    fixed = (f"fixed in commit {commit}" if commit and not changed else
+             f"NOT as committed: changed since commit {commit} (a draft run)" if commit else
+             "NOT committed (a draft run)")
+    return [path.read_text().rstrip("\n"), "", "---", "", f"- protocol above: `{path.name}`, {fixed}",
+            "- departures from the protocol: " + ("; ".join(departures) if departures else "none"), ""]

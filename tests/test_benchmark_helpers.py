@@ -35,60 +35,97 @@ def _benchmark():
     return sst2_benchmark
 
 
-def test_the_peer_budget_asks_for_fewer_bytes_than_the_smallest_and_a_margin_under_the_fastest():
-    got = _benchmark().budget_from_peers({"a": 300, "b": 200, "c": 250}, {"a": 4.0, "b": 9.0, "c": 5.0}, 0.9)
-    assert (got["max_bytes"], got["max_latency_ms"]) == (199, 3.6)
-    assert (got["smallest_peer"], got["fastest_peer"]) == ("b", "a")
+def test_the_main_command_script_runs_what_the_readme_quotes():
+    from main_command import readme_command
+
+    command = readme_command()
+    assert command.startswith("HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/autocompress search ")
+    assert "--beat-baselines" in command  # the first search is judged against the baselines
 
 
-def test_the_peer_budget_is_derived_once_then_read_back(tmp_path, monkeypatch):
+# sst2_benchmark.py drives the product's search, baselines, budget and confirmation; what it adds is tested here
+
+
+def _front(*rows):
+    return [{"trial": n, "score": v, "test_score": t, "bytes": b, "latency_ms_b1": ms} for n, v, t, b, ms in rows]
+
+
+TEACHER = {"score": 0.90, "test_score": 0.90, "bytes": 100, "latency_ms_b1_side_by_side": 10.0}
+
+
+def test_a_target_point_is_chosen_on_validation_and_only_reported_on_test():
     bench = _benchmark()
-    timed: list[set] = []
-
-    def fake_latency(runs, inputs, **kwargs):
-        timed.append(set(runs))
-        return {"peer: x": {1: 5.0}, "peer: y": {1: 4.0}}
-
-    monkeypatch.setattr(bench, "interleaved_latency", fake_latency)
-    rows = {"teacher": {"kind": "teacher", "run": print, "bytes": 1000},
-            "peer: x": {"kind": "peer", "run": print, "bytes": 400},
-            "peer: y": {"kind": "peer", "run": print, "bytes": 500},
-            "peer: own process": {"kind": "peer", "bytes": 100}}  # timed elsewhere: not part of the budget
-    args = SimpleNamespace(rounds=1, repeats=1, latency_margin=0.5)
-    first = bench.peer_budget(tmp_path, rows, {1: {}}, args, threads=1)
-    assert timed == [{"peer: x", "peer: y"}]
-    assert (first["max_bytes"], first["max_latency_ms"]) == (399, 2.0)
-    assert json.loads((tmp_path / "budget.json").read_text()) == first
-    again = bench.peer_budget(tmp_path, rows, {1: {}}, SimpleNamespace(rounds=1, repeats=1, latency_margin=0.9), 1)
-    assert again == first and len(timed) == 1  # a resumed search keeps the budget its trials were judged by
+    front = _front((1, 0.90, 0.80, 20, 4.0),   # smaller and faster enough, best on validation: the point
+                   (2, 0.85, 0.95, 20, 4.0),   # smaller and faster enough, best on test: never put in its place
+                   (3, 0.99, 0.99, 50, 4.0))   # best on both, but only 2x smaller
+    got = bench.check_target(front, TEACHER, keep=0.99, smaller=4, faster=2)
+    assert got["candidates"] == [1, 2] and got["trial"] == 1
+    assert not got["met"] and got["test_share"] == 0.80 / 0.90 and got["validation_share"] == 1.0
+    assert (got["x_smaller"], got["x_faster"]) == (5.0, 2.5)
+    tie = bench.check_target(_front((4, 0.9, 0.9, 20, 4.0), (5, 0.9, 0.85, 10, 4.0)), TEACHER, 0.99, 4, 2)
+    assert tie["trial"] == 5 and not tie["met"]  # a validation tie goes to fewer bytes, whatever the test says
+    lines = bench.target_lines([("target", got)])
+    assert "**missed**: trial 1" in lines[0] and "88.9% of the teacher's test accuracy" in lines[0]
 
 
-def test_the_pick_is_confirmed_side_by_side_among_the_trials_within_budget(monkeypatch):
+def test_a_target_no_front_trial_reaches_is_missed_and_the_nearest_is_named():
     bench = _benchmark()
-    ms = {"peer: fast": 4.0, "peer: slow": 9.0, "trial 1": 3.5, "trial 2": 3.9, "trial 3": 2.0, "trial 4": 1.0}
-    timed: list[set] = []
+    front = _front((1, 0.90, 0.90, 20, 4.0), (2, 0.80, 0.80, 6, 2.5))
+    got = bench.check_target(front, TEACHER, keep=0.97, smaller=20, faster=5)
+    assert got["trial"] is None and not got["met"] and got["closest"]["trial"] == 2
+    assert "**missed**; no front trial meets both ratios (nearest: trial 2" in bench.target_lines([("stretch", got)])[0]
+    assert bench.check_target([], TEACHER, 0.97, 20, 5)["closest"] is None
 
-    def fake_latency(runs, inputs, **kwargs):
-        timed.append(set(runs))
-        return {n: {1: ms[n]} for n in runs}
 
-    monkeypatch.setattr(bench, "interleaved_latency", fake_latency)
+def test_the_results_file_opens_with_the_protocol_verbatim_and_its_commit(tmp_path):
+    from _common import protocol_header, protocol_state
 
-    def trial(number, validation, feasible):
-        return {"kind": "pareto", "trial": number, "run": print, "bytes": 10, "validation": validation,
-                "searched": SimpleNamespace(feasible=feasible)}
+    bench = _benchmark()
+    text = bench.PROTOCOL.read_text()
+    lines = protocol_header(bench.PROTOCOL, "abc1234", False, [])
+    assert "\n".join(lines).startswith(text.rstrip("\n") + "\n")
+    assert "- protocol above: `sst2-benchmark-protocol.md`, fixed in commit abc1234" in lines
+    assert "- departures from the protocol: none" in lines
+    elsewhere = tmp_path / "protocol.md"
+    elsewhere.write_text("# rules\n\n- one\n")
+    assert protocol_state(elsewhere) == (None, False)  # outside the repository: no commit fixed it
+    draft = protocol_header(elsewhere, None, False, ["--trials 10"])
+    assert draft[0] == "# rules\n\n- one" and "NOT committed" in draft[4] and draft[5].endswith("--trials 10")
+    assert "changed since commit abc1234" in protocol_header(elsewhere, "abc1234", True, [])[4]
 
-    rows = {"teacher": {"kind": "teacher", "run": print, "bytes": 100},
-            "peer: fast": {"kind": "peer", "run": print, "bytes": 50},
-            "peer: slow": {"kind": "peer", "run": print, "bytes": 40},
-            "trial 1": trial(1, 0.90, True),   # 3.5 ms: under 0.9 x 4.0
-            "trial 2": trial(2, 0.95, True),   # 3.9 ms: most accurate, but over 3.6 ms side by side
-            "trial 3": trial(3, 0.85, True),
-            "trial 4": trial(4, 0.99, False)}  # outside the search's budget: never a candidate
-    got = bench.confirm_pick(rows, {1: {}}, SimpleNamespace(confirm_rounds=2, repeats=1, latency_margin=0.9), 1)
-    assert timed == [{"peer: fast", "peer: slow", "trial 1", "trial 2", "trial 3"}]
-    assert got["trial"] == 1 and got["fastest_peer"] == "peer: fast" and got["limit_ms"] == 0.9 * 4.0
-    assert got["within"] == [1, 2, 3] and got["passed"] == [1, 3]
-    ms["trial 1"] = ms["trial 3"] = 5.0
-    none = bench.confirm_pick(rows, {1: {}}, SimpleNamespace(confirm_rounds=2, repeats=1, latency_margin=0.9), 1)
-    assert none["trial"] is None and none["passed"] == []
+
+def test_the_drivers_defaults_are_the_protocols_and_departures_are_listed():
+    bench = _benchmark()
+    ap = bench.parser()
+    text = bench.PROTOCOL.read_text()
+    assert bench.SPACES["elastic"] == ("sst2-elastic.yaml", "sst2-benchmark-elastic", 200, 60.0)
+    for phrase in ("200 finished trials", "60 minutes", "0.9 x the fastest", "in 5 rounds", "seed 0",
+                   "`sst2-benchmark-elastic`", "`search_spaces/elastic.yaml`", "`experiments/sst2-elastic.yaml`"):
+        assert phrase in text
+    assert (ap.get_default("latency_margin"), ap.get_default("confirm_rounds"), ap.get_default("seed")) == (0.9, 5, 0)
+    args = ap.parse_args(["--trials", "200", "--confirm-rounds", "3", "--report-only"])
+    args.timeout_min = 60.0
+    protocol = {**{k: ap.get_default(k) for k in vars(args)}, "trials": 200, "timeout_min": 60.0}
+    assert bench.departures(args, protocol) == ["--confirm-rounds 3"]
+
+
+def test_the_inc_peer_tunes_on_the_validation_rows_written_from_their_token_ids():
+    import numpy as np
+
+    from autocompress.data import Encoded
+
+    class Tok:  # ids 1 and 2 are [CLS] and [SEP]; word k is id k + 10
+        cls_token_id, sep_token_id, pad_token_id = 1, 2, 0
+
+        def decode(self, ids):
+            return " ".join(f"w{i - 10}" for i in ids)
+
+        def __call__(self, text, truncation, max_length):
+            return {"input_ids": ([1] + [int(w[1:]) + 10 for w in text.split()] + [2])[:max_length]}
+
+    rows = Encoded(ids=np.array([1, 13, 14, 2, 1, 15, 2], dtype=np.int32), types=np.zeros(7, dtype=np.int8),
+                   offsets=np.array([0, 4, 7]), labels=np.array([1, 0]))
+    tsv, off = _benchmark().rows_tsv(Tok(), rows, max_length=64)
+    assert tsv == "sentence\tlabel\nw3 w4\t1\nw5\t0\n" and off == 0
+    assert _benchmark().rows_tsv(Tok(), rows, max_length=64, idx=[1]) == ("sentence\tlabel\nw5\t0\n", 0)
+    assert _benchmark().rows_tsv(Tok(), rows, max_length=3)[1] == 1  # a row that tokenizes back otherwise is counted

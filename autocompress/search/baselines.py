@@ -216,3 +216,13 @@ def with_baseline_budget(study, settings, baselines: list[Baseline], log: Log = 
         f"{derived['latency_margin']:g} x {derived['fastest']}'s (as a ratio to the fp32 teacher timed beside "
         f"it), validation score >= {derived['best']}'s: {budget.describe()}")
     return replace(settings, budget=budget)
+
+
+def baseline_lead(study, baselines: list[Baseline]) -> tuple[str, int] | None:
+    """(runtime, bits) of the fastest baseline of a --beat-baselines budget: where its first trials start."""
+    derived = study.user_attrs.get(BUDGET_ATTR)
+    found = {b.name: b for b in baselines}
+    if not derived or derived.get("fastest") not in found:
+        return None
+    b = found[derived["fastest"]]
+    return b.runtime, b.bits

@@ -7,9 +7,10 @@ process (`remeasure.side_by_side`), never from the teacher's time stored when th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .._io import write_json
 from ..describe import summarize
 from ..engine.metrics import Metrics, retention
 from ..errors import ArtifactError
@@ -125,6 +126,38 @@ class Report:
         lines += self._baseline_lines()
         return "\n".join(lines) + "\n"
 
+    def to_dict(self) -> dict:
+        """The report's numbers as plain data (report.json): every front trial and baseline with its
+        validation and test score, bytes, batch-1 ms (side by side when timed so) and memory; the picks and
+        the verdict."""
+        def trial(p: Point) -> dict:
+            m = self.measured.get(p.key)
+            return {"trial": p.key, "score": p.score, "test_score": None if m is None else m.test_score,
+                    "bytes": int(p.bytes), "latency_ms_b1": self._ms(p.key, p.latency_ms),
+                    "own_latency_ms_b1": p.latency_ms, "feasible": p.feasible, "recipe": self.recipes.get(p.key, {}),
+                    "runtime": None if m is None else m.runtime, "memory": (self.memory or {}).get(p.key)}
+
+        def base(b: Baseline) -> dict:
+            m = b.measured
+            return {"name": b.name, "label": b.label, "runtime": m.runtime, "score": m.score,
+                    "test_score": m.test_score, "bytes": m.bytes,
+                    "latency_ms_b1": self._ms(baseline_key(b.name), m.latency_ms_b1),
+                    "own_latency_ms_b1": m.latency_ms_b1, "memory": (self.memory or {}).get(baseline_key(b.name))}
+
+        t = self.teacher
+        return {
+            "study": self.study, "metric": t.metric, "budget": self.budget, "counts": self.counts,
+            "teacher": {**t.to_dict(), "latency_ms_b1_side_by_side": (self.latency_b1 or {}).get(TEACHER),
+                        "memory": (self.memory or {}).get(TEACHER)},
+            "confirm_rounds": self.confirm_rounds, "hypervolume": self.hypervolume,
+            "recommended": self.best.key if self.best else None, "knee": self.knee.key if self.knee else None,
+            "front": [trial(p) for p in self.front], "baselines": [base(b) for b in self.baselines],
+            "verdict": None if self.verdict is None else {
+                **asdict(self.verdict), "dominates_all": self.verdict.dominates_all,
+                "dominates_all_on_test": self.verdict.dominates_all_on_test},
+            "verdict_lines": self.verdict_lines(), "elastic": self.elastic,
+        }
+
     def _ms(self, key: int | str, stored: float) -> float:
         return self.latency_b1[key] if self.latency_b1 is not None and key in self.latency_b1 else stored
 
@@ -174,6 +207,9 @@ class Report:
                        f"- trial {v.pick} dominates {listed(v.beaten)} on validation {self.teacher.metric}, bytes and "
                        f"{timing}")
             out.append(f"- on the test rows (only reported): trial {v.pick} dominates {listed(v.beaten_test)}")
+        if v.pick is None and v.best_beaten_by:
+            out.append(f"- outside the budget, trial(s) {', '.join(map(str, v.best_beaten_by))} dominate the best baseline "
+                       f"({labels[v.best_rival]}) on validation")
         if not v.best_beaten_by and v.best_rival is not None:
             out.append(f"- **no trial dominates the best baseline** ({labels[v.best_rival]}) on validation; closest: "
                        + (self._closest(v.closest, v.best_rival) if v.closest is not None else "none (empty front)"))
@@ -335,4 +371,5 @@ def write_report(study, folder: Path, remeasure: bool = True, confirm_rounds: in
     md = folder / "report.md"
     png = plot(rep, folder / "pareto.png")
     md.write_text(rep.markdown() + f"\n![Pareto plot]({png.name})\n")
+    write_json(folder / "report.json", rep.to_dict())
     return rep, md, png

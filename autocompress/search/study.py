@@ -38,7 +38,7 @@ from ..session import (
 )
 from ..teacher import Teacher
 from ..tracking import NOTE_TAG, NullTracker, SplitInput, Tracker, split_inputs
-from .baselines import prepare_baselines, with_baseline_budget
+from .baselines import baseline_lead, prepare_baselines, with_baseline_budget
 from .budget import Budget
 from .fidelity import (
     COST_ATTR,
@@ -125,10 +125,20 @@ def _techniques_off() -> dict[str, Any]:
             for k, v in t.Fields().model_dump().items() if v is not None}
 
 
-def starting_points(space: SearchSpace, n_layers: int) -> list[dict[str, Any]]:
-    """Sensible first trials: the teacher's shape, the teacher in int8, a half-depth student."""
+def starting_points(space: SearchSpace, n_layers: int, lead: tuple[str, int] | None = None) -> list[dict[str, Any]]:
+    """Sensible first trials: the teacher's shape, the teacher in int8, a half-depth student.
+
+    lead: (runtime, bits) of the baseline to beat (the fastest, under --beat-baselines). A student of the
+    teacher's depth at that baseline's own precision cannot be faster than it, so the first trials are then
+    one layer shallower at that precision, with and without a pruned vocabulary, and a half-depth student
+    there, each trained as long as the space allows (the score floor is the best baseline's)."""
     teacher = {**_techniques_off(), "depth": n_layers, "train_steps": 0, "hidden_mse": 0.0, "attention_kl": 0.0}
-    points = [teacher, {**teacher, "bits": 8}, {**teacher, "depth": max(1, n_layers // 2)}]
+    if lead is None:
+        points = [teacher, {**teacher, "bits": 8}, {**teacher, "depth": max(1, n_layers // 2)}]
+    else:
+        runtime, bits = lead
+        near = {**teacher, "runtime": runtime, "bits": bits, "depth": max(1, n_layers - 1), "train_steps": 10**9}
+        points = [near, {**near, "vocab_prune": True}, {**near, "depth": max(1, n_layers // 2)}]
     out = []
     for p in points:
         snapped = space.snap(p)
@@ -286,7 +296,8 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
                                      "latency_margin": settings.latency_margin,
                                      "confirm_rounds": settings.confirm_rounds, "memory": settings.memory})
     if settings.enqueue_starts and not study.trials:
-        for params in starting_points(settings.space, len(inputs.teacher.encoder_layers))[: settings.trials]:
+        lead = baseline_lead(study, found) if settings.beat_baselines else None
+        for params in starting_points(settings.space, len(inputs.teacher.encoder_layers), lead)[: settings.trials]:
             study.enqueue_trial(params, skip_if_exists=True)
     return Search(exp, settings, study, inputs, teacher, ref, parent, tracker, splits, info)
 

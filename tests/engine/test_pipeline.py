@@ -144,3 +144,27 @@ def test_a_recipe_runtime_overrides_the_experiment_and_is_recorded(tiny_inputs, 
     needed = [folder / "weights.safetensors", folder / "architecture.json", folder / "task.json",
               *(p for p in (folder / "tokenizer").rglob("*") if p.is_file())]
     assert res.metrics.bytes == sum(p.stat().st_size for p in needed)
+
+
+def test_post_training_quantization_trains_in_float_and_stores_the_same_width(tiny_inputs, tmp_path, monkeypatch):
+    """qat: false attaches no fake-quant while training; the stored weights are 8-bit all the same, and the
+    candidate records the ratio of its batch-1 latency to the teacher timed beside it."""
+    from autocompress.engine import quantize
+
+    attached = []
+    real = quantize.attach_fake_quant_
+    monkeypatch.setattr(quantize, "attach_fake_quant_", lambda *a, **k: (attached.append(a[1:3]), real(*a, **k)))
+    ptq = run_recipe(tiny_inputs, Recipe(layers=[0, 1], bits=8, train_steps=3, batch_size=8, qat=False), tmp_path / "p")
+    assert attached == []
+    qat = run_recipe(tiny_inputs, Recipe(layers=[0, 1], bits=8, train_steps=3, batch_size=8), tmp_path / "q")
+    assert attached == [(8, 8)]
+    assert ptq.metrics.bits == qat.metrics.bits == 8
+    assert ptq.metrics.weight_bytes == qat.metrics.weight_bytes  # the same packed widths
+    for m in (ptq.metrics, qat.metrics):
+        assert m.reference_ms_b1 > 0 and m.latency_ratio_b1 > 0 and m.latency_ms_b1 > 0
+
+
+def test_qat_off_refuses_the_low_bit_training_knobs():
+    from autocompress.engine.techniques import check
+
+    assert "set qat: true" in check(Recipe(bits=1, qat=False, ste_clip=1.0, train_steps=2), 2)

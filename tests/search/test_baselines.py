@@ -1,6 +1,7 @@
 """Baselines in the product: measured once per study, logged to MLflow, a budget derived from them, the pick
 confirmed side by side and the verdict against them (no timing asserted: side-by-side numbers are fixed)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,11 @@ def test_report_times_baselines_beside_the_front_and_gives_a_verdict(baseline_se
             or "**no trial dominates the best baseline** (torch dynamic int8" in text) == (not v.best_beaten_by)
     stored = search.study.user_attrs["recommended"]
     assert stored["trial"] == (rep.best.key if rep.best else None) and stored["confirm_rounds"] == 2
+    got = json.loads((md.parent / "report.json").read_text())  # the same numbers, machine-readable
+    assert got["recommended"] == (rep.best.key if rep.best else None) and got["confirm_rounds"] == 2
+    assert [b["name"] for b in got["baselines"]] == ["onnxruntime-int8", "torch-int8"]
+    assert all(b["latency_ms_b1"] == 3.0 for b in got["baselines"]) and got["teacher"]["latency_ms_b1_side_by_side"] == 10.0
+    assert got["verdict"]["rivals"] == ["onnxruntime-int8", "torch-int8"]
     # memory in a fresh process, for the teacher, each baseline and each front trial (all folders are here)
     assert set(rep.memory) == keys
     assert all(m["resident"] > 0 and m["peak"] >= m["resident"] for m in rep.memory.values())

@@ -101,6 +101,13 @@ def test_snap_moves_starting_points_inside_the_space():
     snapped = space.snap(dict(depth=2, bits=4, prune_ratio=0.0, train_steps=0, vocab_prune=False))
     # below the space's depths and steps: the lowest; 4 bits: the nearest width it has; no pruning key
     assert snapped == {"depth": 3, "vocab_prune": False, "train_steps": 150, "bits": 8}
+    # --beat-baselines: the fastest baseline's runtime and precision, one layer shallower, then half depth
+    from autocompress.search.study import starting_points
+
+    assert starting_points(space, 6, ("openvino", 8)) == [
+        {"runtime": "openvino", "depth": 5, "vocab_prune": False, "bits": 8, "train_steps": 250},
+        {"runtime": "openvino", "depth": 5, "vocab_prune": True, "bits": 8, "train_steps": 250},
+        {"runtime": "openvino", "depth": 3, "vocab_prune": False, "bits": 8, "train_steps": 250}]
     # the teacher in fp32 where the widest choice is 16 bits starts at 16, not at a sampled width
     default = load_space(ROOT / "search_spaces" / "default.yaml")
     assert default.snap(dict(bits=32))["bits"] == 16
