@@ -134,26 +134,39 @@ def stored_baselines(study) -> list[Baseline]:
     return [Baseline.from_dict(d) for d in study.user_attrs.get(ATTR, [])]
 
 
-def beat_budget(baselines: list[Baseline], latency_margin: float) -> dict:
+def beat_budget(baselines: list[Baseline], latency_margin: float, ratios: dict[str, float] | None = None) -> dict:
     """The budget "dominate every baseline": fewer bytes than the smallest, a batch-1 latency at most
-    `latency_margin` times the fastest's (as a ratio to the fp32 teacher timed beside each, so trials timed
-    later compare), and a validation score at least the best one's."""
+    `latency_margin` times the fastest's (as a ratio to the fp32 teacher, so trials timed later compare), and a
+    validation score at least the best one's. `ratios`: each baseline's batch-1 ms over the teacher's, timed
+    side by side (`time_beside_teacher`); default, the ratio each baseline measured beside the teacher alone."""
     if not baselines:
         raise ConfigError("--beat-baselines needs baselines, and none could be measured (see the lines above); "
                           "drop --beat-baselines or install onnxruntime / openvino")
     if not 0 < latency_margin <= 1:
         raise ConfigError(f"--latency-margin {latency_margin}: give a fraction in (0, 1]")
     ms = {b.name: b.measured for b in baselines}
-    smallest = min(ms, key=lambda n: ms[n].bytes)
-    fastest = min(ms, key=lambda n: ms[n].latency_ratio_b1 or float("inf"))
-    best = max(ms, key=lambda n: ms[n].score)
-    if ms[fastest].latency_ratio_b1 is None:
+    ratio = ratios if ratios is not None else {n: m.latency_ratio_b1 for n, m in ms.items()}
+    if any(ratio.get(n) is None for n in ms):
         raise ConfigError("--beat-baselines: the baselines were measured before trials timed the teacher beside "
                           "them; start a new --study")
-    budget = Budget(max_bytes=ms[smallest].bytes - 1, max_latency_ratio=latency_margin * ms[fastest].latency_ratio_b1,
+    smallest = min(ms, key=lambda n: ms[n].bytes)
+    fastest = min(ms, key=lambda n: ratio[n])
+    best = max(ms, key=lambda n: ms[n].score)
+    budget = Budget(max_bytes=ms[smallest].bytes - 1, max_latency_ratio=round(latency_margin * ratio[fastest], 4),
                     min_score=ms[best].score)
     return {"budget": budget.to_dict(), "smallest": smallest, "fastest": fastest, "best": best,
-            "latency_margin": latency_margin}
+            "latency_margin": latency_margin, "ratios": ratio}
+
+
+def time_beside_teacher(teacher_folder: Path, baselines: list[Baseline], *, seq_len: int, threads: int,
+                        rounds: int) -> dict[str, float]:
+    """Each baseline's batch-1 ms over the fp32 teacher's, all timed side by side in `rounds` rounds of
+    rotating order: one moment of the machine for every baseline, not each its own."""
+    from .remeasure import side_by_side
+
+    folders = {"teacher": Path(teacher_folder), **{b.name: Path(b.folder) for b in baselines}}
+    ms = side_by_side(folders, seq_len=seq_len, batch_sizes=(1,), threads=threads, rounds=rounds)
+    return {b.name: ms[b.name][1] / ms["teacher"][1] for b in baselines}
 
 
 def merge_budget(given: Budget, derived: Budget) -> Budget:
@@ -197,9 +210,12 @@ def prepare_baselines(study, settings, inputs, tracker, parent: str | None, spli
     return found
 
 
-def with_baseline_budget(study, settings, baselines: list[Baseline], log: Log = silent):
+def with_baseline_budget(study, settings, baselines: list[Baseline], log: Log = silent, *,
+                         teacher_folder: Path | None = None, measure=None):
     """`settings` with the budget --beat-baselines derives (stored in the study before its first trial, so a
-    resumed search or a worker keeps the budget its first trials were judged by); as given without it."""
+    resumed search or a worker keeps the budget its first trials were judged by); as given without it.
+    With `teacher_folder` (and the experiment's `measure` settings), the latency limit comes from the teacher and
+    the baselines timed side by side now (`settings.confirm_rounds` rounds)."""
     from dataclasses import replace
 
     if not settings.beat_baselines:
@@ -209,7 +225,13 @@ def with_baseline_budget(study, settings, baselines: list[Baseline], log: Log = 
         if study.trials:
             raise ConfigError(f"--beat-baselines: study '{settings.study}' already has trials judged by another "
                               "budget; start a new --study")
-        derived = beat_budget(baselines, settings.latency_margin)
+        ratios = None
+        if teacher_folder is not None and baselines:
+            log(f"budget: timing the teacher and {len(baselines)} baselines side by side at batch 1 "
+                f"({settings.confirm_rounds} rounds, the order rotating)")
+            ratios = time_beside_teacher(teacher_folder, baselines, seq_len=measure.seq_len, threads=measure.threads,
+                                         rounds=settings.confirm_rounds)
+        derived = beat_budget(baselines, settings.latency_margin, ratios)
         study.set_user_attr(BUDGET_ATTR, derived)
     budget = merge_budget(settings.budget, Budget(**derived["budget"]))
     log(f"budget: beat every baseline: fewer bytes than {derived['smallest']}, batch-1 latency <= "

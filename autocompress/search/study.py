@@ -265,7 +265,7 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     splits = split_inputs(exp, inputs.data)
     tracker.log_datasets(parent, splits)
     found = prepare_baselines(study, settings, inputs, tracker, parent, splits, log)
-    settings = with_baseline_budget(study, settings, found, log)
+    settings = with_baseline_budget(study, settings, found, log, teacher_folder=teacher_folder, measure=exp.measure)
     tracker.set_tags(parent, {NOTE_TAG: running_note(settings, exp.task.metric)})
     if parent and "mlflow_parent_run_id" not in study.user_attrs:
         study.set_user_attr("mlflow_parent_run_id", parent)

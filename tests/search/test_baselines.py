@@ -58,6 +58,9 @@ def test_beat_budget_is_smaller_than_the_smallest_faster_than_the_fastest_and_as
     got = beat_budget(found, 0.9)
     assert (got["smallest"], got["fastest"], got["best"]) == ("b", "b", "b")
     assert got["budget"] == {"max_bytes": 19_999_999, "max_latency_ratio": pytest.approx(0.18), "min_score": 0.84}
+    # ratios timed side by side at one moment take the place of each baseline's own
+    timed = beat_budget(found, 0.9, {"a": 0.10, "b": 0.20, "c": 0.25})
+    assert timed["fastest"] == "a" and timed["budget"]["max_latency_ratio"] == pytest.approx(0.09)
     # the user's own limits win over the derived ones
     merged = merge_budget(Budget(max_bytes=5_000_000), Budget(**got["budget"]))
     assert merged.max_bytes == 5_000_000 and merged.min_score == 0.84
@@ -136,6 +139,9 @@ def test_baselines_are_measured_once_logged_and_set_the_budget(baseline_search):
     derived = search.study.user_attrs[BUDGET_ATTR]
     smallest = min(b["metrics"]["bytes"] for b in stored)
     assert derived["budget"]["max_bytes"] == smallest - 1
+    # the latency limit: 0.9 x the fastest ratio, from the teacher and the baselines timed side by side
+    assert set(derived["ratios"]) == {"onnxruntime-int8", "torch-int8"}
+    assert derived["budget"]["max_latency_ratio"] == pytest.approx(0.9 * min(derived["ratios"].values()), abs=1e-4)
     assert search.settings.budget.max_bytes == smallest - 1
     assert search.study.user_attrs["budget"] == search.settings.budget.to_dict()
     runs = tracker.client.search_runs([tracker.experiment_id], "tags.baseline = 'true'")
