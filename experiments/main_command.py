@@ -66,7 +66,7 @@ def run(clone: Path) -> None:
     print(json.dumps(times, indent=2))
 
 
-def write(clone: Path) -> None:
+def write(clone: Path, stem: str = STEM) -> None:
     times = json.loads((clone / "main-times.json").read_text())
     reports = sorted((clone / "out").glob("*/report.json"))
     if len(reports) != 1:
@@ -94,21 +94,25 @@ def write(clone: Path) -> None:
         "```",
         "",
     ]
-    md = (folder / "report.md").read_text().replace("![Pareto plot](pareto.png)", f"![Pareto plot]({STEM}-pareto.png)")
+    md = (folder / "report.md").read_text().replace("![Pareto plot](pareto.png)", f"![Pareto plot]({stem}-pareto.png)")
     lines.append(md.replace("# Search report", "## Search report", 1))
     results = HERE / "results"
-    (results / f"{STEM}.md").write_text("\n".join(lines))
-    (results / f"{STEM}.json").write_text(json.dumps({"run": times, "report": got}, indent=2) + "\n")
-    shutil.copy(folder / "pareto.png", results / f"{STEM}-pareto.png")
-    print(f"written: {results / STEM}.md, .json, -pareto.png")
+    (results / f"{stem}.md").write_text("\n".join(lines))
+    (results / f"{stem}.json").write_text(json.dumps({"run": times, "report": got}, indent=2) + "\n")
+    shutil.copy(folder / "pareto.png", results / f"{stem}-pareto.png")
+    print(f"written: {results / stem}.md, .json, -pareto.png")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("step", choices=("run", "write"))
     ap.add_argument("--clone", type=Path, default=ROOT.parent / "main-command-run")
+    ap.add_argument("--stem", default=STEM, help="write: the results file's name (default search-sst2-quick)")
     args = ap.parse_args()
-    (run if args.step == "run" else write)(args.clone.resolve())
+    if args.step == "run":
+        run(args.clone.resolve())
+    else:
+        write(args.clone.resolve(), args.stem)
 
 
 if __name__ == "__main__":

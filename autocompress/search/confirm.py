@@ -4,7 +4,9 @@ Each trial timed itself at its own moment; on a shared machine the speed drifts 
 between a trial and the baselines measured before the search. So a report times the teacher, the
 baselines and the front side by side (interleaved rounds, order rotating every round) and judges the
 latency budget on those numbers: the recommended pick is the highest validation score among the front
-trials within every other limit of the budget whose side-by-side latency is within its latency limit.
+trials within every other limit of the budget whose side-by-side latency is within its latency limit
+(for a budget derived from the baselines: at most the margin times the fastest baseline in the same rounds,
+since the baselines are timed there too; the ratio derived before the search came from another moment).
 Then it checks, on validation rows (what chooses) and on test rows (only reported), whether that pick
 dominates each baseline: no worse score, no more bytes, no slower at batch 1, better in one of them.
 Pure functions of measured numbers: no timing happens here.
@@ -33,19 +35,23 @@ class Rival:
     latency_ms: float
 
 
-def within_latency(ms: float, teacher_ms: float, budget: Budget) -> bool:
-    """True when side-by-side `ms` meets the budget's latency limits (absolute, and as a ratio to the teacher)."""
+def within_latency(ms: float, teacher_ms: float, budget: Budget, rival_limit_ms: float | None = None) -> bool:
+    """True when side-by-side `ms` meets the budget's latency limits: the absolute one, and the ratio to the
+    teacher, or, for a budget derived from the baselines, `rival_limit_ms` (the margin times the fastest
+    baseline timed in the same rounds) in place of that ratio."""
     if budget.max_latency_ms is not None and ms > budget.max_latency_ms:
         return False
+    if rival_limit_ms is not None:
+        return ms <= rival_limit_ms
     return budget.max_latency_ratio is None or ms / teacher_ms <= budget.max_latency_ratio
 
 
 def confirmed_pick(front: Sequence[Point], other_limits_met: Mapping[int, bool], latency: Mapping[int, float],
-                   teacher_ms: float, budget: Budget) -> Point | None:
+                   teacher_ms: float, budget: Budget, rival_limit_ms: float | None = None) -> Point | None:
     """The highest validation score among `front` points within every limit but latency (`other_limits_met`)
     whose side-by-side batch-1 `latency` meets the latency limits (ties: fewer bytes, then faster)."""
     ok = [p for p in front if not p.degenerate and other_limits_met.get(p.key, False)
-          and within_latency(latency[p.key], teacher_ms, budget)]
+          and within_latency(latency[p.key], teacher_ms, budget, rival_limit_ms)]
     return min(ok, key=lambda p: (-p.score, p.bytes, latency[p.key])) if ok else None
 
 

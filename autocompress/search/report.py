@@ -23,9 +23,9 @@ from .pareto import (
     normalized_hypervolume,
     score_size_hypervolume,
 )
-from .baselines import Baseline, stored_baselines
+from .baselines import BUDGET_ATTR, Baseline, stored_baselines
 from .budget import Budget
-from .confirm import LATENCY_LIMITS, Rival, Verdict, confirmed_pick, verdict
+from .confirm import LATENCY_LIMITS, Rival, Verdict, confirmed_pick, verdict, within_latency
 from .study import Reference, stored_reference, trial_points
 
 TEACHER = "teacher"
@@ -58,6 +58,8 @@ class Report:
     # resident / peak bytes each model adds to a fresh process (`autocompress.memory`), by latency_b1's keys;
     # None when not measured, a key missing when its folder could not be loaded
     memory: dict[int | str, dict[str, int]] | None = None
+    latency_limit_ms: float | None = None  # the confirmed latency limit from the baselines timed in the same rounds
+    confirmed_within: frozenset[int] | None = None  # front trials within budget on the side-by-side times
 
     def resident_mb(self, key: int | str) -> str:
         got = (self.memory or {}).get(key)
@@ -101,6 +103,9 @@ class Report:
             *self._elastic_lines(),
             speed,
             f"- hypervolume of the front ({hv_text}): **{self.hypervolume:.4f}**",
+            *([f"- latency limit confirmed side by side: at most {self.latency_limit_ms:.2f} ms at batch 1, the "
+               "budget's margin times the fastest baseline timed in the same rounds"]
+              if self.latency_limit_ms is not None else []),
             "- recommended (highest validation score within budget"
             + (f"; latency confirmed side by side over {self.confirm_rounds} rounds" if self.confirm_rounds else "")
             + "): " + (f"**trial {self.best.key}**" if self.best else "none: no trial met the budget"),
@@ -121,10 +126,14 @@ class Report:
             lines.append(
                 f"| {p.key}{mark} | {p.score:.4f} | {test} | {share(p.score)} | {int(p.bytes):,} | {weights} | "
                 f"{t.bytes / p.bytes:.1f} | {ms:.2f} | {'—' if fast is None else f'{fast:.2f}'} | "
-                f"{self.resident_mb(p.key)} | {'yes' if p.feasible else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
+                f"{self.resident_mb(p.key)} | {'yes' if self.within(p) else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
             )
         lines += self._baseline_lines()
         return "\n".join(lines) + "\n"
+
+    def within(self, p: Point) -> bool:
+        """Within budget: on the side-by-side times when the pick was confirmed, else as the trial measured."""
+        return p.key in self.confirmed_within if self.confirmed_within is not None else p.feasible
 
     def to_dict(self) -> dict:
         """The report's numbers as plain data (report.json): every front trial and baseline with its
@@ -134,7 +143,7 @@ class Report:
             m = self.measured.get(p.key)
             return {"trial": p.key, "score": p.score, "test_score": None if m is None else m.test_score,
                     "bytes": int(p.bytes), "latency_ms_b1": self._ms(p.key, p.latency_ms),
-                    "own_latency_ms_b1": p.latency_ms, "feasible": p.feasible, "recipe": self.recipes.get(p.key, {}),
+                    "own_latency_ms_b1": p.latency_ms, "feasible": p.feasible, "within_budget": self.within(p), "recipe": self.recipes.get(p.key, {}),
                     "runtime": None if m is None else m.runtime, "memory": (self.memory or {}).get(p.key)}
 
         def base(b: Baseline) -> dict:
@@ -150,6 +159,7 @@ class Report:
             "teacher": {**t.to_dict(), "latency_ms_b1_side_by_side": (self.latency_b1 or {}).get(TEACHER),
                         "memory": (self.memory or {}).get(TEACHER)},
             "confirm_rounds": self.confirm_rounds, "hypervolume": self.hypervolume,
+            "latency_limit_ms": self.latency_limit_ms,
             "recommended": self.best.key if self.best else None, "knee": self.knee.key if self.knee else None,
             "front": [trial(p) for p in self.front], "baselines": [base(b) for b in self.baselines],
             "verdict": None if self.verdict is None else {
@@ -257,10 +267,13 @@ def build_report(study, remeasure: bool = True, confirm_rounds: int | None = Non
         hv = normalized_hypervolume(timed, teacher.bytes, latency[TEACHER])
         others_met = {t.number: all(v <= 0 for k, v in t.constraints.items() if k not in LATENCY_LIMITS)
                       for t in done}
-        pick = confirmed_pick(on_front, others_met, latency, latency[TEACHER], budget)
+        limit_ms = _rival_limit(study, budget, baselines, latency)
+        pick = confirmed_pick(on_front, others_met, latency, latency[TEACHER], budget, limit_ms)
+        within = frozenset(p.key for p in on_front if others_met.get(p.key, False)
+                           and within_latency(latency[p.key], latency[TEACHER], budget, limit_ms))
     else:
         hv = score_size_hypervolume(on_front, teacher.bytes)
-        pick = best(pts)
+        pick, limit_ms, within = best(pts), None, None
     ms = latency or {p.key: p.latency_ms for p in pts}
     rivals = [Rival(b.name, b.label, b.measured.score, b.measured.test_score, b.measured.bytes,
                     (latency or {}).get(baseline_key(b.name), b.measured.latency_ms_b1)) for b in baselines]
@@ -273,8 +286,20 @@ def build_report(study, remeasure: bool = True, confirm_rounds: int | None = Non
         budget=_budget_text(study.user_attrs.get("budget", {}), teacher.metric), counts=counts, recipes=recipes,
         measured=measured, latency_b1=latency, elastic=study.user_attrs.get("elastic"), baselines=baselines,
         verdict=verdict(pick, on_front, tests, ms, rivals) if baselines else None,
-        confirm_rounds=max(1, rounds) if latency is not None else 0, memory=mem,
+        confirm_rounds=max(1, rounds) if latency is not None else 0, memory=mem, latency_limit_ms=limit_ms,
+        confirmed_within=within,
     )
+
+
+def _rival_limit(study, budget: Budget, baselines: list[Baseline], latency: dict) -> float | None:
+    """For a --beat-baselines latency limit (not one the user set): the margin times the fastest baseline's
+    side-by-side ms in these same rounds; None otherwise."""
+    derived = study.user_attrs.get(BUDGET_ATTR)
+    if not derived or not baselines or budget.max_latency_ratio is None:
+        return None
+    if budget.max_latency_ratio != derived["budget"].get("max_latency_ratio"):
+        return None  # a ratio of the user's own takes precedence
+    return derived["latency_margin"] * min(latency[baseline_key(b.name)] for b in baselines)
 
 
 def _side_by_side(study, points: list[Point], baselines: list[Baseline], rounds: int) -> dict[int | str, float]:

@@ -94,6 +94,10 @@ def test_the_pick_is_judged_on_side_by_side_latency_not_its_own():
     assert confirmed_pick(front, {1: True, 2: False, 3: True}, latency, 10.0, budget).key == 3
     assert confirmed_pick(front, {}, latency, 10.0, budget) is None
     assert within_latency(2.9, 10.0, Budget(max_latency_ms=3.0)) and not within_latency(3.1, 10.0, Budget(max_latency_ms=3.0))
+    # a budget from the baselines is judged against them, timed in the same rounds: 3.4 ms is over 0.3 x the
+    # teacher's 10 ms, but under the limit 0.9 x the fastest baseline's 4 ms there
+    assert within_latency(3.4, 10.0, budget, rival_limit_ms=3.6) and not within_latency(3.7, 10.0, budget, 3.6)
+    assert confirmed_pick(front, {1: True, 2: True, 3: True}, {1: 3.5, 2: 2.5, 3: 2.0}, 10.0, budget, 3.6).key == 1
 
 
 def test_verdict_on_validation_and_on_test():
@@ -169,6 +173,9 @@ def test_report_times_baselines_beside_the_front_and_gives_a_verdict(baseline_se
     assert {baseline_key("onnxruntime-int8"), baseline_key("torch-int8")} <= keys
     assert {p.key for p in rep.front} <= keys
     assert rep.verdict is not None and rep.verdict.rivals == ("onnxruntime-int8", "torch-int8")
+    # the derived latency limit is judged on the baselines' side-by-side ms: 0.9 x 3 ms; every trial (1 ms) passes
+    assert rep.latency_limit_ms == pytest.approx(2.7)
+    assert all(rep.within(p) == (p.key in rep.confirmed_within) for p in rep.front)
     text = md.read_text()
     assert "## Baselines: the teacher on each runtime, no search" in text
     assert "| ONNX Runtime dynamic int8 | onnxruntime-int8 |" in text
