@@ -85,6 +85,10 @@ class Verdict:
     best_rival: str | None  # the baseline with the highest validation score
     best_beaten_by: tuple[int, ...]  # front trials that dominate it on validation
     closest: int | None  # when none does: the front trial nearest to dominating it
+    # without a pick: the best front trial that dominates the best baseline, and every baseline it dominates
+    outside: int | None = None
+    outside_beaten: tuple[str, ...] = ()
+    outside_beaten_test: tuple[str, ...] = ()
 
     @property
     def dominates_all(self) -> bool:
@@ -101,17 +105,19 @@ def verdict(pick: Point | None, front: Sequence[Point], test_scores: Mapping[int
     if not rivals:
         return Verdict(pick.key if pick else None, (), (), (), None, (), None)
     best_rival = max(rivals, key=lambda r: (r.score, -r.bytes))
-    beaten: tuple[str, ...] = ()
-    beaten_test: tuple[str, ...] = ()
-    if pick is not None:
-        ms = latency[pick.key]
-        beaten = tuple(r.name for r in rivals if beats(pick.score, pick.bytes, ms, r, r.score))
-        test = test_scores.get(pick.key)
-        beaten_test = tuple(r.name for r in rivals if test is not None
-                            and beats(test, pick.bytes, ms, r, r.test_score))
-    live = [p for p in front if not p.degenerate]
+    def against(p: Point) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The rivals `p` dominates on validation, and on test."""
+        ms, test = latency[p.key], test_scores.get(p.key)
+        return (tuple(r.name for r in rivals if beats(p.score, p.bytes, ms, r, r.score)),
+                tuple(r.name for r in rivals if test is not None and beats(test, p.bytes, ms, r, r.test_score)))
+
+    beaten, beaten_test = against(pick) if pick is not None else ((), ())
+    live = sorted((p for p in front if not p.degenerate), key=lambda p: (-p.score, p.bytes))
     by = tuple(p.key for p in live if beats(p.score, p.bytes, latency[p.key], best_rival, best_rival.score))
     closest = None
     if not by and live:
         closest = min(live, key=lambda p: (shortfall(p.score, p.bytes, latency[p.key], best_rival), -p.score)).key
-    return Verdict(pick.key if pick else None, beaten, beaten_test, names, best_rival.name, by, closest)
+    outside = by[0] if pick is None and by else None
+    out_beaten, out_test = against(next(p for p in live if p.key == outside)) if outside is not None else ((), ())
+    return Verdict(pick.key if pick else None, beaten, beaten_test, names, best_rival.name, by, closest, outside,
+                   out_beaten, out_test)

@@ -204,22 +204,24 @@ class Report:
         labels = {b.name: b.label for b in self.baselines}
         timing = "side-by-side batch-1 latency" if self.latency_b1 is not None else "batch-1 latency as measured"
         out = []
+
+        def listed(names: tuple[str, ...]) -> str:
+            missed = [labels[n] for n in v.rivals if n not in names]
+            return "every baseline" if not missed else (
+                f"{len(names)} of {len(v.rivals)} baselines (not {', '.join(missed)})")
+
         if v.pick is None:
             out.append("- the pick against the baselines: no pick (no trial within budget)")
         else:
-            def listed(names: tuple[str, ...]) -> str:
-                missed = [labels[n] for n in v.rivals if n not in names]
-                return "every baseline" if not missed else (
-                    f"{len(names)} of {len(v.rivals)} baselines (not {', '.join(missed)})")
-
             out.append(f"- **trial {v.pick} dominates {listed(v.beaten)}** on validation {self.teacher.metric}, bytes "
                        f"and {timing}" if v.dominates_all else
                        f"- trial {v.pick} dominates {listed(v.beaten)} on validation {self.teacher.metric}, bytes and "
                        f"{timing}")
             out.append(f"- on the test rows (only reported): trial {v.pick} dominates {listed(v.beaten_test)}")
-        if v.pick is None and v.best_beaten_by:
-            out.append(f"- outside the budget, trial(s) {', '.join(map(str, v.best_beaten_by))} dominate the best baseline "
-                       f"({labels[v.best_rival]}) on validation")
+        if v.outside is not None:
+            out.append(f"- outside the budget, trial {v.outside} dominates {listed(v.outside_beaten)} on validation "
+                       f"{self.teacher.metric}, bytes and {timing}, and {listed(v.outside_beaten_test)} on the test "
+                       "rows; it is not within the budget's limits (see the table)")
         if not v.best_beaten_by and v.best_rival is not None:
             out.append(f"- **no trial dominates the best baseline** ({labels[v.best_rival]}) on validation; closest: "
                        + (self._closest(v.closest, v.best_rival) if v.closest is not None else "none (empty front)"))

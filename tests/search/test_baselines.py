@@ -106,7 +106,11 @@ def test_verdict_on_validation_and_on_test():
     v = verdict(pick, [pick], {5: 0.835}, {5: 1.5}, rivals)
     assert v.beaten == ("ort", "ov") and v.dominates_all
     assert v.beaten_test == ("ort",) and not v.dominates_all_on_test  # 0.835 < OV's 0.84 on test
-    assert v.best_rival == "ov" and v.best_beaten_by == (5,) and v.closest is None
+    assert v.best_rival == "ov" and v.best_beaten_by == (5,) and v.closest is None and v.outside is None
+    # no pick (outside the budget, e.g. short of a latency margin): the best trial that still beats the best
+    # baseline is named, with every baseline it dominates
+    v = verdict(None, [pick], {5: 0.835}, {5: 1.5}, rivals)
+    assert (v.outside, v.outside_beaten, v.outside_beaten_test) == (5, ("ort", "ov"), ("ort",))
 
 
 def test_no_trial_dominates_the_best_baseline_names_the_closest():

@@ -167,3 +167,28 @@ def test_write_report_writes_markdown_and_plot(study, timed, tmp_path):
 def test_a_front_whose_folders_are_elsewhere_names_the_way_out(study):
     with pytest.raises(ArtifactError, match="no such model folder.*or pass --no-remeasure"):
         build_report(study)  # the hand-made study's folders do not exist on this machine
+
+
+def _baseline(name, label, score, test, nbytes):
+    return {"name": name, "label": label, "runtime": "onnxruntime", "bits": 8, "folder": f"/models/{name}",
+            "metrics": sample_metrics(accuracy=score, test_accuracy=test, bytes=nbytes).to_dict()}
+
+
+def test_the_report_says_when_no_trial_dominates_the_best_baseline(study, monkeypatch):
+    """A baseline better than every trial on validation: the report says so in one line and names the closest."""
+    study.set_user_attr("baselines", [_baseline("ort", "ONNX Runtime dynamic int8", 0.96, 0.95, 20_000_000)])
+
+    def fake(folders, *, seq_len, batch_sizes, threads, rounds, **_kw):
+        stored = {0: 5.0, 1: 2.5, 2: 10.0, 3: 8.0}
+        return {k: {1: 10.0 if k == TEACHER_KEY else 3.0 if k == "baseline:ort" else stored[k]} for k in folders}
+
+    monkeypatch.setattr(remeasure, "side_by_side", fake)
+    rep = build_report(study, memory=False)
+    assert rep.best.key == 0 and rep.verdict.beaten == () and rep.verdict.closest == 1
+    md = rep.markdown()
+    assert "| ONNX Runtime dynamic int8 | torch-int8-dynamic | 0.9600 | 0.9500 | 20,000,000 | 5.0 | 3.00 | 3.33 |" in md
+    assert ("- trial 0 dominates 0 of 1 baselines (not ONNX Runtime dynamic int8) on validation accuracy, bytes and "
+            "side-by-side batch-1 latency") in md
+    # trial 1: 16.7 % short on accuracy, half the bytes, faster: the nearest to dominating it
+    assert ("- **no trial dominates the best baseline** (ONNX Runtime dynamic int8) on validation; closest: trial 1 "
+            "(accuracy 0.8000 vs 0.9600, 10.00 vs 20.00 MB, batch-1 2.50 vs 3.00 ms)") in md
