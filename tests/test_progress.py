@@ -198,7 +198,8 @@ def test_a_search_shows_each_trials_training_and_ends_with_where_everything_went
 
 
 def test_the_summary_names_mlflow_and_how_to_export_when_nothing_is_within_budget():
-    report = SimpleNamespace(study="s", counts={"COMPLETE": 3, "PRUNED": 1}, best=None, elastic=None)
+    report = SimpleNamespace(study="s", counts={"COMPLETE": 3, "PRUNED": 1}, best=None, elastic=None,
+                             verdict_lines=lambda: [])
     lines = search_summary(report, storage="sqlite:///autocompress.db", out_dir=Path("out"),
                            report_md=Path("out/s/report.md"), plot_png=Path("out/s/pareto.png"),
                            tracking_uri="http://mlflow:5000", parent_run="abc123", seconds=3725, who="search")
