@@ -215,3 +215,18 @@ def test_beat_baselines_refuses_a_study_that_already_has_trials(tiny_experiment,
     with pytest.raises(ConfigError, match="already has trials judged by another budget"):
         prepare_search(exp, SearchSettings(**{**base, "baselines": "torch-int8", "beat_baselines": True}),
                        prepared=prep)
+
+
+def test_memory_budget_reads_the_peak_measured_in_a_fresh_process():
+    from dataclasses import replace
+
+    from autocompress.engine.metrics import Metrics
+
+    b = Budget(max_memory_bytes=200_000_000)
+    m = Metrics.from_dict(metrics(0.8, 0.8, 1000, 1.0, 0.1))
+    assert b.constraints(replace(m, peak_resident_bytes=150_000_000), 0.9)["memory"] == pytest.approx(-0.25)
+    assert b.constraints(replace(m, peak_resident_bytes=300_000_000), 0.9)["memory"] == pytest.approx(0.5)
+    assert b.constraints(m, 0.9)["memory"] > 0  # not measured: outside
+    assert "peak resident memory <= 200 MB" in b.describe()
+    with pytest.raises(ConfigError, match="--max-memory-mb must be above 0"):
+        Budget(max_memory_bytes=0)
