@@ -88,6 +88,10 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         check_rungs(self.rung_steps, self.eta)
+        if not 0 < self.latency_margin <= 1:  # before anything is measured or created
+            raise ConfigError(f"--latency-margin {self.latency_margin}: give a fraction in (0, 1]")
+        if self.confirm_rounds < 1:
+            raise ConfigError(f"--confirm-rounds {self.confirm_rounds}: give at least 1")
 
 
 class EarlyStopped(TrialStopped):

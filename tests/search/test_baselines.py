@@ -68,6 +68,8 @@ def test_beat_budget_is_smaller_than_the_smallest_faster_than_the_fastest_and_as
         beat_budget([], 0.9)
     with pytest.raises(ConfigError, match="--latency-margin 1.5"):
         beat_budget(found, 1.5)
+    with pytest.raises(ConfigError, match="--latency-margin 1.5: give a fraction"):  # checked before anything runs
+        SearchSettings(study="s", space=parse_space(SPACE, "space"), latency_margin=1.5)
 
 
 def test_latency_ratio_constraint_reads_the_ratio_timed_inside_the_trial():
