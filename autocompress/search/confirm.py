@@ -14,7 +14,7 @@ Pure functions of measured numbers: no timing happens here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from .budget import Budget
@@ -46,24 +46,32 @@ def within_latency(ms: float, teacher_ms: float, budget: Budget, rival_limit_ms:
     return budget.max_latency_ratio is None or ms / teacher_ms <= budget.max_latency_ratio
 
 
-def confirmed_pick(front: Sequence[Point], other_limits_met: Mapping[int, bool], latency: Mapping[int, float],
-                   teacher_ms: float, budget: Budget, rival_limit_ms: float | None = None) -> Point | None:
-    """The highest validation score among `front` points within every limit but latency (`other_limits_met`)
-    whose side-by-side batch-1 `latency` meets the latency limits (ties: fewer bytes, then faster)."""
-    ok = [p for p in front if not p.degenerate and other_limits_met.get(p.key, False)
-          and within_latency(latency[p.key], teacher_ms, budget, rival_limit_ms)]
+def confirmed_within(front: Sequence[Point], other_limits_met: Mapping[int, bool], latency: Mapping[int, float],
+                     teacher_ms: float, budget: Budget, rival_limit_ms: float | None = None) -> frozenset[int]:
+    """The `front` points within every limit but latency (`other_limits_met`) whose side-by-side batch-1
+    `latency` meets the latency limits: the trials within budget on the side-by-side times."""
+    return frozenset(p.key for p in front if not p.degenerate and other_limits_met.get(p.key, False)
+                     and within_latency(latency[p.key], teacher_ms, budget, rival_limit_ms))
+
+
+def highest(front: Sequence[Point], within: Collection[int], latency: Mapping[int, float]) -> Point | None:
+    """The highest validation score among the `front` points in `within` (ties: fewer bytes, then faster)."""
+    ok = [p for p in front if p.key in within]
     return min(ok, key=lambda p: (-p.score, p.bytes, latency[p.key])) if ok else None
 
 
-def _point(key: int, score: float, nbytes: float, ms: float) -> Point:
-    return Point(key, score, nbytes, ms)
+def confirmed_pick(front: Sequence[Point], other_limits_met: Mapping[int, bool], latency: Mapping[int, float],
+                   teacher_ms: float, budget: Budget, rival_limit_ms: float | None = None) -> Point | None:
+    """The highest validation score among the `confirmed_within` points."""
+    within = confirmed_within(front, other_limits_met, latency, teacher_ms, budget, rival_limit_ms)
+    return highest(front, within, latency)
 
 
 def beats(score: float, nbytes: float, ms: float, rival: Rival, rival_score: float | None) -> bool:
     """True when (score, bytes, ms) dominates the rival's (rival_score, bytes, ms)."""
     if rival_score is None:
         return False
-    return dominates(_point(0, score, nbytes, ms), _point(1, rival_score, rival.bytes, rival.latency_ms))
+    return dominates(Point(0, score, nbytes, ms), Point(1, rival_score, rival.bytes, rival.latency_ms))
 
 
 def shortfall(score: float, nbytes: float, ms: float, rival: Rival) -> float:

@@ -25,7 +25,7 @@ from .pareto import (
 )
 from .baselines import BUDGET_ATTR, Baseline, stored_baselines
 from .budget import Budget
-from .confirm import LATENCY_LIMITS, Rival, Verdict, confirmed_pick, verdict, within_latency
+from .confirm import LATENCY_LIMITS, Rival, Verdict, confirmed_within, highest, verdict
 from .study import Reference, stored_reference, trial_points
 
 TEACHER = "teacher"
@@ -126,7 +126,8 @@ class Report:
             lines.append(
                 f"| {p.key}{mark} | {p.score:.4f} | {test} | {share(p.score)} | {int(p.bytes):,} | {weights} | "
                 f"{t.bytes / p.bytes:.1f} | {ms:.2f} | {'—' if fast is None else f'{fast:.2f}'} | "
-                f"{self.resident_mb(p.key)} | {'yes' if self.within(p) else 'no'} | {summarize(self.recipes.get(p.key, {}))} |"
+                f"{self.resident_mb(p.key)} | {'yes' if self.within(p) else 'no'} | "
+                f"{summarize(self.recipes.get(p.key, {}))} |"
             )
         lines += self._baseline_lines()
         return "\n".join(lines) + "\n"
@@ -143,8 +144,8 @@ class Report:
             m = self.measured.get(p.key)
             return {"trial": p.key, "score": p.score, "test_score": None if m is None else m.test_score,
                     "bytes": int(p.bytes), "latency_ms_b1": self._ms(p.key, p.latency_ms),
-                    "own_latency_ms_b1": p.latency_ms, "feasible": p.feasible, "within_budget": self.within(p), "recipe": self.recipes.get(p.key, {}),
-                    "runtime": None if m is None else m.runtime, "memory": (self.memory or {}).get(p.key)}
+                    "own_latency_ms_b1": p.latency_ms, "feasible": p.feasible, "within_budget": self.within(p),
+                    "recipe": self.recipes.get(p.key, {}), "runtime": None if m is None else m.runtime, "memory": (self.memory or {}).get(p.key)}
 
         def base(b: Baseline) -> dict:
             m = b.measured
@@ -270,9 +271,8 @@ def build_report(study, remeasure: bool = True, confirm_rounds: int | None = Non
         others_met = {t.number: all(v <= 0 for k, v in t.constraints.items() if k not in LATENCY_LIMITS)
                       for t in done}
         limit_ms = _rival_limit(study, budget, baselines, latency)
-        pick = confirmed_pick(on_front, others_met, latency, latency[TEACHER], budget, limit_ms)
-        within = frozenset(p.key for p in on_front if others_met.get(p.key, False)
-                           and within_latency(latency[p.key], latency[TEACHER], budget, limit_ms))
+        within = confirmed_within(on_front, others_met, latency, latency[TEACHER], budget, limit_ms)
+        pick = highest(on_front, within, latency)
     else:
         hv = score_size_hypervolume(on_front, teacher.bytes)
         pick, limit_ms, within = best(pts), None, None
