@@ -63,13 +63,14 @@ def compress(
     recipe: Annotated[Path, typer.Option("--recipe", "-r", help="recipe YAML/JSON: the candidate to build")],
     out: Annotated[Path | None, typer.Option(help="folder for the compressed model (default out/<name>-<recipe>)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the measurements here")] = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Build one compressed candidate from a recipe, store it, reload it and measure it."""
     from .config import Experiment
     from .recipe import Recipe
     from .session import elastic_note, engine_inputs, run_recipe
 
-    exp = Experiment.from_file(experiment)
+    exp = Experiment.from_file(experiment).on_device(device)
     rec = Recipe.from_file(recipe)
     folder = out or Path("out") / f"{exp.name}-{rec.fingerprint()}"
     inputs, _teacher = engine_inputs(exp, _log, elastic=rec.elastic, source=str(recipe))
@@ -86,6 +87,7 @@ def compress(
         print(f"written: {json_out}")
 
 
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="where training runs: auto, cpu, cuda or cuda:N (default: the experiment's train.device, auto); models are measured on the CPU whatever it is")]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="study name (default: <experiment>-<space>); resumes if it exists")]
 StorageOpt = Annotated[str, typer.Option("--storage", help="Optuna storage URL")]
 TrackingOpt = Annotated[str, typer.Option("--tracking-uri", help="MLflow tracking URI (a server, or sqlite)")]
@@ -119,6 +121,7 @@ def search(
     max_latency_ratio: Annotated[float | None, typer.Option("--max-latency-ratio", help="budget: batch-1 latency as a fraction of the fp32 teacher's, timed beside it in each trial")] = None,
     confirm_rounds: Annotated[int, typer.Option("--confirm-rounds", min=1, help="rounds timing the teacher, the baselines and the front side by side for the report and the pick")] = 5,
     no_memory: Annotated[bool, typer.Option("--no-memory", help="the report skips measuring each model's memory in a fresh process")] = False,
+    device: DeviceOpt = None,
 ) -> None:
     """Search the compression space with Optuna under a budget; log every trial to MLflow."""
     from .config import Experiment
@@ -129,7 +132,7 @@ def search(
     from .search.study import SAMPLERS, SearchSettings
     from .tracking import open_tracker
 
-    exp = Experiment.from_file(experiment)
+    exp = Experiment.from_file(experiment).on_device(device)
     sp = load_space(space)
     if sampler not in SAMPLERS:
         raise typer.BadParameter(f"use one of {', '.join(SAMPLERS)}", param_hint="--sampler")
@@ -171,12 +174,13 @@ def worker(
     trials: Annotated[int | None, typer.Option("--trials", help="the study's trial budget (default: the search's)")] = None,
     name: Annotated[str, typer.Option("--name", help="prefix of this worker's progress lines")] = "worker",
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (training and timing)")] = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Join a running search's study from any machine and run trials until its budget is used."""
     from .config import Experiment
     from .search.run import join_search
 
-    exp = Experiment.from_file(experiment)
+    exp = Experiment.from_file(experiment).on_device(device)
     ran = join_search(exp, study, storage, out_dir=out, seed=seed, trials=trials, threads=threads,
                       tracking_uri=tracking_uri, no_tracking=no_tracking, who=name,
                       log=Console(bars=False))  # plain lines: a worker's output usually ends up in a log

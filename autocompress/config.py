@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._validation import read_yaml, validate
+from .engine.device import check_spec as check_device
 from .engine.techniques.deployment import registered_runtime
 from .engine.techniques.quantization import QUANT_WIDTHS
 from .errors import ConfigError
@@ -90,6 +91,24 @@ class FinetuneConfig(BaseModel):
     batch_size: int = Field(32, ge=1, le=4096)
     train_subset: int | None = Field(None, ge=1)
     seed: int = 0
+
+
+class TrainConfig(BaseModel):
+    """Where training runs: the teacher's fine-tuning and logits, distillation, recovery, the elastic network
+    and QAT. Models are stored and measured on the CPU whatever it is, and cache keys do not depend on it: a
+    network trained on a GPU is reused on a machine without one."""
+
+    model_config = _STRICT
+    device: str = Field("auto", description="auto (the first CUDA device torch sees, else the CPU), cpu, cuda "
+                        "or cuda:N")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="forward passes under bfloat16 autocast (float32 master weights, optimizer and loss): "
+        "auto takes it on a GPU that supports it and not on the CPU; fp32 never; bf16 always")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return check_device(value)
 
 
 class TeacherConfig(BaseModel):
@@ -180,6 +199,7 @@ class Experiment(BaseModel):
     teacher: TeacherConfig = TeacherConfig()
     runtime: str = Field("torch", description="registry name of the runtime candidates are measured on")
     measure: MeasureConfig = MeasureConfig()
+    train: TrainConfig = TrainConfig()
     elastic: ElasticConfig | None = Field(
         None, description="train an elastic network once, for recipes and search spaces with `elastic: true`")
     cache_dir: str = ".autocompress-cache"
@@ -199,6 +219,18 @@ class Experiment(BaseModel):
     def cache(self) -> Path:
         """The cache folder; a relative path means relative to the working directory."""
         return Path(self.cache_dir).expanduser()
+
+    def on_device(self, device: str | None) -> Experiment:
+        """This experiment training on `device` (a `--device` flag) instead of its `train.device` (None: as is).
+        The device is resolved now: one torch does not see is a ConfigError before anything is created."""
+        from .engine.device import resolve
+
+        exp = self
+        if device is not None:
+            train = validate(TrainConfig, {**self.train.model_dump(), "device": device}, "--device")
+            exp = self.model_copy(update={"train": train})
+        resolve(exp.train.device)
+        return exp
 
     @classmethod
     def from_file(cls, path: str | Path) -> Experiment:

@@ -22,6 +22,7 @@ from typing import Any
 from ._io import atomic_dir, digest, write_json
 from .config import ElasticConfig, Experiment
 from .data import infinite_batches
+from .engine.device import for_training, label
 from .engine.distill import TrainingDiverged, distilled_importance
 from .engine.elastic import (
     ElasticSettings,
@@ -65,17 +66,20 @@ class ElasticNet:
     cached: bool  # read from the cache (not trained by this call)
 
 
-def settings_of(cfg: ElasticConfig, n_teacher_layers: int) -> ElasticSettings:
-    """The engine's training settings for an experiment's `elastic:` block and its teacher."""
+def settings_of(cfg: ElasticConfig, n_teacher_layers: int, device: str = "cpu", bf16: bool = False) -> ElasticSettings:
+    """The engine's training settings for an experiment's `elastic:` block and its teacher, trained on `device`."""
     return ElasticSettings(steps=cfg.steps, lr=cfg.lr, temperature=cfg.temperature, alpha=cfg.alpha,
                            depths=cfg.depths_for(n_teacher_layers), heads_fracs=cfg.heads, ffn_fracs=cfg.ffn,
-                           random_subnets=cfg.random_subnets, seed=cfg.seed, bits=cfg.bits)
+                           random_subnets=cfg.random_subnets, seed=cfg.seed, bits=cfg.bits, device=device, bf16=bf16)
 
 
 def _settings_record(settings: ElasticSettings) -> dict[str, Any]:
-    """The training settings a network is keyed and recorded by. Without `bits` the key is left out, so
-    float-only networks keep the ids (and caches) they had before quantization-aware training."""
+    """The training settings a network is keyed and recorded by. Where it trained (device, autocast) is not
+    among them: a network trained on a GPU serves a CPU-only machine under the same id. Without `bits` that
+    key is left out too, so float-only networks keep the ids (and caches) they had before quantization-aware
+    training."""
     record = asdict(settings)
+    del record["device"], record["bf16"]
     if not settings.bits:
         del record["bits"]
     return record
@@ -117,7 +121,8 @@ def prepare(exp: Experiment, teacher: Teacher, log: Log = silent, progress: Prog
         log(f"elastic: network {network} from the cache ({folder}; trained once in {duration(info.train_seconds)}, "
             f"{info.steps} steps)")
         return ElasticNet(load_model(folder), info, cached=True)
-    settings = settings_of(cfg, n_layers)
+    on, bf16 = for_training(exp.train.device, exp.train.precision)
+    settings = settings_of(cfg, n_layers, on, bf16)
     started = time.perf_counter()
     model = _train(teacher, cfg, settings, log, progress or progress_for(log))
     seconds = round(time.perf_counter() - started, 1)
@@ -126,7 +131,8 @@ def prepare(exp: Experiment, teacher: Teacher, log: Log = silent, progress: Prog
     with atomic_dir(folder) as tmp:
         save_model(model, tmp, 32, 32)
         write_json(tmp / INFO, {"id": network, "teacher": teacher.folder.name, "train_key": teacher.data.train_key,
-                                "settings": stored, "steps": settings.steps, "train_seconds": seconds, "date": date})
+                                "settings": stored, "steps": settings.steps, "train_seconds": seconds, "date": date,
+                                "trained_on": label(on, bf16)})
     log(f"elastic: trained in {duration(seconds)}; cached in {folder}")
     return ElasticNet(model, read_info(folder), cached=False)
 
@@ -142,8 +148,9 @@ def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, log:
 
     rank_units_(model, distilled_importance(model, train, logits, batch_size=cfg.batch_size, seed=cfg.seed,
                                             batches=IMPORTANCE_BATCHES, temperature=cfg.temperature,
-                                            alpha=cfg.alpha))
-    log(f"elastic: training the elastic network for {settings.steps} steps on {len(train)} rows (depths "
+                                            alpha=cfg.alpha, device=settings.device))
+    log(f"elastic: training the elastic network for {settings.steps} steps on {len(train)} rows on "
+        f"{label(settings.device, settings.bf16)} (depths "
         f"{list(settings.depths)}, heads {list(settings.heads_fracs)}, FFN {list(settings.ffn_fracs)}; "
         f"{2 + settings.random_subnets} sub-networks a step"
         + (f"; quantization-aware at {', '.join(map(str, settings.bits))} bits" if settings.bits else "")

@@ -10,6 +10,7 @@ from . import artifact, elastic_net
 from ._io import atomic_dir, write_json
 from .config import Experiment
 from .engine import techniques
+from .engine.device import for_training
 from .engine.distill import StepHook
 from .engine.measure import evaluation_rows, predict_logits, task_metrics
 from .engine.metrics import Metrics
@@ -47,10 +48,12 @@ def engine_inputs(exp: Experiment, log: Log = silent, progress: Progress | None 
     unk = tok.unk_token_id if tok.unk_token_id is not None else 0
     rows = evaluation_rows(t.data.validation, exp.measure.eval_subset)
     metric = exp.task.metric
+    device, bf16 = for_training(exp.train.device, exp.train.precision)
     inputs = EngineInputs(
         teacher=t.model, data=t.data, teacher_logits=t.train_logits,
         special_ids=tuple(int(i) for i in tok.all_special_ids), unk_id=int(unk),
         measure=exp.measure, runtime=exp.runtime, metric=metric, task_files=t.task_files,
+        train_device=device, train_bf16=bf16,
         # on the whole validation split, the score measured when the teacher was prepared is reused
         teacher_score=(t.metrics["validation"][metric] if rows is t.data.validation
                        else task_metrics(predict_logits(t.model, rows), rows.labels)[metric]),

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from . import artifact
-from ._io import atomic_dir, atomic_path, digest, write_json
+from ._io import atomic_dir, atomic_path, digest, file_digest, write_json
 from .config import Experiment
 from .data import Encoded, TaskData, data_source, infinite_batches, load_task
+from .engine.device import describe, for_training, label, placed
 from .engine.distill import TrainSettings, train_
 from .engine.measure import predict_logits, task_metrics
 from .engine.model import Classifier
@@ -125,20 +126,24 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
         f"labels {list(data.label_names)}")
 
     ft = exp.teacher.finetune
-    key = digest("teacher-v2", str(source), _source_stamp(source), data.train_key, ft.model_dump())
+    # the key names what the teacher is (its files' content, the training rows, the recipe), never where it lies
+    # or where it trains: a teacher fine-tuned on a GPU machine is found again on a CPU-only one
+    key = digest("teacher-v3", source_identity(source), data.train_key, ft.model_dump())
     folder = exp.cache / "teachers" / key
+    on, bf16 = for_training(exp.train.device, exp.train.precision)
     if not (folder / "meta.json").is_file():
         hf, tokenizer, is_task = _load_pretrained(source, data.num_labels)
         model = Classifier(hf)
         started = time.perf_counter()
         if not is_task:
-            _finetune_(model, data, exp, log, progress)
+            _finetune_(model, data, exp, on, bf16, log, progress)
         with atomic_dir(folder) as tmp:
             hf.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json(tmp / "meta.json", {"source": str(source), "finetuned": not is_task,
                                            "label_names": list(data.label_names),
-                                           "finetune_seconds": round(time.perf_counter() - started, 1)})
+                                           "finetune_seconds": round(time.perf_counter() - started, 1),
+                                           **({"trained_on": label(on, bf16)} if not is_task else {})})
         log(f"teacher: cached in {folder}")
     hf, tokenizer, _ = _load_pretrained(folder, data.num_labels)
     model = Classifier(hf).eval()
@@ -151,14 +156,15 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
     log(f"teacher: validation {metric} {scores['validation'][metric]:.4f}, test {metric} {scores['test'][metric]:.4f}")
     logits_file = folder / f"train-logits-{data.train_key}.npy"
     if not logits_file.is_file():
-        log(f"teacher: computing logits on {len(data.train)} training rows (cached after this)")
-        logits = _train_logits(model, data.train, progress)
+        log(f"teacher: computing logits on {len(data.train)} training rows on {on} (cached after this)")
+        with placed(torch.device(on), model):
+            logits = _train_logits(model, data.train, progress)
         with atomic_path(logits_file) as tmp, open(tmp, "wb") as f:
             np.save(f, logits)
     logits = torch.from_numpy(np.load(logits_file))
     task = {"label_names": list(data.label_names), "max_length": exp.task.max_length,
             "text_pair": exp.task.text_pair is not None}
-    task_files = exp.cache / "task-files" / digest("task-files-v1", task, str(folder))
+    task_files = exp.cache / "task-files" / digest("task-files-v2", task, folder.name)
     if not task_files.is_dir():
         with atomic_dir(task_files) as tmp:
             tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
@@ -166,9 +172,11 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
     return Teacher(model, tokenizer, data, logits, scores, folder, task_files)
 
 
-def _source_stamp(source: Path | str) -> object:
+def source_identity(source: Path | str) -> object:
+    """What a teacher source is, wherever it lies: a folder (or an installed package's model folder) by the
+    names and content of its files, a hub id by its id."""
     if isinstance(source, Path):
-        return sorted((f.name, f.stat().st_size) for f in source.iterdir() if f.is_file())
+        return sorted((f.name, file_digest(f)) for f in source.iterdir() if f.is_file())
     return source
 
 
@@ -188,7 +196,8 @@ def _train_logits(model: Classifier, train: Encoded, progress: Progress, chunk: 
     return out
 
 
-def _finetune_(model: Classifier, data: TaskData, exp: Experiment, log: Log, progress: Progress) -> None:
+def _finetune_(model: Classifier, data: TaskData, exp: Experiment, device: str, bf16: bool, log: Log,
+               progress: Progress) -> None:
     ft = exp.teacher.finetune
     from .data import sample_indices
 
@@ -196,8 +205,9 @@ def _finetune_(model: Classifier, data: TaskData, exp: Experiment, log: Log, pro
     if ft.train_subset is not None:
         train = train.subset(sample_indices(len(train), ft.train_subset, ft.seed))
     steps = max(1, int(round(ft.epochs * len(train) / ft.batch_size)))
-    log(f"teacher: fine-tuning on {len(train)} rows for {steps} steps (lr {ft.lr}, batch {ft.batch_size})")
+    log(f"teacher: fine-tuning on {len(train)} rows for {steps} steps (lr {ft.lr}, batch {ft.batch_size}) on "
+        f"{label(describe(torch.device(device)), bf16)}")
     # rows of a subset are renumbered 0..n-1, so no logits indexing is needed here (alpha = 0)
     with StepBar(progress, "teacher: fine-tuning") as bar:
-        train_(model, infinite_batches(train, ft.batch_size, ft.seed), TrainSettings(steps=steps, lr=ft.lr),
-               hooks=[bar])
+        train_(model, infinite_batches(train, ft.batch_size, ft.seed),
+               TrainSettings(steps=steps, lr=ft.lr, device=device, bf16=bf16), hooks=[bar])

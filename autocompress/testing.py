@@ -133,13 +133,13 @@ def write_experiment(folder, teacher_dir, task_paths, **extra):
     return path
 
 
-# the keys metrics.json holds (final_loss: after training; teacher_score and retention: with a teacher
+# the keys metrics.json holds (final_loss and train_device: after training; teacher_score and retention: with a teacher
 # above 0; test_* and metric: since test rows were split from validation rows)
 STORED_METRIC_KEYS = frozenset({
     "accuracy", "f1", "mcc", "test_accuracy", "test_f1", "test_mcc", "metric", "latency_ms_b1", "latency_ms_b32",
     "bytes", "weight_bytes", "params", "sparsity", "layers", "heads", "ffn", "vocab", "bits", "embedding_bits",
     "runtime", "fast_kernel", "runtime_note", "seq_len", "threads", "train_seconds", "train_steps", "final_loss",
-    "teacher_score", "retention", "reference_ms_b1", "latency_ratio_b1",
+    "teacher_score", "retention", "reference_ms_b1", "latency_ratio_b1", "train_device",
 })
 
 
@@ -152,7 +152,7 @@ def sample_metrics(**changes):
         latency_ms={1: 1.5, 32: 12.25}, bytes=250_000, weight_bytes=240_000,
         params=200_000, sparsity=0.0, layers=2, heads=8, ffn=256, vocab=120, bits=8, embedding_bits=8,
         runtime="torch-int8-dynamic", fast_kernel=True, runtime_note="fbgemm int8 kernels", seq_len=64, threads=2,
-        train_seconds=3.5, train_steps=40, final_loss=0.31, teacher_score=0.9, retention=0.875 / 0.9,
+        train_seconds=3.5, train_steps=40, final_loss=0.31, train_device="cpu", teacher_score=0.9, retention=0.875 / 0.9,
         reference_ms_b1=12.0, latency_ratio_b1=0.125,
     )
     values.update(changes)

@@ -26,6 +26,16 @@ from autocompress.testing import (  # noqa: F401  (re-exported to the tests)
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a GPU torch sees: they run on a machine with one and are skipped elsewhere."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch sees none here)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def make_tiny(seed: int = 0, **overrides) -> Classifier:
     from transformers import BertForSequenceClassification
 

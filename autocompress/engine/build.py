@@ -72,7 +72,8 @@ def build_student(
     apply_all_(model, ctx)
     t0 = time.perf_counter()
     losses = train_(
-        model, infinite_batches(train, recipe.batch_size, recipe.seed), train_settings(recipe),
+        model, infinite_batches(train, recipe.batch_size, recipe.seed),
+        train_settings(recipe, inputs.train_device, inputs.train_bf16),
         teacher_logits=logits, teacher=inputs.teacher if recipe.hidden_mse or recipe.attention_kl else None,
         layer_map=recipe.layers or range(len(model.encoder_layers)), hooks=ctx.hooks,
     )

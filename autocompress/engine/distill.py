@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import autocast, placed, to_device
+
 if TYPE_CHECKING:
     from ..data import Encoded
     from .structured import Importance
@@ -46,20 +48,25 @@ def kd_loss(
 
 
 def distilled_importance(model: nn.Module, rows: Encoded, teacher_logits: torch.Tensor, *, batch_size: int,
-                         seed: int, batches: int, temperature: float, alpha: float) -> Importance:
+                         seed: int, batches: int, temperature: float, alpha: float, device: str = "cpu") -> Importance:
     """First-order Taylor importance of `model`'s heads and FFN neurons (`structured.taylor_importance`)
     under the distillation loss, on `batches` shuffled training batches of `rows` (an `Encoded` split with
-    row indices into `teacher_logits`). The batch order is seeded with `seed + 1`, apart from training's."""
+    row indices into `teacher_logits`). The batch order is seeded with `seed + 1`, apart from training's.
+    It is computed on `device`; the scores and the model come back on the CPU."""
     import itertools
 
     from ..data import infinite_batches
     from .structured import taylor_importance
 
-    def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return kd_loss(out, teacher_logits[batch["index"]], batch["labels"], temperature, alpha)
+    on = torch.device(device)
+    logits = teacher_logits.to(on)
 
-    sample = itertools.islice(infinite_batches(rows, batch_size, seed + 1), batches)
-    return taylor_importance(model, sample, loss_fn)
+    def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return kd_loss(out, logits[batch["index"]], batch["labels"], temperature, alpha)
+
+    sample = (to_device(b, on) for b in itertools.islice(infinite_batches(rows, batch_size, seed + 1), batches))
+    with placed(on, model):
+        return taylor_importance(model, sample, loss_fn)
 
 
 def hidden_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence[torch.Tensor],
@@ -119,13 +126,12 @@ class TrainSettings:
     warmup_frac: float = 0.06
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    # forward passes (student, and teacher for hidden MSE / attention KL) under CPU bfloat16 autocast; the master
-    # weights, gradients, optimizer state and the loss stay float32
+    # forward passes (student, and teacher for hidden MSE / attention KL) under bfloat16 autocast on `device`; the
+    # master weights, gradients, optimizer state and the loss stay float32
     bf16: bool = False
-
-
-def _precision(bf16: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    # where the steps run (`engine/device.py`): the model, the teacher and each batch move there for training,
+    # and the model comes back to the CPU afterwards
+    device: str = "cpu"
 
 
 # after_step(step, total_steps, loss, model) runs after every optimizer step (pruning
@@ -152,8 +158,11 @@ def train_(
     if settings.steps == 0:
         return []
     use_attention = settings.attention_kl > 0 and teacher is not None
-    with eager_attention(*((model, teacher) if use_attention else ())):
-        return _train(model, batches, settings, teacher_logits, teacher, layer_map, hooks)
+    use_teacher = teacher if (use_attention or settings.hidden_mse > 0) else None
+    on = torch.device(settings.device)
+    with eager_attention(*((model, teacher) if use_attention else ())), placed(on, model, use_teacher):
+        logits = teacher_logits.to(on) if teacher_logits is not None else None
+        return _train(model, batches, settings, logits, teacher, layer_map, hooks)
 
 
 def optimizer(model: nn.Module, steps: int, lr: float, warmup_frac: float, weight_decay: float):
@@ -180,13 +189,14 @@ def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], setting
     use_hidden = settings.hidden_mse > 0 and teacher is not None
     use_attention = settings.attention_kl > 0 and teacher is not None
     features = use_hidden or use_attention
+    on = torch.device(settings.device)
     model.train()
     losses: list[float] = []
     for step in range(settings.steps):
-        batch = next(batches)
+        batch = to_device(next(batches), on)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         t_logits = teacher_logits[batch["index"]] if teacher_logits is not None else None
-        with _precision(settings.bf16):
+        with autocast(on, settings.bf16):
             if features:
                 logits, s_hidden, s_att = model.features(**inputs, attentions=use_attention)
                 with torch.no_grad():

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .device import autocast, placed, to_device
 from .distill import StepHook, TrainingDiverged, kd_loss, optimizer
 from .model import Classifier
 from .quantize import QUANT_WIDTHS, attach_fake_quant_, detach_fake_quant_, fake_quants
@@ -218,6 +219,8 @@ class ElasticSettings:
     grad_clip: float = 1.0
     seed: int = 0
     bits: tuple[int, ...] = ()  # weight widths (8, 4, 2, 1) sub-networks also train at (see embedding_width)
+    device: str = "cpu"  # where the steps run (`engine/device.py`); the model comes back to the CPU
+    bf16: bool = False  # forward passes under bfloat16 autocast on `device` (float32 weights, loss and optimizer)
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.random_subnets < 0:
@@ -292,12 +295,17 @@ def train_elastic_(
         return []
     for shape in (settings.largest, settings.smallest):
         subnet_counts(model, shape)  # rejects impossible shapes before any training
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(settings.seed)  # dropout; CPU only, restored by fork_rng
+    on = torch.device(settings.device)
+    cuda = [on] if on.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.default_generator.manual_seed(settings.seed)  # dropout, restored by fork_rng
+        if cuda:
+            torch.cuda.manual_seed(settings.seed)  # dropout on the GPU draws from the device's generator
         if settings.bits:
             attach_fake_quant_(model, 32, 32, every_width=True)
         try:
-            return _train(model, batches, settings, teacher_logits, hooks)
+            with placed(on, model):
+                return _train(model, batches, settings, teacher_logits.to(on), hooks)
         finally:
             if settings.bits:
                 detach_fake_quant_(model)
@@ -311,8 +319,9 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
     quantizers = [(fq, isinstance(module, nn.Embedding)) for module, _, fq in fake_quants(model)]
     model.train()
     losses: list[float] = []
+    on = torch.device(settings.device)
     for step in range(settings.steps):
-        batch = next(batches)
+        batch = to_device(next(batches), on)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         t_logits = teacher_logits[batch["index"]]
         shapes = sandwich_shapes(settings, generator)
@@ -322,7 +331,7 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
         for shape, width in zip(shapes, widths):
             for fq, table in quantizers:
                 fq.bits = embedding_width(width) if table else width
-            with active_subnet(model, shape):
+            with active_subnet(model, shape), autocast(on, settings.bf16):
                 logits = model(**inputs)
             loss = kd_loss(logits.float(), t_logits, batch["labels"], settings.temperature, settings.alpha)
             value = float(loss.detach())

@@ -33,3 +33,7 @@ class EngineInputs:
     # when the experiment did not prepare one
     elastic: Classifier | None = None
     elastic_id: str | None = None
+    # where candidates train (`engine/device.py`: a resolved torch device name) and whether under bfloat16
+    # autocast there; they are stored and measured on the CPU whatever it is
+    train_device: str = "cpu"
+    train_bf16: bool = False

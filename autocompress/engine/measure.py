@@ -18,15 +18,22 @@ if TYPE_CHECKING:
 
 @torch.inference_mode()
 def predict_logits(model: Callable, enc, batch_size: int = 64) -> np.ndarray:
-    """Logits for every row of an Encoded split, in row order (batches bucketed by length)."""
-    from ..data import bucketed_batches
+    """Logits for every row of an Encoded split, in row order (batches bucketed by length).
 
+    A torch module is run where its parameters are (a model being trained on a GPU is scored there)."""
+    from ..data import bucketed_batches
+    from .device import to_device
+
+    on = torch.device("cpu")
     if isinstance(model, nn.Module):
         model.eval()
+        first = next(model.parameters(), None)
+        on = first.device if first is not None else on
     out: np.ndarray | None = None
     for batch in bucketed_batches(enc, batch_size, shuffle=False):
-        logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        logits = np.asarray(logits.float() if isinstance(logits, torch.Tensor) else logits, dtype=np.float32)
+        x = to_device(batch, on)
+        logits = model(x["input_ids"], x["attention_mask"], x["token_type_ids"])
+        logits = np.asarray(logits.float().cpu() if isinstance(logits, torch.Tensor) else logits, dtype=np.float32)
         if out is None:
             out = np.zeros((len(enc), logits.shape[-1]), dtype=np.float32)
         out[batch["index"].numpy()] = logits

@@ -18,7 +18,7 @@ _LATENCY_KEY = re.compile(r"latency_ms_b(\d+)")
 # (then its metric is accuracy) or elastic networks
 OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_score", "retention", "test_accuracy", "test_f1",
                       "test_mcc", "metric", "elastic_id", "reference_ms_b1", "latency_ratio_b1",
-                      "resident_bytes", "peak_resident_bytes"})
+                      "resident_bytes", "peak_resident_bytes", "train_device"})
 SCORES = ("accuracy", "f1", "mcc")
 """The task metrics every candidate is scored in; an experiment's `task.metric` names one of them."""
 
@@ -73,6 +73,7 @@ class Metrics:
     train_seconds: float
     train_steps: int
     final_loss: float | None = None  # mean of the last training losses; None without training
+    train_device: str | None = None  # where its training steps ran (cpu, cuda:0 bf16); None: it did not train
     teacher_score: float | None = None  # the teacher's `metric`, on the same validation rows
     retention: float | None = None  # retention(score, teacher_score)
     elastic_id: str | None = None  # the elastic network the candidate's sub-network was cut from; None: not

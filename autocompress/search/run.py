@@ -102,7 +102,8 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
         log(f"search: {n} local workers, {threads} torch thread(s) each; they share this machine, so latency is "
             "measured under load: for latency you can trust, run one worker per machine (`autocompress worker`)")
         commands = [worker_command(experiment_file, settings.study, settings.storage, settings.out_dir,
-                                   settings.seed + i + 1, f"worker-{i + 1}", tracker.tracking_uri, threads)
+                                   settings.seed + i + 1, f"worker-{i + 1}", tracker.tracking_uri, threads,
+                                   exp.train.device)
                     for i in range(n)]
         codes = tuple(run_workers(commands, log))
         if any(codes):

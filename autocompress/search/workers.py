@@ -15,10 +15,11 @@ from ..log import Log
 
 
 def worker_command(experiment: Path, study: str, storage: str, out: Path, seed: int, name: str,
-                   tracking_uri: str | None, threads: int | None = None) -> list[str]:
+                   tracking_uri: str | None, threads: int | None = None, device: str | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "autocompress.cli", "worker", str(Path(experiment).resolve()), "--study", study,
            "--storage", storage, "--out", str(Path(out).resolve()), "--seed", str(seed), "--name", name]
     cmd += ["--threads", str(threads)] if threads else []
+    cmd += ["--device", device] if device else []
     return cmd + (["--tracking-uri", tracking_uri] if tracking_uri else ["--no-tracking"])
 
 

@@ -13,7 +13,7 @@ from autocompress.engine.runtimes import (
 from autocompress.errors import ConfigError
 from conftest import make_tiny, random_batch
 
-ALL = sorted(RUNTIMES)
+ALL = sorted(n for n, rt in RUNTIMES.items() if rt.device == "cpu")  # the GPU runtime: test_torch_cuda.py
 FP32_ATOL = 1e-5  # same fp32 weights, another kernel library: summation order only
 CALIBRATION = [random_batch(8, 12, seed=s) for s in (21, 22)]
 
@@ -39,14 +39,16 @@ def _run(session, x) -> torch.Tensor:
 
 
 def test_registry_lists_the_runtimes_by_their_own_names():
-    assert names() == ("torch", "onnxruntime", "onnxruntime-static", "openvino")
+    assert names() == ("torch", "onnxruntime", "onnxruntime-static", "openvino", "torch-cuda")
     for key, rt in RUNTIMES.items():
         assert isinstance(rt, Runtime)
         assert rt.name == key and get(key) is rt
         assert rt.export_file == (rt.export_files[0] if rt.export_files else None)  # the v1 name
     assert {k: rt.export_files for k, rt in RUNTIMES.items()} == {
         "torch": (), "onnxruntime": ("model.onnx",), "onnxruntime-static": ("model.onnx",),
-        "openvino": ("model.xml", "model.bin")}
+        "openvino": ("model.xml", "model.bin"), "torch-cuda": ()}
+    assert {k: rt.device for k, rt in RUNTIMES.items()} == {
+        "torch": "cpu", "onnxruntime": "cpu", "onnxruntime-static": "cpu", "openvino": "cpu", "torch-cuda": "cuda"}
 
 
 def test_registry_imports_no_runtime_library():
@@ -145,7 +147,7 @@ def test_bf16_session_runs_in_bf16_and_returns_float(model, x, tmp_path):
 
 def test_unknown_runtime_names_the_choices(model, tmp_path):
     with pytest.raises(ValueError, match=r"^unknown runtime 'tensorrt'; use one of torch, onnxruntime, "
-                                         r"onnxruntime-static, openvino$"):
+                                         r"onnxruntime-static, openvino, torch-cuda$"):
         make_runtime(model, 32, "tensorrt", tmp_path, threads=1)
 
 
@@ -169,6 +171,6 @@ def test_config_accepts_registered_runtimes_and_rejects_others(tmp_path):
     path.write_text(yaml.safe_dump({**base, "runtime": "tensorrt"}))
     with pytest.raises(ConfigError) as err:
         Experiment.from_file(path)
-    assert str(err.value) == (f"{path}: runtime: Input should be 'torch', 'onnxruntime', 'onnxruntime-static' "
-                              "or 'openvino'")
+    assert str(err.value) == (f"{path}: runtime: Input should be 'torch', 'onnxruntime', 'onnxruntime-static', "
+                              "'openvino' or 'torch-cuda'")
     assert "\n" not in str(err.value)

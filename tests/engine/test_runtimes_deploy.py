@@ -10,7 +10,8 @@ import torch
 from autocompress.engine.runtimes import RUNTIMES, get, has_bf16, make_runtime, open_runtime
 from conftest import make_tiny, random_batch
 
-ALL = list(RUNTIMES)
+# every runtime; those that run on a GPU only where torch sees one
+ALL = [pytest.param(n, marks=pytest.mark.cuda) if rt.device == "cuda" else n for n, rt in RUNTIMES.items()]
 BITS = (32, 16, 8, 4)
 LENGTHS = (16, 64)  # the tiny model has 64 positions
 CALIBRATION = [random_batch(8, 16, seed=s) for s in (11, 12)] + [random_batch(8, 40, seed=13)]
@@ -138,7 +139,8 @@ def test_calibration_is_needed_exactly_where_build_asks_for_it(name, model, buil
             built(name, bits)  # built without calibration
         else:
             make_runtime(model, bits, name, tmp_path / str(bits), 1)
-    expected = {"torch": set(), "onnxruntime": set(), "onnxruntime-static": {8, 4, 2, 1}, "openvino": {8}}[name]
+    expected = {"torch": set(), "onnxruntime": set(), "onnxruntime-static": {8, 4, 2, 1}, "openvino": {8},
+                "torch-cuda": set()}[name]
     assert {b for b in (32, 16, 8, 4, 2, 1) if rt.needs_calibration(b)} == expected
 
 

@@ -126,7 +126,8 @@ def test_local_workers_share_the_remaining_trials_and_the_cores(exp, tiny_experi
         opts = dict(zip(args[1::2], args[2::2]))
         assert opts == {"--study": "tiny", "--storage": f"sqlite:///{tmp_path / 'optuna.db'}",
                         "--out": str((tmp_path / "out").resolve()), "--seed": str(10 + i), "--name": f"worker-{i}",
-                        "--threads": str(threads), "--tracking-uri": tracker.tracking_uri}
+                        "--threads": str(threads), "--tracking-uri": tracker.tracking_uri,
+                        "--device": "auto"}  # where the search trains, so that its workers train there too
     assert done.worker_exit_codes == (0, 0, 3)
     assert torch.get_num_threads() == threads
     assert f"search: 3 local workers, {threads} torch thread(s) each; they share this machine, so latency is " \

@@ -23,6 +23,7 @@ from .base import (
 from .onnx_runtime import OnnxRuntime
 from .onnx_static import OnnxStatic
 from .openvino_runtime import OpenVino
+from .torch_cuda import TorchCuda
 from .torch_eager import TorchEager
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ RUNTIMES: dict[str, Runtime] = {
     OnnxRuntime.name: OnnxRuntime(),
     OnnxStatic.name: OnnxStatic(),
     OpenVino.name: OpenVino(),
+    TorchCuda.name: TorchCuda(),
 }
 
 
@@ -75,5 +77,5 @@ def for_format(fmt: str) -> Runtime:
 
 
 __all__ = ["RUNTIMES", "Batch", "OnnxRuntime", "OnnxStatic", "OpenVino", "Precision", "RunFn", "Runtime", "Session",
-           "TorchEager", "cpu_flags", "export_formats", "for_format", "get", "has_amx_int8", "has_bf16",
+           "TorchCuda", "TorchEager", "cpu_flags", "export_formats", "for_format", "get", "has_amx_int8", "has_bf16",
            "make_runtime", "names", "open_runtime"]

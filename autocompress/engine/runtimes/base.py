@@ -93,6 +93,7 @@ class Runtime(Protocol):
     name: str  # registry name: what the experiment config's `runtime` and the artifact record
     export_format: str  # the `export --format` value that ships what this runtime loads
     export_files: tuple[str, ...]  # names of the files `build` deploys into its workdir (() : the weights)
+    device: str  # where it runs and is timed: "cpu", or "cuda" (a GPU torch sees)
 
     @property
     def export_file(self) -> str | None:
@@ -129,6 +130,7 @@ class RuntimeBase:
     name: str
     export_format: str
     export_files: tuple[str, ...] = ()
+    device: str = "cpu"
 
     @property
     def export_file(self) -> str | None:

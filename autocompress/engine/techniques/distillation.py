@@ -28,16 +28,18 @@ class DistillationFields(BaseModel):
     batch_size: int = Field(32, ge=1, le=4096)
     train_subset: int | None = Field(None, ge=1, description="sample this many training examples")
     seed: int = 0
-    bf16: bool = Field(False, description="train under CPU bfloat16 autocast (float32 weights and loss); "
-                                          "faster on CPUs with AMX / AVX-512 bf16")
+    bf16: bool = Field(False, description="train under bfloat16 autocast on the training device (float32 "
+                                          "weights and loss); faster on GPUs and on CPUs with AMX / AVX-512 bf16")
 
 
-def train_settings(recipe: Recipe) -> TrainSettings:
+def train_settings(recipe: Recipe, device: str = "cpu", bf16: bool = False) -> TrainSettings:
+    """The loop's settings for `recipe`, trained on `device`; under bfloat16 autocast when the recipe or the
+    experiment (`bf16`, its `train.precision` on that device) asks for it."""
     from ..distill import TrainSettings
 
     return TrainSettings(steps=recipe.train_steps, lr=recipe.lr, temperature=recipe.temperature,
                          alpha=recipe.alpha, hidden_mse=recipe.hidden_mse, attention_kl=recipe.attention_kl,
-                         bf16=recipe.bf16)
+                         bf16=recipe.bf16 or bf16, device=device)
 
 
 class Distillation(Technique):

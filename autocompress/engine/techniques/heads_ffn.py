@@ -35,7 +35,8 @@ class HeadsAndNeurons(Technique):
             return
         importance = distilled_importance(model, ctx.train, ctx.logits, batch_size=recipe.batch_size,
                                           seed=recipe.seed, batches=ctx.inputs.importance_batches,
-                                          temperature=recipe.temperature, alpha=recipe.alpha)
+                                          temperature=recipe.temperature, alpha=recipe.alpha,
+                                          device=ctx.inputs.train_device)
         prune_structured_(model, heads, neurons, importance)
 
     def describe(self, model: Classifier) -> dict[str, Any]:
