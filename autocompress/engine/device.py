@@ -74,6 +74,8 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """The batch's tensors on `device` (a no-op on the CPU)."""
+    import torch
+
     if device.type == "cpu":
         return batch
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
