@@ -13,6 +13,7 @@ import typer
 from .engine.metrics import Metrics
 from .errors import AutocompressError, ConfigError
 from .progress import Console
+from .stopping import Stopped, stop_on_signals
 from .search.storage import DEFAULT_STORAGE
 from .tracking import DEFAULT_TRACKING_URI, UI_HOST, UI_PORT, search_url, ui_root
 
@@ -154,7 +155,8 @@ def search(
                               rung_steps=rung_steps, eta=eta, baselines=baselines, beat_baselines=beat_baselines,
                               latency_margin=latency_margin, confirm_rounds=confirm_rounds, memory=not no_memory)
     tracker = open_tracker(tracking_uri, no_tracking, exp.name)
-    done = run_search(exp, settings, tracker=tracker, workers=workers, experiment_file=experiment, log=_log)
+    with stop_on_signals():
+        done = run_search(exp, settings, tracker=tracker, workers=workers, experiment_file=experiment, log=_log)
     print(done.report.markdown())
     print(f"written: {done.report_md} and {done.plot_png}")
     if not no_tracking:
@@ -181,9 +183,10 @@ def worker(
     from .search.run import join_search
 
     exp = Experiment.from_file(experiment).on_device(device)
-    ran = join_search(exp, study, storage, out_dir=out, seed=seed, trials=trials, threads=threads,
-                      tracking_uri=tracking_uri, no_tracking=no_tracking, who=name,
-                      log=Console(bars=False))  # plain lines: a worker's output usually ends up in a log
+    with stop_on_signals():
+        ran = join_search(exp, study, storage, out_dir=out, seed=seed, trials=trials, threads=threads,
+                          tracking_uri=tracking_uri, no_tracking=no_tracking, who=name,
+                          log=Console(bars=False))  # plain lines: a worker's output usually ends up in a log
     _log(f"{name}: done, ran {ran} trials")
 
 
@@ -353,6 +356,14 @@ def main() -> None:
     except AutocompressError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Stopped as stop:  # SIGINT or SIGTERM during a search or a worker, cleaned up on the way here
+        import shlex
+
+        kept = f"{stop.resume}; " if stop.resume else ""
+        command = shlex.join(["autocompress", *sys.argv[1:]])
+        print(f"stopped by {stop.name}: {kept}the trial in flight is queued again; resume with: {command}",
+              file=sys.stderr)
+        sys.exit(stop.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

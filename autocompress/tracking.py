@@ -308,9 +308,12 @@ def _search_runs(client, experiment_ids: list[str]) -> dict[str, dict[str, str]]
 def open_store(uri: str) -> MlflowTracker:
     """MLflow at `uri`, for runs that exist already (no experiment is chosen or made); a store that
     cannot be used is a one-line ConfigError."""
+    from .store_lock import store_lock
+
     try:
-        tracker = MlflowTracker(uri, experiment=None)
-        tracker.client.search_experiments(max_results=1)  # opens the store
+        with store_lock(uri):
+            tracker = MlflowTracker(uri, experiment=None)
+            tracker.client.search_experiments(max_results=1)  # opens the store (creating or upgrading its schema)
         return tracker
     except Exception as err:
         raise _unusable(uri, err, "check --tracking-uri") from None
@@ -333,7 +336,10 @@ def open_tracker(uri: str | None, off: bool, experiment: str) -> Tracker:
     """
     if off or uri is None:
         return NullTracker()
+    from .store_lock import store_lock
+
     try:
-        return MlflowTracker(uri, experiment=f"{EXPERIMENT_PREFIX}{experiment}")
+        with store_lock(uri):  # its schema and experiment created once, also by workers started together
+            return MlflowTracker(uri, experiment=f"{EXPERIMENT_PREFIX}{experiment}")
     except Exception as err:
         raise _unusable(uri, err, "check --tracking-uri or pass --no-tracking") from None

@@ -71,12 +71,40 @@ class DeadTrialHandler:
         if run:
             self.tracker.set_tags(run, {"state": "FAIL", "error": "the worker running this trial died"})
             self.tracker.end(run, "FAILED")
-        retries = int(trial.user_attrs.get("retries", 0))
-        if retries < self.max_retries and trial.params:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retries": retries + 1})
+        if requeue(study, trial, self.max_retries):
             self.log(f"search: trial {trial.number} died with its worker; its configuration is queued again")
         else:
-            self.log(f"search: trial {trial.number} died with its worker; not retried ({retries} retries already)")
+            self.log(f"search: trial {trial.number} died with its worker; not retried "
+                     f"({trial.user_attrs.get('retries', 0)} retries already)")
+
+
+def requeue(study, trial, max_retries: int = MAX_RETRIES) -> bool:
+    """Queue `trial`'s configuration again, unless it was retried `max_retries` times already; whether it was."""
+    retries = int(trial.user_attrs.get("retries", 0))
+    if retries >= max_retries or not trial.params:
+        return False
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retries": retries + 1})
+    return True
+
+
+def requeue_interrupted(study, log: Log = silent, who: str = "search") -> list[int]:
+    """The trials this process was running when it was told to stop: failed (uncounted: no `error`) and their
+    configurations queued again, as a killed worker's are. Their MLflow runs were ended KILLED already."""
+    import optuna
+
+    host, pid, done = socket.gethostname(), os.getpid(), []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if t.user_attrs.get("host") != host or t.user_attrs.get("pid") != pid:
+            continue
+        try:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue
+        if requeue(study, t):
+            done.append(t.number)
+        else:
+            log(f"{who}: trial {t.number} was interrupted; not retried ({t.user_attrs.get('retries', 0)} retries already)")
+    return done
 
 
 def _dead(trial, host: str, grace_s: float) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 from ..config import Experiment
 from ..engine.pipeline import EngineInputs
 from ..log import Log, silent
+from ..stopping import ended_if_stopped
 from ..teacher import Teacher
 from ..tracking import NullTracker, Tracker, open_tracker
 from .publish import publish_report, trial_runs
@@ -96,27 +97,28 @@ def run_search(exp: Experiment, settings: SearchSettings, *, tracker: Tracker | 
         threads = split_threads(workers)
         exp = with_threads(exp, threads)
     search = prepare_search(exp, settings, tracker, log, prepared)  # study and MLflow parent run: created once, here
-    n = min(workers, max(0, settings.trials - used(search.study, running=False)))
-    codes: tuple[int, ...] = ()
-    if workers > 1 and n:
-        log(f"search: {n} local workers, {threads} torch thread(s) each; they share this machine, so latency is "
-            "measured under load: for latency you can trust, run one worker per machine (`autocompress worker`)")
-        commands = [worker_command(experiment_file, settings.study, settings.storage, settings.out_dir,
-                                   settings.seed + i + 1, f"worker-{i + 1}", tracker.tracking_uri, threads,
-                                   exp.train.device)
-                    for i in range(n)]
-        codes = tuple(run_workers(commands, log))
-        if any(codes):
-            log(f"search: worker exit codes {list(codes)}; the study keeps every trial they finished")
-    else:
-        run_trials(search, log)
-    if remeasure:
-        log("search: timing the teacher, the baselines and the front side by side for the report, the order "
-            f"rotating every round ({settings.confirm_rounds} rounds); the pick's latency is confirmed there")
-    report, md, png = write_report(search.study, report_dir or settings.out_dir / settings.study, remeasure,
-                                   settings.confirm_rounds, memory=settings.memory)
-    log_report(tracker, search.parent, report, md, png, trial_runs(search.study))
-    tracker.end(search.parent, "FINISHED")
+    with ended_if_stopped(tracker, search.parent):  # Ctrl-C or SIGTERM: the search's run ends KILLED
+        n = min(workers, max(0, settings.trials - used(search.study, running=False)))
+        codes: tuple[int, ...] = ()
+        if workers > 1 and n:
+            log(f"search: {n} local workers, {threads} torch thread(s) each; they share this machine, so latency is "
+                "measured under load: for latency you can trust, run one worker per machine (`autocompress worker`)")
+            commands = [worker_command(experiment_file, settings.study, settings.storage, settings.out_dir,
+                                       settings.seed + i + 1, f"worker-{i + 1}", tracker.tracking_uri, threads,
+                                       exp.train.device)
+                        for i in range(n)]
+            codes = tuple(run_workers(commands, log))
+            if any(codes):
+                log(f"search: worker exit codes {list(codes)}; the study keeps every trial they finished")
+        else:
+            run_trials(search, log)
+        if remeasure:
+            log("search: timing the teacher, the baselines and the front side by side for the report, the order "
+                f"rotating every round ({settings.confirm_rounds} rounds); the pick's latency is confirmed there")
+        report, md, png = write_report(search.study, report_dir or settings.out_dir / settings.study, remeasure,
+                                       settings.confirm_rounds, memory=settings.memory)
+        log_report(tracker, search.parent, report, md, png, trial_runs(search.study))
+        tracker.end(search.parent, "FINISHED")
     for line in search_summary(report, storage=settings.storage, out_dir=settings.out_dir, report_md=md, plot_png=png,
                                tracking_uri=tracker.tracking_uri, parent_run=search.parent,
                                seconds=time.monotonic() - started):

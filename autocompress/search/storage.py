@@ -38,12 +38,15 @@ def open_study(name: str, url: str, sampler=None, create: bool = True, on_stale:
         if not Path(url.removeprefix("sqlite:///")).is_file():  # do not leave an empty database behind
             raise ConfigError(f"no study named '{name}': {url} does not exist; check --study and --storage "
                               "(and the working directory)")
+    from ..store_lock import store_lock
+
     try:
-        storage = rdb_storage(url, on_stale, heartbeat, grace)
-        if create:
-            return optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=DIRECTIONS,
-                                       load_if_exists=True)
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        with store_lock(url):  # tables and study created once, also by processes started together
+            storage = rdb_storage(url, on_stale, heartbeat, grace)
+            if create:
+                return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                           directions=DIRECTIONS, load_if_exists=True)
+            return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
         raise ConfigError(f"no study named '{name}' in {url}; check --study and --storage") from None
     except ValueError as err:

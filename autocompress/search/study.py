@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..log import Log, silent
 from ..progress import StepBar, duration, progress_for
 from ..recipe import Recipe
+from ..stopping import Stopped, ended_if_stopped
 from ..session import (
     engine_inputs,
     no_elastic_block,
@@ -53,7 +54,7 @@ from .fidelity import (
 from .fidelity import check as check_rungs
 from .pareto import Point, best
 from .publish import running_note
-from .recovery import DeadTrialHandler, claim, fail_dead_local_trials, used
+from .recovery import DeadTrialHandler, claim, fail_dead_local_trials, requeue_interrupted, used
 from .space import SearchSpace
 from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S
 from .storage import open_study as _open
@@ -266,43 +267,44 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         {"autocompress.study": settings.study, "autocompress.storage": settings.storage,
          "autocompress.chosen_on": "validation"}, parent,
     )
-    splits = split_inputs(exp, inputs.data)
-    tracker.log_datasets(parent, splits)
-    found = prepare_baselines(study, settings, inputs, tracker, parent, splits, log)
-    settings = with_baseline_budget(study, settings, found, log, teacher_folder=teacher_folder, measure=exp.measure)
-    tracker.set_tags(parent, {NOTE_TAG: running_note(settings, exp.task.metric)})
-    if parent and "mlflow_parent_run_id" not in study.user_attrs:
-        study.set_user_attr("mlflow_parent_run_id", parent)
-        study.set_user_attr("tracking_uri", tracker.tracking_uri)
-        tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.to_dict().items() if not isinstance(v, str)})
-        if info:  # what the elastic network cost, once, apart from the trials
-            tracker.log_metrics(parent, {"elastic_train_seconds": info.train_seconds})
-    if info:  # for the report; each trial's metrics name the network it was cut from
-        study.set_user_attr("elastic", info.to_dict())
-        log(f"search: trials cut their sub-networks from elastic network {info.id} (trained once in "
-            f"{duration(info.train_seconds)}, {info.steps} steps; not counted in any trial's train_seconds)")
-    study.set_user_attr("experiment", exp.name)
-    study.set_user_attr("protocol", PROTOCOL)
-    if not study.metric_names:  # the dashboard's axis names, instead of "Objective 0/1/2"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # experimental in Optuna
-            study.set_metric_names([f"validation {ref.metric}", "bytes", "batch-1 ms"])
-    study.set_user_attr("teacher", ref.to_dict())
-    if "teacher_folder" not in study.user_attrs:
-        study.set_user_attr("teacher_folder", str(teacher_folder.resolve()))
-    study.set_user_attr("measure", exp.measure.model_dump(mode="json"))
-    study.set_user_attr("budget", settings.budget.to_dict())
-    study.set_user_attr("space", settings.space.model_dump(mode="json"))
-    study.set_user_attr("settings", {"trials": settings.trials, "sampler": settings.sampler, "seed": settings.seed,
-                                     "early_stop_margin": settings.early_stop_margin,
-                                     "rung_steps": settings.rung_steps, "eta": settings.eta,
-                                     "baselines": settings.baselines, "beat_baselines": settings.beat_baselines,
-                                     "latency_margin": settings.latency_margin,
-                                     "confirm_rounds": settings.confirm_rounds, "memory": settings.memory})
-    if settings.enqueue_starts and not study.trials:
-        lead = baseline_lead(study, found) if settings.beat_baselines else None
-        for params in starting_points(settings.space, len(inputs.teacher.encoder_layers), lead)[: settings.trials]:
-            study.enqueue_trial(params, skip_if_exists=True)
+    with ended_if_stopped(tracker, parent):  # a signal while baselines are measured ends the run KILLED
+        splits = split_inputs(exp, inputs.data)
+        tracker.log_datasets(parent, splits)
+        found = prepare_baselines(study, settings, inputs, tracker, parent, splits, log)
+        settings = with_baseline_budget(study, settings, found, log, teacher_folder=teacher_folder, measure=exp.measure)
+        tracker.set_tags(parent, {NOTE_TAG: running_note(settings, exp.task.metric)})
+        if parent and "mlflow_parent_run_id" not in study.user_attrs:
+            study.set_user_attr("mlflow_parent_run_id", parent)
+            study.set_user_attr("tracking_uri", tracker.tracking_uri)
+            tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in ref.to_dict().items() if not isinstance(v, str)})
+            if info:  # what the elastic network cost, once, apart from the trials
+                tracker.log_metrics(parent, {"elastic_train_seconds": info.train_seconds})
+        if info:  # for the report; each trial's metrics name the network it was cut from
+            study.set_user_attr("elastic", info.to_dict())
+            log(f"search: trials cut their sub-networks from elastic network {info.id} (trained once in "
+                f"{duration(info.train_seconds)}, {info.steps} steps; not counted in any trial's train_seconds)")
+        study.set_user_attr("experiment", exp.name)
+        study.set_user_attr("protocol", PROTOCOL)
+        if not study.metric_names:  # the dashboard's axis names, instead of "Objective 0/1/2"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # experimental in Optuna
+                study.set_metric_names([f"validation {ref.metric}", "bytes", "batch-1 ms"])
+        study.set_user_attr("teacher", ref.to_dict())
+        if "teacher_folder" not in study.user_attrs:
+            study.set_user_attr("teacher_folder", str(teacher_folder.resolve()))
+        study.set_user_attr("measure", exp.measure.model_dump(mode="json"))
+        study.set_user_attr("budget", settings.budget.to_dict())
+        study.set_user_attr("space", settings.space.model_dump(mode="json"))
+        study.set_user_attr("settings", {"trials": settings.trials, "sampler": settings.sampler, "seed": settings.seed,
+                                         "early_stop_margin": settings.early_stop_margin,
+                                         "rung_steps": settings.rung_steps, "eta": settings.eta,
+                                         "baselines": settings.baselines, "beat_baselines": settings.beat_baselines,
+                                         "latency_margin": settings.latency_margin,
+                                         "confirm_rounds": settings.confirm_rounds, "memory": settings.memory})
+        if settings.enqueue_starts and not study.trials:
+            lead = baseline_lead(study, found) if settings.beat_baselines else None
+            for params in starting_points(settings.space, len(inputs.teacher.encoder_layers), lead)[: settings.trials]:
+                study.enqueue_trial(params, skip_if_exists=True)
     return Search(exp, settings, study, inputs, teacher, ref, parent, tracker, splits, info)
 
 
@@ -355,7 +357,8 @@ def _objective(search: Search, log: Log = silent, who: str = "search"):
                 hooks.append(_rung_stop(inputs, study, trial, recipe, tracker, run, s.rung_steps, s.eta))
             with bar:
                 res = run_recipe(inputs, recipe, folder, hooks=hooks)
-        except KeyboardInterrupt:  # Ctrl-C: the trial ends failed, uncounted; its MLflow run is closed
+        except (KeyboardInterrupt, Stopped) as stop:  # Ctrl-C or SIGTERM: failed, uncounted, its run KILLED
+            trial.set_user_attr("interrupted", getattr(stop, "name", "SIGINT"))
             tracker.set_tags(run, {"state": "FAIL", "error": "interrupted"})
             tracker.end(run, "KILLED")
             raise
@@ -465,8 +468,15 @@ def run_trials(search: Search, log: Log = silent, who: str = "search") -> int:
         if ran >= 2 * s.trials + 10:  # trials keep ending without counting (e.g. the tracking store is down)
             log(f"{who}: stopping after {ran} trials that did not fill the budget; see the failed trials' errors")
             return ran
-        study.optimize(objective, n_trials=1, timeout=left, catch=(Exception,), callbacks=[report],
-                       gc_after_trial=True)
+        try:
+            study.optimize(objective, n_trials=1, timeout=left, catch=(Exception,), callbacks=[report],
+                           gc_after_trial=True)
+        except Stopped as stop:
+            for number in requeue_interrupted(study, log, who):
+                log(f"{who}: trial {number} was interrupted by {stop.name}; its configuration is queued again")
+            stop.resume = (f"study '{s.study}' keeps its {used(study, running=False)} finished trials "
+                           f"({s.storage})")
+            raise
         ran += 1
 
 

@@ -35,14 +35,15 @@ def _die_with_parent() -> None:
 
 
 def run_workers(commands: list[list[str]], log: Log) -> list[int]:
-    """Start every command, wait for all; returns their exit codes. Ctrl-C stops them all."""
+    """Start every command, wait for all; returns their exit codes. Ctrl-C or SIGTERM stops them all (SIGTERM
+    to each, which ends its trial as a stopped worker does), then goes on up."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent if os.name == "posix" else None)
              for cmd in commands]
     log(f"search: started {len(procs)} worker processes (pids {', '.join(str(p.pid) for p in procs)})")
     try:
         return [p.wait() for p in procs]
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C or SIGTERM (`stopping.Stopped`): the workers stop too, each cleanly
         for p in procs:
             p.terminate()
         for p in procs:
