@@ -300,7 +300,8 @@ def train_elastic_(
     with torch.random.fork_rng(devices=cuda, device_type="cuda"):
         torch.default_generator.manual_seed(settings.seed)  # dropout, restored by fork_rng
         if cuda:
-            torch.cuda.manual_seed(settings.seed)  # dropout on the GPU draws from the device's generator
+            with torch.cuda.device(on):
+                torch.cuda.manual_seed(settings.seed)  # dropout on the GPU draws from that device's generator
         if settings.bits:
             attach_fake_quant_(model, 32, 32, every_width=True)
         try:

@@ -29,7 +29,6 @@ from ..errors import ConfigError
 from ..log import Log, silent
 from ..progress import StepBar, duration, progress_for
 from ..recipe import Recipe
-from ..stopping import Stopped, ended_if_stopped
 from ..session import (
     engine_inputs,
     no_elastic_block,
@@ -37,6 +36,7 @@ from ..session import (
     run_recipe,
     with_elastic,
 )
+from ..stopping import Stopped, ended_if_stopped
 from ..teacher import Teacher
 from ..tracking import NOTE_TAG, NullTracker, SplitInput, Tracker, split_inputs
 from .baselines import baseline_lead, prepare_baselines, with_baseline_budget
