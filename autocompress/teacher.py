@@ -135,14 +135,14 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
         hf, tokenizer, is_task = _load_pretrained(source, data.num_labels)
         model = Classifier(hf)
         started = time.perf_counter()
-        if not is_task:
-            _finetune_(model, data, exp, on, bf16, log, progress)
+        steps = _finetune_(model, data, exp, on, bf16, log, progress) if not is_task else 0
         with atomic_dir(folder) as tmp:
             hf.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_json(tmp / "meta.json", {"source": str(source), "finetuned": not is_task,
                                            "label_names": list(data.label_names),
                                            "finetune_seconds": round(time.perf_counter() - started, 1),
+                                           "finetune_steps": steps,
                                            **({"trained_on": label(on, bf16)} if not is_task else {})})
         log(f"teacher: cached in {folder}")
     hf, tokenizer, _ = _load_pretrained(folder, data.num_labels)
@@ -197,7 +197,8 @@ def _train_logits(model: Classifier, train: Encoded, progress: Progress, chunk: 
 
 
 def _finetune_(model: Classifier, data: TaskData, exp: Experiment, device: str, bf16: bool, log: Log,
-               progress: Progress) -> None:
+               progress: Progress) -> int:
+    """Fine-tune `model` in place as the experiment says; returns the number of steps."""
     ft = exp.teacher.finetune
     from .data import sample_indices
 
@@ -211,3 +212,4 @@ def _finetune_(model: Classifier, data: TaskData, exp: Experiment, device: str, 
     with StepBar(progress, "teacher: fine-tuning") as bar:
         train_(model, infinite_batches(train, ft.batch_size, ft.seed),
                TrainSettings(steps=steps, lr=ft.lr, device=device, bf16=bf16), hooks=[bar])
+    return steps

@@ -64,15 +64,13 @@ def train_on(exp: Experiment, lines: list[str]) -> dict:
     cached = not any("fine-tuning" in line for line in lines[before:])  # then its seconds are the recorded ones
     meta = json.loads((t.folder / "meta.json").read_text())
     net = elastic_net.prepare(exp, t, lines.append)
-    ft = exp.teacher.finetune
-    rows = ft.train_subset or len(t.data.train)
-    steps = max(1, int(round(ft.epochs * min(rows, len(t.data.train)) / ft.batch_size)))
+    steps = meta["finetune_steps"]
     return {
         "device": describe(resolve(exp.train.device)),
         "trained_on": meta.get("trained_on"),
         "teacher_steps": steps,
         "teacher_seconds": meta["finetune_seconds"],
-        "teacher_seconds_per_step": meta["finetune_seconds"] / steps,
+        "teacher_seconds_per_step": meta["finetune_seconds"] / steps if steps else None,
         "teacher_from_cache": cached,
         "teacher_logits_and_scores_seconds": None if cached else round(teacher_total - meta["finetune_seconds"], 1),
         "elastic_from_cache": net.cached,

@@ -18,6 +18,7 @@ import torch
 
 from ..data import Encoded, infinite_batches, sample_indices
 from ..recipe import Recipe
+from .device import label
 from .distill import StepHook, train_
 from .elastic import SubnetShape, extract
 from .inputs import EngineInputs
@@ -33,6 +34,7 @@ class Candidate:
     losses: list[float]
     train_seconds: float
     elastic_id: str | None = None  # the elastic network it was cut from; None: copied from the teacher or `start`
+    train_device: str | None = None  # where its steps ran (`device.label`: cpu, cuda:0 bf16); None: no training
 
 
 def _train_split(inputs: EngineInputs, recipe: Recipe) -> tuple[Encoded, torch.Tensor]:
@@ -70,13 +72,14 @@ def build_student(
     from_start = start is not None or recipe.elastic  # its layers and units are already the recipe's
     ctx = BuildContext(inputs, recipe, train, logits, hooks=list(hooks), from_start=from_start)
     apply_all_(model, ctx)
+    settings = train_settings(recipe, inputs.train_device, inputs.train_bf16)
     t0 = time.perf_counter()
     losses = train_(
-        model, infinite_batches(train, recipe.batch_size, recipe.seed),
-        train_settings(recipe, inputs.train_device, inputs.train_bf16),
+        model, infinite_batches(train, recipe.batch_size, recipe.seed), settings,
         teacher_logits=logits, teacher=inputs.teacher if recipe.hidden_mse or recipe.attention_kl else None,
         layer_map=recipe.layers or range(len(model.encoder_layers)), hooks=ctx.hooks,
     )
     seconds = time.perf_counter() - t0
     materialize_(model)
-    return Candidate(model.eval(), losses, seconds, elastic_id)
+    return Candidate(model.eval(), losses, seconds, elastic_id,
+                     label(settings.device, settings.bf16) if losses else None)

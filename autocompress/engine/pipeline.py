@@ -19,7 +19,6 @@ from ..artifact import RUNTIME_DIR, TASK_FILES, WEIGHTS, run_bytes
 from ..data import Encoded, collate
 from ..recipe import Recipe
 from .build import build_student
-from .device import label
 from .distill import StepHook
 from .inputs import EngineInputs
 from .measure import evaluation_rows, interleaved_latency, latency_ms, predict_logits, task_metrics
@@ -162,7 +161,5 @@ def compress(
     reloaded = load_model(folder)
     metrics = replace(measure(inputs, reloaded, recipe, folder), train_seconds=cand.train_seconds,
                       final_loss=float(np.mean(cand.losses[-20:])) if cand.losses else None,
-                      elastic_id=cand.elastic_id,
-                      train_device=(label(inputs.train_device, recipe.bf16 or inputs.train_bf16)
-                                    if cand.losses else None))
+                      elastic_id=cand.elastic_id, train_device=cand.train_device)
     return Result(metrics, reloaded, folder, cand.losses)
