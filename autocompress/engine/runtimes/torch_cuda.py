@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import Batch, Precision, RuntimeBase, Session, expanded_deploys
 from ..techniques.quantization import width_name
+from .base import Batch, Precision, Session, expanded_deploys
+from .torch_eager import TorchEager
 
 if TYPE_CHECKING:
     from ..model import Classifier
@@ -23,12 +24,11 @@ if TYPE_CHECKING:
 HALF = "bfloat16 (float16 on a GPU without bf16)"
 
 
-class TorchCuda(RuntimeBase):
-    """The model's own torch module on the first CUDA device torch sees (CUDA_VISIBLE_DEVICES picks it)."""
+class TorchCuda(TorchEager):
+    """The model's own torch module on the first CUDA device torch sees (CUDA_VISIBLE_DEVICES picks it). What it
+    deploys, opens and exports is torch's (the packed weights file); where and at what precision it runs is its own."""
 
     name = "torch-cuda"
-    export_format = "torch"
-    export_files: tuple[str, ...] = ()
     device = "cuda"
 
     def precision(self, bits: int) -> Precision:
@@ -44,13 +44,6 @@ class TorchCuda(RuntimeBase):
     def build(self, model: Classifier, bits: int, workdir: Path, threads: int,
               calibration: Sequence[Batch] = ()) -> Session:
         return cuda_runtime(model, bits)
-
-    def open(self, workdir: Path, bits: int, threads: int) -> Session:
-        raise FileNotFoundError(f"{self.name} deploys no file of its own at {bits} bits: the packed weights file is "
-                                "what ships (build the session from the model instead)")
-
-    def deploys_files(self, bits: int) -> bool:
-        return False
 
 
 def cuda_runtime(model: Classifier, bits: int) -> Session:

@@ -43,7 +43,7 @@ class TorchEager(RuntimeBase):
         return torch_runtime(model, bits)
 
     def open(self, workdir: Path, bits: int, threads: int) -> Session:
-        raise FileNotFoundError(f"torch deploys no file of its own at {bits} bits: the packed weights file is "
+        raise FileNotFoundError(f"{self.name} deploys no file of its own at {bits} bits: the packed weights file is "
                                 "what ships (build the session from the model instead)")
 
     def deploys_files(self, bits: int) -> bool:
