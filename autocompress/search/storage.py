@@ -21,11 +21,36 @@ GRACE_S = 90
 def rdb_storage(url: str, on_stale: Callable | None = None, heartbeat: int = HEARTBEAT_S, grace: int = GRACE_S):
     import optuna
 
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    sqlite = url.startswith("sqlite")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
+    kind = _sqlite_storage_class() if sqlite else optuna.storages.RDBStorage
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                                          grace_period=grace, heartbeat_stale_trial_callback=on_stale)
+        return kind(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                    grace_period=grace, heartbeat_stale_trial_callback=on_stale)
+
+
+def _sqlite_storage_class():
+    """Optuna's RDB storage, with a queued trial taken by one process at a time.
+
+    A worker takes a queued (WAITING) trial by reading its state and writing RUNNING. Optuna makes that read
+    `SELECT ... FOR UPDATE`, which PostgreSQL and MySQL honour and sqlite ignores: two workers started
+    together both read WAITING and both run the same trial (measured: 3 processes taking 120 queued trials
+    took 135, 15 of them twice). Under the store's lock the second one reads RUNNING and takes the next.
+    A sqlite file is only shared by processes of one machine, which is where the lock holds.
+    """
+    import optuna
+
+    from ..store_lock import store_lock
+
+    class SqliteStorage(optuna.storages.RDBStorage):
+        def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+            if state != optuna.trial.TrialState.RUNNING:
+                return super().set_trial_state_values(trial_id, state, values)
+            with store_lock(self.url):
+                return super().set_trial_state_values(trial_id, state, values)
+
+    return SqliteStorage
 
 
 def open_study(name: str, url: str, sampler=None, create: bool = True, on_stale: Callable | None = None,
