@@ -18,6 +18,7 @@ from .config import Experiment
 from .data import Encoded, TaskData, data_source, infinite_batches, load_task
 from .engine.device import describe, for_training, label, placed
 from .engine.distill import TrainSettings, train_
+from .engine.families import family_for, supported_types
 from .engine.measure import predict_logits, task_metrics
 from .engine.model import Classifier
 from .errors import TeacherError
@@ -64,6 +65,9 @@ def _load_pretrained(source: Path | str, num_labels: int):
     quiet_third_party()
     try:
         config = AutoConfig.from_pretrained(str(source))
+        if family_for(getattr(config, "model_type", None)) is None:
+            raise TeacherError(f"teacher '{source}' is a {config.model_type} model; autocompress compresses these "
+                               f"encoder model types: {', '.join(supported_types())}")
         tokenizer = AutoTokenizer.from_pretrained(str(source))
         is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
         if is_classifier and config.num_labels != num_labels:
@@ -76,8 +80,6 @@ def _load_pretrained(source: Path | str, num_labels: int):
         hf = AutoModelForSequenceClassification.from_pretrained(str(source), config=config)
     except OSError as err:
         raise _load_error(source, err) from None
-    if getattr(config, "model_type", None) not in ("bert",):
-        raise TeacherError(f"teacher '{source}' is a {config.model_type} model; autocompress supports BERT encoders")
     return hf, tokenizer, is_task_model
 
 

@@ -1,6 +1,9 @@
-"""Tiny randomly initialized BERT teachers and small generated tasks, for tests and fault drills.
+"""Tiny randomly initialized teachers of every supported family and small generated tasks, for tests and
+fault drills.
 
-Everything here is built from a config and generated data: no download, runs in seconds.
+Everything here is built from a config and generated data: no download, runs in seconds. Each family's
+tiny teacher has a tokenizer of that family's kind, built here from a small vocabulary: WordPiece (BERT,
+DistilBERT, ELECTRA, MPNet), byte-level BPE (RoBERTa) or Unigram / SentencePiece (XLM-RoBERTa, DeBERTa-v2).
 """
 
 from __future__ import annotations
@@ -26,7 +29,86 @@ WORDS = ["good", "great", "fine", "nice", "fun", "bad", "awful", "dull", "poor",
     f"w{i}" for i in range(60)
 ]
 POSITIVE, NEGATIVE, FILLER = WORDS[:5], WORDS[5:10], WORDS[10:50]  # w40..w59: in the vocabulary, never used
-_TRAINED: dict[tuple[int, int], dict] = {}  # (seed, labels) -> a tiny classifier's trained weights
+_TRAINED: dict[tuple[str, int, int], dict] = {}  # (family, seed, labels) -> a tiny classifier's trained weights
+_SIZES = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
+_NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def _wordpiece(specials: list[str], cls):
+    return cls(vocab={w: i for i, w in enumerate(specials + WORDS)})
+
+
+def _byte_bpe():
+    """A byte-level BPE tokenizer (RoBERTa's kind): characters, plus merges that build each word after a space."""
+    from transformers import RobertaTokenizer
+
+    vocab: dict[str, int] = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])}
+    merges: list[tuple[str, str]] = []
+    for word in WORDS:
+        pieces = ["\u0120", *word]  # "Ġ": a space, as byte-level BPE spells it
+        for p in pieces:
+            vocab.setdefault(p, len(vocab))
+        built = pieces[0]
+        for p in pieces[1:]:
+            if (built, p) not in merges:
+                merges.append((built, p))
+            built += p
+            vocab.setdefault(built, len(vocab))
+    return RobertaTokenizer(vocab=vocab, merges=merges, add_prefix_space=True)
+
+
+def _unigram(specials: list[str], cls):
+    """A Unigram (SentencePiece) tokenizer: every word a piece after "▁", single characters as the fallback."""
+    chars = sorted({c for w in WORDS for c in w} | {"\u2581"})
+    pieces = [(s, 0.0) for s in specials] + [("\u2581" + w, -1.0) for w in WORDS] + [(c, -5.0) for c in chars]
+    return cls(vocab=pieces)
+
+
+def tiny_family(family: str, vocab_size: int, num_labels: int = 2, pad_token_id: int = 0):
+    """A tiny config of `family` (its own config class) with the sizes every tiny teacher shares."""
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, num_labels=num_labels, pad_token_id=pad_token_id)
+    if family == "bert":
+        return tiny_config(**common)
+    if family in ("roberta", "xlm-roberta"):
+        cls = tf.RobertaConfig if family == "roberta" else tf.XLMRobertaConfig
+        return cls(**common, **_SIZES, **_NO_DROPOUT, max_position_embeddings=66, type_vocab_size=1,
+                   bos_token_id=0, eos_token_id=2)
+    if family == "distilbert":
+        return tf.DistilBertConfig(**common, dim=32, n_layers=3, n_heads=4, hidden_dim=64, max_position_embeddings=64,
+                                   dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0)
+    if family == "electra":  # embeddings narrower than the layers, projected up, as ELECTRA-small has them
+        return tf.ElectraConfig(**common, **_SIZES, **_NO_DROPOUT, embedding_size=16, max_position_embeddings=64)
+    if family == "deberta-v2":  # v3's settings: relative positions only, no token types
+        return tf.DebertaV2Config(**common, **_SIZES, **_NO_DROPOUT, max_position_embeddings=64,
+                                  relative_attention=True, position_buckets=16, pos_att_type=["p2c", "c2p"],
+                                  position_biased_input=False, type_vocab_size=0, norm_rel_ebd="layer_norm",
+                                  share_att_key=True, pooler_hidden_size=32, pooler_dropout=0.0)
+    if family == "mpnet":
+        return tf.MPNetConfig(**common, **_SIZES, **_NO_DROPOUT, max_position_embeddings=66)
+    raise ValueError(f"no tiny config for family {family!r}; known: {', '.join(TINY_FAMILIES)}")
+
+
+def tiny_tokenizer(family: str):
+    """A tokenizer of `family`'s kind over WORDS (its special tokens first, as the family numbers them)."""
+    import transformers as tf
+
+    if family in ("bert", "distilbert", "electra"):
+        return _wordpiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], tf.BertTokenizerFast)
+    if family == "roberta":
+        return _byte_bpe()
+    if family == "xlm-roberta":
+        return _unigram(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], tf.XLMRobertaTokenizer)
+    if family == "deberta-v2":
+        return _unigram(["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], tf.DebertaV2Tokenizer)
+    if family == "mpnet":
+        return _wordpiece(["<s>", "<pad>", "</s>", "[UNK]", "<mask>"], tf.MPNetTokenizer)
+    raise ValueError(f"no tiny tokenizer for family {family!r}; known: {', '.join(TINY_FAMILIES)}")
+
+
+# one tiny teacher per family (XLM-RoBERTa: the RoBERTa family with a Unigram tokenizer)
+TINY_FAMILIES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta-v2", "mpnet")
 
 
 def write_vocab(folder) -> list[str]:
@@ -35,30 +117,31 @@ def write_vocab(folder) -> list[str]:
     return vocab
 
 
-def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0, num_labels: int = 2):
-    """A tiny BERT classifier (or bare encoder) with a word-level tokenizer, saved like a hub model.
+def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0, num_labels: int = 2, family: str = "bert"):
+    """A tiny classifier (or bare encoder) of `family` with a tokenizer of its kind, saved like a hub model.
 
     A two-label classifier is trained (about a second) on `make_sentences`, so that it solves the
     generated task the way a real teacher solves its own: well above the majority class.
     """
-    from transformers import BertForSequenceClassification, BertModel, BertTokenizerFast
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
     from .quiet import quiet_third_party
 
     quiet_third_party()
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = write_vocab(folder)
-    # transformers 5 ignores `vocab_file=` here (every word became [UNK]): pass the vocabulary itself
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    if family == "bert":
+        write_vocab(folder)
+    tokenizer = tiny_tokenizer(family)
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
-    cfg = tiny_config(vocab_size=len(vocab), pad_token_id=0, num_labels=num_labels)
-    model = BertForSequenceClassification(cfg) if task_model else BertModel(cfg)
+    cfg = tiny_family(family, len(tokenizer), num_labels, pad_token_id=tokenizer.pad_token_id)
+    model = AutoModelForSequenceClassification.from_config(cfg) if task_model else AutoModel.from_config(cfg)
+    key = (family, seed, num_labels)
     if task_model and num_labels == 2:
-        if (seed, num_labels) not in _TRAINED:
+        if key not in _TRAINED:
             _train_tiny_(model, tokenizer, seed)
-            _TRAINED[(seed, num_labels)] = {k: v.clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(_TRAINED[(seed, num_labels)])
+            _TRAINED[key] = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(_TRAINED[key])
     model.save_pretrained(folder)
     return folder
 
@@ -69,7 +152,7 @@ def _train_tiny_(model, tokenizer, seed: int, steps: int = 100) -> None:
     model.train()
     for step in range(steps):
         texts, labels = make_sentences(16, seed=1000 + 100 * seed + step)
-        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        batch = tokenizer(texts, padding=True, return_tensors="pt", return_token_type_ids=False)
         loss = model(**batch, labels=torch.tensor(labels)).loss
         opt.zero_grad()
         loss.backward()

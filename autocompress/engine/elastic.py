@@ -30,7 +30,7 @@ from .device import autocast, placed, to_device
 from .distill import StepHook, TrainingDiverged, kd_loss, optimizer
 from .model import Classifier
 from .quantize import QUANT_WIDTHS, attach_fake_quant_, detach_fake_quant_, fake_quants
-from .structured import Importance, layer_shapes, prune_heads_, prune_neurons_
+from .structured import Importance, attention_linears, ffn_linears, layer_shapes, prune_heads_, prune_neurons_
 from .student import evenly_spaced_layers, keep_layers_
 
 T = TypeVar("T")
@@ -52,18 +52,14 @@ def _permute_columns_(linear: nn.Linear, order: torch.Tensor) -> None:
     linear.weight.copy_(linear.weight[:, order])
 
 
-def _ranked_units(layer: nn.Module) -> list[nn.Module]:
-    sa = layer.attention.self
-    return [sa.query, sa.key, sa.value, layer.attention.output.dense, layer.intermediate.dense, layer.output.dense]
-
-
 def rank_units_(model: Classifier, importance: Importance) -> None:
     """Reorder every layer's attention heads and FFN neurons, in place, so that their importance
     is descending (ties keep their current order). The model computes the same function.
 
-    Heads move as blocks of `attention_head_size` rows of query, key and value (weights and
-    biases) and the matching columns of `attention.output.dense`; neurons move as rows of
-    `intermediate.dense` (with its bias) and columns of `output.dense`.
+    Heads move as blocks of head-size rows of query, key and value (weights and biases) and the
+    matching columns of the attention's output projection; neurons move as rows of the FFN's input
+    linear (with its bias) and columns of its output linear. A family whose heads cannot be removed
+    keeps their order (only neurons move).
     """
     head_scores, ffn_scores = importance
     shapes = layer_shapes(model)
@@ -72,20 +68,23 @@ def rank_units_(model: Classifier, importance: Importance) -> None:
     for i, ((h, f), hs, fs) in enumerate(zip(shapes, head_scores, ffn_scores)):
         if hs.numel() != h or fs.numel() != f:
             raise ValueError(f"layer {i}: importance shapes ({hs.numel()}, {fs.numel()}) do not match the model ({h}, {f})")
-    if any(parametrize.is_parametrized(m) for layer in model.encoder_layers for m in _ranked_units(layer)):
+    family = model.family
+    if any(parametrize.is_parametrized(m) for layer in model.encoder_layers
+           for m in attention_linears(family, layer) + ffn_linears(family, layer)):
         raise ValueError("ranking must come before weight masks or quantization (a module to permute is parametrized)")
     with torch.no_grad():
         for layer, hs, fs in zip(model.encoder_layers, head_scores, ffn_scores):
-            sa = layer.attention.self
-            d = sa.attention_head_size
-            heads = torch.argsort(hs.flatten().float(), descending=True, stable=True)
-            rows = (heads[:, None] * d + torch.arange(d)).flatten()
-            for linear in (sa.query, sa.key, sa.value):
-                _permute_rows_(linear, rows)
-            _permute_columns_(layer.attention.output.dense, rows)
+            if not family.why_not("heads_keep"):
+                d = family.head_size(layer)
+                heads = torch.argsort(hs.flatten().float(), descending=True, stable=True)
+                rows = (heads[:, None] * d + torch.arange(d)).flatten()
+                for linear in family.head_linears(layer):
+                    _permute_rows_(linear, rows)
+                _permute_columns_(family.part(layer, family.attention_out), rows)
             neurons = torch.argsort(fs.flatten().float(), descending=True, stable=True)
-            _permute_rows_(layer.intermediate.dense, neurons)
-            _permute_columns_(layer.output.dense, neurons)
+            ffn_in, ffn_out = ffn_linears(family, layer)
+            _permute_rows_(ffn_in, neurons)
+            _permute_columns_(ffn_out, neurons)
 
 
 # ---- sub-network shapes ----------------------------------------------------------------------
@@ -112,16 +111,18 @@ class SubnetCounts:
 
 def subnet_counts(model: Classifier, shape: SubnetShape) -> SubnetCounts:
     """Turn a shape into counts the way the heads/FFN technique does: heads =
-    max(1, round(heads_keep * num_attention_heads)), neurons = max(1, round(ffn_keep *
-    intermediate_size)), layers = `evenly_spaced_layers(number of encoder layers, depth)`."""
+    max(1, round(heads_keep * the config's head count)) (all of them where the family keeps its heads),
+    neurons = max(1, round(ffn_keep * the config's FFN width)), layers =
+    `evenly_spaced_layers(number of encoder layers, depth)`."""
     for name, value in (("heads_keep", shape.heads_keep), ("ffn_keep", shape.ffn_keep)):
         if not 0.0 < value <= 1.0:
             raise ValueError(f"{name} must be in (0, 1], got {value}")
-    cfg = model.config
+    cfg, family = model.config, model.family
+    heads = family.config_heads_count(cfg)
     return SubnetCounts(
         layers=evenly_spaced_layers(len(model.encoder_layers), shape.depth),
-        heads=max(1, round(shape.heads_keep * cfg.num_attention_heads)),
-        neurons=max(1, round(shape.ffn_keep * cfg.intermediate_size)),
+        heads=heads if family.why_not("heads_keep") else max(1, round(shape.heads_keep * heads)),
+        neurons=max(1, round(shape.ffn_keep * family.config_ffn_size(cfg))),
     )
 
 
@@ -143,41 +144,35 @@ def active_subnet(model: Classifier, shape: SubnetShape) -> Iterator[Classifier]
     """Make `model(...)` compute the sub-network `shape` on the shared weights (nothing copied).
 
     Only the selected layers run (the encoder's layer list is swapped for them); in each, only the
-    first heads reach `attention.output.dense` and only the first FFN neurons reach `output.dense`
-    (the rest of their inputs are zeroed by forward pre-hooks, so they get no gradient either).
+    first heads reach the attention's output projection and only the first FFN neurons reach the FFN's
+    output linear (the rest of their inputs are zeroed by forward pre-hooks, so they get no gradient either).
     Everything is restored on exit, also when the block raises. Rank the units first
     (`rank_units_`) so that the first units are the most important ones.
     """
     if getattr(model, _ACTIVE, False):
         raise RuntimeError("a sub-network is already active on this model")
     counts = subnet_counts(model, shape)
-    encoder = model.hf.base_model.encoder
-    original = encoder.layer
-    original_depth = model.config.num_hidden_layers
+    family = model.family
+    original = model.encoder_layers
     kept = [original[i] for i in counts.layers]
-    layer_ids = [getattr(layer.attention.self, "layer_idx", None) for layer in kept]
+    layer_ids = []
     handles = []
     setattr(model, _ACTIVE, True)
     try:
         for new_idx, layer in enumerate(kept):
-            sa = layer.attention.self
-            if hasattr(sa, "layer_idx"):
-                sa.layer_idx = new_idx
-            heads, neurons = sa.num_attention_heads, layer.intermediate.dense.out_features
-            if counts.heads < heads:
-                hook = _keep_prefix(counts.heads * sa.attention_head_size)
-                handles.append(layer.attention.output.dense.register_forward_pre_hook(hook))
-            if counts.neurons < neurons:
-                handles.append(layer.output.dense.register_forward_pre_hook(_keep_prefix(counts.neurons)))
-        encoder.layer = nn.ModuleList(kept)
-        model.config.num_hidden_layers = len(kept)
+            layer_ids.append(family.set_layer_index(layer, new_idx))
+            if counts.heads < family.heads(layer):
+                hook = _keep_prefix(counts.heads * family.head_size(layer))
+                handles.append(family.part(layer, family.attention_out).register_forward_pre_hook(hook))
+            if counts.neurons < family.neurons(layer):
+                hook = _keep_prefix(counts.neurons)
+                handles.append(family.part(layer, family.ffn_out).register_forward_pre_hook(hook))
+        family.set_encoder_layers(model.hf, nn.ModuleList(kept))
         yield model
     finally:
-        encoder.layer = original
-        model.config.num_hidden_layers = original_depth
+        family.set_encoder_layers(model.hf, original)
         for layer, idx in zip(kept, layer_ids):
-            if idx is not None:
-                layer.attention.self.layer_idx = idx
+            family.set_layer_index(layer, idx)
         for handle in handles:
             handle.remove()
         delattr(model, _ACTIVE)

@@ -9,9 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .families import Family
 from .model import Classifier
 
-FFN_LINEARS = ("intermediate", "output")  # layer.<name>.dense
+
+def ffn_linears(family: Family) -> dict[str, str]:
+    """The FFN's two linears by the names `architecture.json` records them under (BERT's, kept for every
+    family: "intermediate" is the FFN's input linear, "output" its output linear) -> their paths in a layer."""
+    return {"intermediate": family.ffn_in, "output": family.ffn_out}
 
 
 class LowRankLinear(nn.Module):
@@ -50,8 +55,9 @@ def rank_for(rank_keep: float, linear: nn.Module) -> int:
 
 def factorize_(model: Classifier, rank_keep: float) -> None:
     """Replace every FFN linear with its rank-`rank_keep` factorization (already factored ones stay)."""
+    family = model.family
     for layer in model.encoder_layers:
-        for part in FFN_LINEARS:
-            holder = getattr(layer, part)
-            if isinstance(holder.dense, nn.Linear):
-                holder.dense = LowRankLinear.from_linear(holder.dense, rank_for(rank_keep, holder.dense))
+        for path in ffn_linears(family).values():
+            linear = family.part(layer, path)
+            if isinstance(linear, nn.Linear):
+                family.set_part(layer, path, LowRankLinear.from_linear(linear, rank_for(rank_keep, linear)))

@@ -1,8 +1,9 @@
-"""The classifier module every technique works on: a BERT-style encoder with a task head.
+"""The classifier module every technique works on: an encoder of a supported family with a task head.
 
 A thin wrapper around a transformers `...ForSequenceClassification` model with a plain
 `forward(input_ids, attention_mask, token_type_ids) -> logits` (ONNX-friendly) and an
-optional vocabulary map for students whose embedding table was pruned.
+optional vocabulary map for students whose embedding table was pruned. Where the encoder keeps
+its parts is its family's business (`families/`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .families import Family, family_of
+
 
 class Classifier(nn.Module):
     def __init__(self, hf: nn.Module):
         super().__init__()
+        family_of(hf.config).adapt_(hf)
         self.hf = hf
         self.register_buffer("token_map", torch.zeros(0, dtype=torch.int64), persistent=False)
         self.register_buffer("kept", torch.zeros(0, dtype=torch.int64), persistent=False)
@@ -24,8 +28,17 @@ class Classifier(nn.Module):
         return self.hf.config
 
     @property
+    def family(self) -> Family:
+        return family_of(self.hf.config)
+
+    @property
     def encoder_layers(self) -> nn.ModuleList:
-        return self.hf.base_model.encoder.layer
+        return self.family.encoder_layers(self.hf)
+
+    def inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The keyword inputs of the wrapped model: ids remapped to a pruned table, what the family takes."""
+        return self.family.forward_inputs(self.hf, self.remap(input_ids), attention_mask, token_type_ids)
 
     @property
     def kept_tokens(self) -> torch.Tensor | None:
@@ -56,8 +69,7 @@ class Classifier(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.hf(input_ids=self.remap(input_ids), attention_mask=attention_mask,
-                       token_type_ids=token_type_ids).logits
+        return self.hf(**self.inputs(input_ids, attention_mask, token_type_ids)).logits
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  token_type_ids: torch.Tensor | None = None, attentions: bool = False):
@@ -65,8 +77,8 @@ class Classifier(nn.Module):
 
         Attention maps need eager attention (`distill.eager_attention`).
         """
-        out = self.hf(input_ids=self.remap(input_ids), attention_mask=attention_mask,
-                      token_type_ids=token_type_ids, output_hidden_states=True, output_attentions=attentions)
+        out = self.hf(**self.inputs(input_ids, attention_mask, token_type_ids), output_hidden_states=True,
+                      output_attentions=attentions)
         return out.logits, out.hidden_states, (out.attentions if attentions else None)
 
 

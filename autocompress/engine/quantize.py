@@ -248,7 +248,7 @@ def quant_targets(model: Classifier, bits: int, embedding_bits: int) -> dict[str
     Encoder linear weights and the pooler dense weight get `bits`; the word and position
     embedding tables get `embedding_bits`. Token-type embeddings, LayerNorms, biases and the
     classifier head are never quantized; widths 16 and 32 are left out. Keys are the plain
-    parameter names (`hf.bert.encoder.layer.0.attention.self.query.weight`), as
+    parameter names (for BERT, `hf.bert.encoder.layer.0.attention.self.query.weight`), as
     `named_parameters()` / `state_dict()` spell them on a model without parametrizations.
     """
     return {name: k for name, k in _widths(model, bits, embedding_bits).items() if k in QUANT_WIDTHS}

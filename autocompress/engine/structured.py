@@ -1,6 +1,7 @@
 """Structured (neuron) pruning: attention heads and FFN neurons are removed physically.
 
-Layers may end up with different head counts and FFN widths; `layer_shapes` reports them.
+Layers may end up with different head counts and FFN widths; `layer_shapes` reports them. Where each
+family keeps heads and neurons comes from its `Family` (`families/`).
 Units are ranked by first-order Taylor importance (Michel et al. 2019 for heads, Molchanov et
 al. 2017 for neurons) or, without data, by weight magnitude.
 """
@@ -14,6 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from transformers.pytorch_utils import prune_linear_layer
 
+from .families import Family
 from .model import Classifier
 
 Importance = tuple[list[torch.Tensor], list[torch.Tensor]]  # (per-layer head scores, neuron scores)
@@ -22,21 +24,23 @@ LossFn = Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 
 def layer_shapes(model: Classifier) -> list[tuple[int, int]]:
     """(attention heads, FFN neurons) of each encoder layer."""
-    return [(layer.attention.self.num_attention_heads, layer.intermediate.dense.out_features)
-            for layer in model.encoder_layers]
+    family = model.family
+    return [(family.heads(layer), family.neurons(layer)) for layer in model.encoder_layers]
 
 
 def taylor_importance(model: Classifier, batches: Iterable[dict[str, torch.Tensor]], loss_fn: LossFn) -> Importance:
     """First-order Taylor importance of every head and FFN neuron, summed over examples.
 
     Per example, a unit scores |sum over its activations of activation * dLoss/dactivation|:
-    a head's activations are its slice of the input of `attention.output.dense` (all tokens,
-    all head dims), a neuron's the input of `output.dense` (after GELU) over all tokens.
+    a head's activations are its slice of the input of the attention's output projection (all
+    tokens, all head dims), a neuron's the input of the FFN's output linear (after the activation)
+    over all tokens.
     Runs in eval mode (no dropout) and leaves parameters, their `.grad` (gradients are taken
     with `torch.autograd.grad`, never accumulated) and the train/eval mode unchanged.
     """
+    family = model.family
     layers = list(model.encoder_layers)
-    head_sizes = [layer.attention.self.attention_head_size for layer in layers]
+    head_sizes = [family.head_size(layer) for layer in layers]
     heads = [torch.zeros(h) for h, _ in layer_shapes(model)]
     neurons = [torch.zeros(f) for _, f in layer_shapes(model)]
     acts: list[torch.Tensor] = []
@@ -48,10 +52,10 @@ def taylor_importance(model: Classifier, batches: Iterable[dict[str, torch.Tenso
         # With frozen parameters the activations would not require grad: start the graph here.
         return out if out.requires_grad else out.detach().requires_grad_(True)
 
-    handles = [model.hf.base_model.embeddings.register_forward_hook(leaf_embeddings)]
+    handles = [family.embeddings_module(model.hf).register_forward_hook(leaf_embeddings)]
     for layer in layers:
-        handles.append(layer.attention.output.dense.register_forward_pre_hook(save_input))
-        handles.append(layer.output.dense.register_forward_pre_hook(save_input))
+        handles.append(family.part(layer, family.attention_out).register_forward_pre_hook(save_input))
+        handles.append(family.part(layer, family.ffn_out).register_forward_pre_hook(save_input))
     was_training = model.training
     model.eval()
     seen = 0
@@ -80,17 +84,17 @@ def taylor_importance(model: Classifier, batches: Iterable[dict[str, torch.Tenso
 
 def magnitude_importance(model: Classifier) -> Importance:
     """Data-free importance: a head scores ||its attention-output columns|| * ||its q/k/v rows||,
-    a neuron ||its intermediate row|| * ||its output column|| (L2 norms, biases included)."""
+    a neuron ||its FFN input row|| * ||its FFN output column|| (L2 norms, biases included)."""
+    family = model.family
     heads, neurons = [], []
     with torch.no_grad():
         for layer in model.encoder_layers:
-            sa = layer.attention.self
-            n, d = sa.num_attention_heads, sa.attention_head_size
-            qkv = torch.cat([_rows(m) for m in (sa.query, sa.key, sa.value)], dim=1)  # [n*d, 3*(hidden+1)]
-            out = layer.attention.output.dense.weight.float()  # [hidden, n*d]
+            n, d = family.heads(layer), family.head_size(layer)
+            qkv = torch.cat([_rows(m) for m in family.head_linears(layer)], dim=1)  # [n*d, 3*(hidden+1)]
+            out = family.part(layer, family.attention_out).weight.float()  # [hidden, n*d]
             heads.append(qkv.view(n, -1).norm(dim=1) * out.view(out.shape[0], n, d).norm(dim=(0, 2)))
-            inter = _rows(layer.intermediate.dense)  # [ffn, hidden+1]
-            neurons.append(inter.norm(dim=1) * layer.output.dense.weight.float().norm(dim=0))
+            inter = _rows(family.part(layer, family.ffn_in))  # [ffn, hidden+1]
+            neurons.append(inter.norm(dim=1) * family.part(layer, family.ffn_out).weight.float().norm(dim=0))
     return [h.cpu() for h in heads], [f.cpu() for f in neurons]
 
 
@@ -121,22 +125,25 @@ def _slice(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
-def _check(model: Classifier, keep: list[Sequence[int]], modules: Callable[[nn.Module], list[nn.Linear]]) -> None:
+def _check(model: Classifier, keep: list[Sequence[int]],
+           modules: Callable[[Family, nn.Module], list[nn.Linear]]) -> None:
     """One keep list per layer, and no parametrized module among those to slice."""
     if len(keep) != len(model.encoder_layers):
         raise ValueError(f"need one keep list per encoder layer ({len(model.encoder_layers)}), got {len(keep)}")
-    if any(parametrize.is_parametrized(m) for layer in model.encoder_layers for m in modules(layer)):
+    family = model.family
+    if any(parametrize.is_parametrized(m) for layer in model.encoder_layers for m in modules(family, layer)):
         raise ValueError("structured pruning must come before weight masks or quantization "
                          "(a module to slice is parametrized)")
 
 
-def _attention_linears(layer: nn.Module) -> list[nn.Linear]:
-    sa = layer.attention.self
-    return [sa.query, sa.key, sa.value, layer.attention.output.dense]
+def attention_linears(family: Family, layer: nn.Module) -> list[nn.Linear]:
+    """The linears a head removal slices: the per-head projections (rows) and the output (columns)."""
+    return [*family.head_linears(layer), family.part(layer, family.attention_out)]
 
 
-def _ffn_linears(layer: nn.Module) -> list[nn.Linear]:
-    return [layer.intermediate.dense, layer.output.dense]
+def ffn_linears(family: Family, layer: nn.Module) -> list[nn.Linear]:
+    """The linears a neuron removal slices: the FFN's input (rows) and output (columns)."""
+    return [family.part(layer, family.ffn_in), family.part(layer, family.ffn_out)]
 
 
 def prune_heads_(model: Classifier, keep: list[Sequence[int]]) -> None:
@@ -144,20 +151,21 @@ def prune_heads_(model: Classifier, keep: list[Sequence[int]]) -> None:
 
     All keep lists are validated before any layer changes.
     """
-    _check(model, keep, _attention_linears)
+    _check(model, keep, attention_linears)
+    family = model.family
     layers = list(model.encoder_layers)
-    idxs = [_keep_index(k, layer.attention.self.num_attention_heads, "head", i)
-            for i, (layer, k) in enumerate(zip(layers, keep))]
+    idxs = [_keep_index(k, family.heads(layer), "head", i) for i, (layer, k) in enumerate(zip(layers, keep))]
+    if any(idx is not None for idx in idxs) and family.why_not("heads_keep"):
+        raise ValueError(f"{family.name}: heads cannot be removed ({family.why_not('heads_keep')})")
     for layer, idx in zip(layers, idxs):
         if idx is None:
             continue
-        sa = layer.attention.self
-        d = sa.attention_head_size
+        d = family.head_size(layer)
         rows = (idx[:, None] * d + torch.arange(d)).flatten()
-        sa.query, sa.key, sa.value = (_slice(m, rows, 0) for m in (sa.query, sa.key, sa.value))
-        layer.attention.output.dense = _slice(layer.attention.output.dense, rows, 1)
-        sa.num_attention_heads = len(idx)
-        sa.all_head_size = len(idx) * d
+        for path in family.head_paths(layer):
+            family.set_part(layer, path, _slice(family.part(layer, path), rows, 0))
+        family.set_part(layer, family.attention_out, _slice(family.part(layer, family.attention_out), rows, 1))
+        family.set_heads(layer, len(idx))
 
 
 def prune_neurons_(model: Classifier, keep: list[Sequence[int]]) -> None:
@@ -165,15 +173,15 @@ def prune_neurons_(model: Classifier, keep: list[Sequence[int]]) -> None:
 
     All keep lists are validated before any layer changes.
     """
-    _check(model, keep, _ffn_linears)
+    _check(model, keep, ffn_linears)
+    family = model.family
     layers = list(model.encoder_layers)
-    idxs = [_keep_index(k, layer.intermediate.dense.out_features, "neuron", i)
-            for i, (layer, k) in enumerate(zip(layers, keep))]
+    idxs = [_keep_index(k, family.neurons(layer), "neuron", i) for i, (layer, k) in enumerate(zip(layers, keep))]
     for layer, idx in zip(layers, idxs):
         if idx is None:
             continue
-        layer.intermediate.dense = _slice(layer.intermediate.dense, idx, 0)
-        layer.output.dense = _slice(layer.output.dense, idx, 1)
+        family.set_part(layer, family.ffn_in, _slice(family.part(layer, family.ffn_in), idx, 0))
+        family.set_part(layer, family.ffn_out, _slice(family.part(layer, family.ffn_out), idx, 1))
 
 
 def _top(scores: torch.Tensor, k: int) -> list[int]:

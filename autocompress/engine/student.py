@@ -2,7 +2,7 @@
 
 A student keeps a chosen subset of the teacher's encoder layers (weights copied). After neuron
 and vocabulary pruning, layers differ in head count and FFN width, which a plain BertConfig
-cannot express: `Architecture` records them, and `build` makes an empty model of that shape.
+(or any family's config) cannot express: `Architecture` records them, and `build` makes an empty model of that shape.
 """
 
 from __future__ import annotations
@@ -33,13 +33,11 @@ def keep_layers_(model: Classifier, layers: Sequence[int] | None) -> None:
     bad = [i for i in layers if i >= n]
     if bad:
         raise ValueError(f"recipe layers {list(bad)} do not exist: the teacher has layers 0..{n - 1}")
+    family = model.family
     kept = nn.ModuleList([model.encoder_layers[i] for i in layers])
     for new_idx, layer in enumerate(kept):
-        attn = layer.attention.self
-        if hasattr(attn, "layer_idx"):
-            attn.layer_idx = new_idx
-    model.hf.base_model.encoder.layer = kept
-    model.hf.config.num_hidden_layers = len(kept)
+        family.set_layer_index(layer, new_idx)
+    family.set_encoder_layers(model.hf, kept)
 
 
 def select_layers(teacher: Classifier, layers: Sequence[int] | None) -> Classifier:

@@ -1,8 +1,8 @@
 """Which weights a technique acts on: the one selector that pruning, quantization and storage share.
 
-- `encoder_linears`: every `nn.Linear` inside the encoder (attention q / k / v / output, the FFN's
+- `encoder_linears`: every `nn.Linear` inside the encoder layers (attention q / k / v / output, the FFN's
   two linears, or their low-rank factors) and the pooler's dense layer;
-- `embedding_tables`: the word and position embedding tables.
+- `embedding_tables`: the word and (where the family has one) absolute position embedding tables.
 
 Token-type embeddings, LayerNorms, biases and the classifier head are never targets. Keys are
 `named_modules()` names, in that order (the order global magnitude pruning ranks ties in).
@@ -22,7 +22,7 @@ def _in_order(model: Classifier, modules: list[nn.Module]) -> dict[str, nn.Modul
 
 def encoder_linears(model: Classifier) -> dict[str, nn.Linear]:
     base = model.hf.base_model
-    linears = [m for m in base.encoder.modules() if isinstance(m, nn.Linear)]
+    linears = [m for m in model.encoder_layers.modules() if isinstance(m, nn.Linear)]
     pooler_dense = getattr(getattr(base, "pooler", None), "dense", None)
     if isinstance(pooler_dense, nn.Linear):
         linears.append(pooler_dense)
@@ -30,6 +30,4 @@ def encoder_linears(model: Classifier) -> dict[str, nn.Linear]:
 
 
 def embedding_tables(model: Classifier) -> dict[str, nn.Embedding]:
-    emb = model.hf.base_model.embeddings
-    tables = [getattr(emb, a, None) for a in ("word_embeddings", "position_embeddings")]
-    return _in_order(model, [t for t in tables if isinstance(t, nn.Embedding)])
+    return _in_order(model, model.family.embedding_tables(model.hf))

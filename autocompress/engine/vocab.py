@@ -28,10 +28,9 @@ def prune_vocab_(model: Classifier, kept: torch.Tensor, unk_id: int) -> None:
     kept = torch.as_tensor(kept, dtype=torch.int64)
     if unk_id not in set(kept.tolist()):
         raise ValueError("kept tokens must include the [UNK] id")
-    emb = model.hf.base_model.embeddings.word_embeddings
+    emb = model.family.word_table(model.hf)
     full = emb.num_embeddings
     new = nn.Embedding(len(kept), emb.embedding_dim, padding_idx=None)
     new.weight.data.copy_(emb.weight.data[kept])
-    model.hf.base_model.embeddings.word_embeddings = new
-    model.hf.config.vocab_size = len(kept)
+    model.family.set_word_table(model.hf, new)
     model.set_vocab(kept, full, unk_id)

@@ -67,10 +67,11 @@ def model_cost(model: nn.Module, recipe: Recipe) -> dict[str, float]:
     built (layers, vocabulary, heads, neurons and low-rank factors applied), the bit-widths of weights
     and embeddings, and the share of encoder weights unstructured pruning keeps (its target ratio, or
     for a magnitude threshold, applied at once, the share left nonzero now)."""
-    base = getattr(getattr(model, "hf", None), "base_model", None)
-    parts = [getattr(base, name, None) for name in ("embeddings", "encoder")] if base is not None else []
-    parts = [p for p in parts if p is not None]
-    params = sum(count_parameters(p) for p in parts) if parts else count_parameters(model)
+    if hasattr(model, "family"):  # a Classifier: its family says where embeddings and layers are
+        parts = [model.family.embeddings_module(model.hf), model.encoder_layers]
+        params = sum(count_parameters(p) for p in parts)
+    else:
+        params = count_parameters(model)
     density = 1.0
     if recipe.prune_ratio > 0:
         density = round(1.0 - recipe.prune_ratio, 6)

@@ -37,11 +37,12 @@ Batch = Mapping[str, "torch.Tensor"]
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def int64_feeds(batch: Batch) -> dict[str, Any]:
-    """A batch as the contiguous int64 numpy arrays ONNX Runtime and OpenVINO take, by input name."""
+def int64_feeds(batch: Batch, names: Sequence[str] = INPUTS) -> dict[str, Any]:
+    """A batch as the contiguous int64 numpy arrays ONNX Runtime and OpenVINO take, by input name: the
+    inputs the graph has (`names`; a family whose forward takes no token types has no such input)."""
     import numpy as np
 
-    return {k: np.ascontiguousarray(batch[k].cpu().numpy(), dtype=np.int64) for k in INPUTS}
+    return {k: np.ascontiguousarray(batch[k].cpu().numpy(), dtype=np.int64) for k in names}
 
 
 def _as_files(files: object) -> tuple[Path, ...]:

@@ -127,9 +127,10 @@ def ort_run(path: Path, threads: int) -> RunFn:
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPINNING else "0")
     opts.log_severity_level = ORT_SEVERITY_ERROR  # graph-optimizer warnings are not for the user
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [x.name for x in sess.get_inputs()]
 
     def run(i: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        feeds = int64_feeds({"input_ids": i, "attention_mask": m, "token_type_ids": t})
+        feeds = int64_feeds({"input_ids": i, "attention_mask": m, "token_type_ids": t}, names)
         out = np.asarray(sess.run(["logits"], feeds)[0], dtype=np.float32)
         return torch.from_numpy(out)
 

@@ -83,13 +83,17 @@ class OnnxStatic(RuntimeBase):
         return self.precision(bits).session(ort_run(files[0], threads), files)
 
 
-def calibration_reader(batches: Sequence[Batch]):
-    """The batches as an `onnxruntime.quantization.CalibrationDataReader` (int64 numpy feeds)."""
+def calibration_reader(batches: Sequence[Batch], model: Path):
+    """The batches as an `onnxruntime.quantization.CalibrationDataReader` (int64 numpy feeds of the inputs
+    the ONNX file `model` has)."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader
+
+    names = [x.name for x in onnx.load(str(model), load_external_data=False).graph.input]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.feeds = [int64_feeds(b) for b in batches]
+            self.feeds = [int64_feeds(b, names) for b in batches]
             self.pos = 0
 
         def get_next(self):
@@ -123,7 +127,7 @@ def quantize_static_int8(src: Path, dst: Path, batches: Sequence[Batch], scratch
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # symbolic inference fails on this graph
             src = pre
         quantize_static(
-            str(src), str(dst), calibration_reader(batches), quant_format=QuantFormat.QDQ,
+            str(src), str(dst), calibration_reader(batches, src), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(settings.op_types) if settings.op_types else None,
             per_channel=True, weight_type=QuantType.QInt8,
             activation_type=getattr(QuantType, settings.activations),

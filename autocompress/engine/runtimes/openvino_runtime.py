@@ -131,9 +131,10 @@ def ov_run(ov_model, bits: int, threads: int) -> RunFn:
 
     compiled = _core().compile_model(ov_model, "CPU", compile_config(bits, threads))
     request = compiled.create_infer_request()
+    names = input_names(ov_model)
 
     def run(i: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        request.infer(int64_feeds({"input_ids": i, "attention_mask": m, "token_type_ids": t}))
+        request.infer(int64_feeds({"input_ids": i, "attention_mask": m, "token_type_ids": t}, names))
         # the request reuses its output buffer: copy it out
         return torch.from_numpy(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
 
@@ -164,10 +165,16 @@ def quiet_nncf() -> Iterator[None]:
             handler.setLevel(level)
 
 
+def input_names(ov_model) -> list[str]:
+    """The inputs `ov_model` takes (no token types for a family that has none)."""
+    return [x.get_any_name() for x in ov_model.inputs]
+
+
 def nncf_int8(ov_model, batches: Sequence[Batch]):
     """NNCF static int8 of `ov_model` (transformer mode), activation ranges from every batch."""
     import nncf
 
+    names = input_names(ov_model)
     with quiet_nncf():
-        return nncf.quantize(ov_model, nncf.Dataset(list(batches), int64_feeds), model_type=nncf.ModelType.TRANSFORMER,
-                             subset_size=len(batches))
+        return nncf.quantize(ov_model, nncf.Dataset(list(batches), lambda b: int64_feeds(b, names)),
+                             model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))

@@ -28,9 +28,11 @@ class HeadsAndNeurons(Technique):
         from ..distill import distilled_importance
         from ..structured import layer_shapes, prune_structured_
 
-        recipe, tcfg = ctx.recipe, ctx.inputs.teacher.config
-        heads = max(1, round(recipe.heads_keep * tcfg.num_attention_heads))
-        neurons = max(1, round(recipe.ffn_keep * tcfg.intermediate_size))
+        recipe, tcfg, family = ctx.recipe, ctx.inputs.teacher.config, model.family
+        heads = family.config_heads_count(tcfg)
+        if not family.why_not("heads_keep"):  # a family whose heads stay keeps them all
+            heads = max(1, round(recipe.heads_keep * heads))
+        neurons = max(1, round(recipe.ffn_keep * family.config_ffn_size(tcfg)))
         if not any(h > heads or f > neurons for h, f in layer_shapes(model)):
             return
         importance = distilled_importance(model, ctx.train, ctx.logits, batch_size=recipe.batch_size,

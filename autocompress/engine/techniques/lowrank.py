@@ -38,17 +38,21 @@ class LowRank(Technique):
             factorize_(model, ctx.recipe.rank_keep)
 
     def describe(self, model: Classifier) -> dict[str, Any]:
-        from ..lowrank import FFN_LINEARS, LowRankLinear
+        from ..lowrank import LowRankLinear, ffn_linears
 
-        ranks = [{part: getattr(layer, part).dense.rank for part in FFN_LINEARS
-                  if isinstance(getattr(layer, part).dense, LowRankLinear)} for layer in model.encoder_layers]
+        family = model.family
+        parts = ffn_linears(family)
+        ranks = [{name: family.part(layer, path).rank for name, path in parts.items()
+                  if isinstance(family.part(layer, path), LowRankLinear)} for layer in model.encoder_layers]
         return {"ffn_ranks": ranks} if any(ranks) else {}
 
     def rebuild_(self, model: Classifier, arch: dict[str, Any], kept_tokens: torch.Tensor | None) -> None:
-        from ..lowrank import LowRankLinear
+        from ..lowrank import LowRankLinear, ffn_linears
 
+        family = model.family
+        parts = ffn_linears(family)
         for layer, ranks in zip(model.encoder_layers, arch.get("ffn_ranks", ())):
-            for part, rank in ranks.items():
-                holder = getattr(layer, part)
-                old = holder.dense
-                holder.dense = LowRankLinear(old.in_features, old.out_features, int(rank), bias=old.bias is not None)
+            for name, rank in ranks.items():
+                old = family.part(layer, parts[name])
+                family.set_part(layer, parts[name],
+                                LowRankLinear(old.in_features, old.out_features, int(rank), bias=old.bias is not None))
