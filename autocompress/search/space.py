@@ -121,6 +121,12 @@ class SearchSpace(BaseModel):
         dim = self.dims.get(key)
         return dim is not None and dim.choices is not None and value in dim.choices
 
+    def without(self, keys: list[str]) -> "SearchSpace":
+        """This space with recipe keys `keys` left at their defaults (their dimensions and fixed values
+        dropped, and conditions on them with them)."""
+        dims = {k: d for k, d in self.dims.items() if k not in keys and not set(d.when or {}) & set(keys)}
+        return self.model_copy(update={"dims": dims, "fixed": {k: v for k, v in self.fixed.items() if k not in keys}})
+
     def values_of(self, key: str) -> list[Any] | None:
         """The values a trial can get for `key`: the fixed value, the choices, every step of a stepped or
         integer range, or a continuous range's two ends; None when the space leaves `key` at its default."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 from ..config import Experiment
 from ..data import majority_baseline
 from ..elastic_net import ElasticInfo, untrained_note
+from ..engine.families import Family
 from ..engine.measure import evaluation_rows, predict_logits, task_metrics
 from ..engine.metrics import Metrics
 from ..engine.pipeline import EngineInputs
@@ -246,6 +247,7 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
         raise ConfigError(f"study '{settings.study}' searches experiment '{stored_exp}', not '{exp.name}'; "
                           "pass the same experiment file or another --study")
     inputs, teacher = prepared or engine_inputs(exp, log)
+    settings = fitted_to_family(settings, inputs.teacher.family, log)
     info = None
     if elastic:  # trained once, by the process that creates the search; workers read it from the cache
         inputs, info = with_elastic(exp, inputs, teacher, log, source=f"search space '{settings.space.name}'")
@@ -306,6 +308,17 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
             for params in starting_points(settings.space, len(inputs.teacher.encoder_layers), lead)[: settings.trials]:
                 study.enqueue_trial(params, skip_if_exists=True)
     return Search(exp, settings, study, inputs, teacher, ref, parent, tracker, splits, info)
+
+
+def fitted_to_family(settings: SearchSettings, family: Family, log: Log = silent) -> SearchSettings:
+    """`settings` with the recipe keys the teacher's family cannot take left out of the space, one log line each
+    (instead of trials that fail on them)."""
+    space = settings.space
+    left = [k for k in family.unsupported if k in space.dims or k in space.fixed]
+    for key in left:
+        log(f"search: '{key}' is left out of search space '{space.name}' for this {family.name} teacher: "
+            f"{family.why_not(key)}")
+    return replace(settings, space=space.without(left)) if left else settings
 
 
 def settings_of(study, **overrides) -> SearchSettings:
