@@ -146,3 +146,30 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
         code = e.code if isinstance(e.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# ---- the family matrix: with AUTOCOMPRESS_FAMILY_RESULTS=path, the outcome of every test parametrized by
+# `family` is written there as JSON (experiments/family_table.py turns it into the README's table)
+
+_FAMILY_RESULTS: dict[str, dict[str, str]] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "family" not in params or not os.environ.get("AUTOCOMPRESS_FAMILY_RESULTS"):
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        check = item.originalname + "".join(f"[{k}={v}]" for k, v in sorted(params.items()) if k != "family")
+        _FAMILY_RESULTS.setdefault(params["family"], {})[check] = report.outcome
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("AUTOCOMPRESS_FAMILY_RESULTS")
+    if path and _FAMILY_RESULTS:
+        import json
+
+        with open(path, "w") as f:
+            json.dump(_FAMILY_RESULTS, f, indent=1, sort_keys=True)

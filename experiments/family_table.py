@@ -1,0 +1,82 @@
+"""The README's family x technique x runtime table, generated from the tests that check it.
+
+Runs the family tests (`tests/engine/test_families.py`, `tests/test_families_end_to_end.py`) with
+AUTOCOMPRESS_FAMILY_RESULTS set, reads the outcome of every (family, check), and writes the table between
+the `<!-- family-table -->` markers of README.md. A cell says what the test run said: "pass", "FAIL", or
+"kept" where the family keeps that part (its reason under the table). Usage:
+
+    python experiments/family_table.py          # runs the tests (about a minute and a half), then writes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = "<!-- family-table -->"
+TESTS = ["tests/engine/test_families.py", "tests/test_families_end_to_end.py"]
+
+# column -> the check (test name and its non-family parameters) that decides it
+COLUMNS = {
+    "layers, heads, FFN, vocabulary, low-rank, 30 % unstructured, int8 storage: rebuilt from bytes":
+        "test_every_cut_is_stored_and_rebuilt_from_its_bytes",
+    "cut removing nothing = teacher": "test_a_cut_that_removes_nothing_leaves_the_outputs_unchanged",
+    "pruned vocabulary = teacher on kept tokens": "test_the_pruned_vocabulary_keeps_the_outputs_of_the_tokens_it_keeps",
+    "elastic network: ranked = teacher, sub-network = its copy":
+        "test_elastic_ranking_keeps_the_function_and_a_subnet_runs_as_its_extracted_copy",
+    **{f"{label} {bits}-bit": f"test_every_runtime_runs_every_family_and_reopens_its_files[bits={bits}][name={name}]"
+       for name, label in (("torch", "torch"), ("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO"))
+       for bits in (32, 8)},
+    "search (2 trials) + export to torch / ONNX / OpenVINO + predict": "test_search_and_export_on_every_runtime",
+}
+
+
+def run_tests(results: Path) -> int:
+    env = {**os.environ, "AUTOCOMPRESS_FAMILY_RESULTS": str(results)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS], cwd=ROOT,
+                          env=env).returncode
+
+
+def table(results: dict[str, dict[str, str]]) -> str:
+    from autocompress.engine.families import family_for
+
+    lines = ["| family (tiny test model) | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    notes = {}
+    for family, checks in results.items():
+        cells = []
+        for check in COLUMNS.values():
+            outcome = checks.get(check)
+            cells.append({"passed": "pass", "failed": "FAIL", "skipped": "skipped", None: "not run"}[outcome])
+        fam = family_for(family)
+        for key, why in fam.unsupported.items():
+            notes[fam.name] = f"{fam.name}: `{key}` stays at its default ({why})"
+        lines.append(f"| {family} ({fam.name} family) | " + " | ".join(cells) + " |")
+    out = "\n".join(lines)
+    if notes:
+        out += "\n\n" + "\n".join(f"- {n}" for n in notes.values())
+    return out
+
+
+def write_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    body = readme.read_text()
+    start, end = body.index(MARK), body.rindex(MARK)
+    readme.write_text(body[: start + len(MARK)] + "\n" + text + "\n" + body[end:])
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        results_file = Path(tmp) / "families.json"
+        code = run_tests(results_file)
+        results = json.loads(results_file.read_text())
+    write_readme(table(results))
+    print(f"README.md: family table written from the test run (pytest exit code {code})")
+
+
+if __name__ == "__main__":
+    main()
