@@ -3,7 +3,7 @@ fault drills.
 
 Everything here is built from a config and generated data: no download, runs in seconds. Each family's
 tiny teacher has a tokenizer of that family's kind, built here from a small vocabulary: WordPiece (BERT,
-DistilBERT, ELECTRA, MPNet), byte-level BPE (RoBERTa) or Unigram / SentencePiece (XLM-RoBERTa, DeBERTa-v2).
+DistilBERT, ELECTRA, MPNet), byte-level BPE (RoBERTa, ModernBERT) or Unigram / SentencePiece (XLM-RoBERTa, DeBERTa-v2).
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ def tiny_family(family: str, vocab_size: int, num_labels: int = 2, pad_token_id:
                                   share_att_key=True, pooler_hidden_size=32, pooler_dropout=0.0)
     if family == "mpnet":
         return tf.MPNetConfig(**common, **_SIZES, **_NO_DROPOUT, max_position_embeddings=66)
+    if family == "modernbert":  # layers alternate full and sliding-window attention, as in the real ones
+        return tf.ModernBertConfig(**common, **_SIZES, max_position_embeddings=64, global_attn_every_n_layers=2,
+                                   local_attention=8, attention_dropout=0.0, mlp_dropout=0.0, embedding_dropout=0.0,
+                                   classifier_dropout=0.0, bos_token_id=0, eos_token_id=2, cls_token_id=0,
+                                   sep_token_id=2)
     raise ValueError(f"no tiny config for family {family!r}; known: {', '.join(TINY_FAMILIES)}")
 
 
@@ -96,7 +101,7 @@ def tiny_tokenizer(family: str):
 
     if family in ("bert", "distilbert", "electra"):
         return _wordpiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], tf.BertTokenizerFast)
-    if family == "roberta":
+    if family in ("roberta", "modernbert"):
         return _byte_bpe()
     if family == "xlm-roberta":
         return _unigram(["<s>", "<pad>", "</s>", "<unk>", "<mask>"], tf.XLMRobertaTokenizer)
@@ -108,7 +113,7 @@ def tiny_tokenizer(family: str):
 
 
 # one tiny teacher per family (XLM-RoBERTa: the RoBERTa family with a Unigram tokenizer)
-TINY_FAMILIES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta-v2", "mpnet")
+TINY_FAMILIES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta-v2", "mpnet", "modernbert")
 
 
 def write_vocab(folder) -> list[str]:

@@ -35,6 +35,17 @@ def test_search_and_export_on_every_runtime(family, tmp_path, monkeypatch, capsy
         assert len(lines) == 2 and all(line.split("\t")[0] in ("0", "1") for line in lines), out
 
 
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_a_bare_encoder_of_every_family_is_fine_tuned_into_a_teacher(family, tmp_path, monkeypatch, capsys):
+    teacher = make_teacher_dir(tmp_path / "encoder", family=family, task_model=False)
+    exp = write_experiment(tmp_path, teacher, write_task(tmp_path / "data", 96, 32))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("layers: [0, 2]\nffn_keep: 0.5\nbits: 8\ntrain_steps: 2\nbatch_size: 16\n")
+    code, out, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe, "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "fine-tuning on 72 rows" in err and "accuracy" in out
+
+
 def test_a_teacher_of_another_model_type_is_one_line(tmp_path, monkeypatch, capsys):
     from transformers import GPT2Config, GPT2ForSequenceClassification
 

@@ -79,11 +79,11 @@ def rank_units_(model: Classifier, importance: Importance) -> None:
                 heads = torch.argsort(hs.flatten().float(), descending=True, stable=True)
                 rows = (heads[:, None] * d + torch.arange(d)).flatten()
                 for linear in family.head_linears(layer):
-                    _permute_rows_(linear, rows)
+                    _permute_rows_(linear, family.head_row_index(layer, rows))
                 _permute_columns_(family.part(layer, family.attention_out), rows)
             neurons = torch.argsort(fs.flatten().float(), descending=True, stable=True)
             ffn_in, ffn_out = ffn_linears(family, layer)
-            _permute_rows_(ffn_in, neurons)
+            _permute_rows_(ffn_in, family.ffn_row_index(layer, neurons))
             _permute_columns_(ffn_out, neurons)
 
 

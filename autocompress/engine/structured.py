@@ -90,20 +90,12 @@ def magnitude_importance(model: Classifier) -> Importance:
     with torch.no_grad():
         for layer in model.encoder_layers:
             n, d = family.heads(layer), family.head_size(layer)
-            qkv = torch.cat([_rows(m) for m in family.head_linears(layer)], dim=1)  # [n*d, 3*(hidden+1)]
+            qkv = family.head_weights(layer)  # [n*d, 3*(hidden+1)]
             out = family.part(layer, family.attention_out).weight.float()  # [hidden, n*d]
-            heads.append(qkv.view(n, -1).norm(dim=1) * out.view(out.shape[0], n, d).norm(dim=(0, 2)))
-            inter = _rows(family.part(layer, family.ffn_in))  # [ffn, hidden+1]
+            heads.append(qkv.reshape(n, -1).norm(dim=1) * out.view(out.shape[0], n, d).norm(dim=(0, 2)))
+            inter = family.ffn_weights(layer)  # [ffn, hidden+1]
             neurons.append(inter.norm(dim=1) * family.part(layer, family.ffn_out).weight.float().norm(dim=0))
     return [h.cpu() for h in heads], [f.cpu() for f in neurons]
-
-
-def _rows(linear: nn.Linear) -> torch.Tensor:
-    """Weight rows with the bias appended as a last column (float32)."""
-    w = linear.weight.float()
-    if linear.bias is None:
-        return w
-    return torch.cat([w, linear.bias.float().unsqueeze(1)], dim=1)
 
 
 def _keep_index(keep: Sequence[int], size: int, what: str, layer: int) -> torch.Tensor | None:
@@ -163,7 +155,7 @@ def prune_heads_(model: Classifier, keep: list[Sequence[int]]) -> None:
         d = family.head_size(layer)
         rows = (idx[:, None] * d + torch.arange(d)).flatten()
         for path in family.head_paths(layer):
-            family.set_part(layer, path, _slice(family.part(layer, path), rows, 0))
+            family.set_part(layer, path, _slice(family.part(layer, path), family.head_row_index(layer, rows), 0))
         family.set_part(layer, family.attention_out, _slice(family.part(layer, family.attention_out), rows, 1))
         family.set_heads(layer, len(idx))
 
@@ -180,7 +172,7 @@ def prune_neurons_(model: Classifier, keep: list[Sequence[int]]) -> None:
     for layer, idx in zip(layers, idxs):
         if idx is None:
             continue
-        family.set_part(layer, family.ffn_in, _slice(family.part(layer, family.ffn_in), idx, 0))
+        family.set_part(layer, family.ffn_in, _slice(family.part(layer, family.ffn_in), family.ffn_row_index(layer, idx), 0))
         family.set_part(layer, family.ffn_out, _slice(family.part(layer, family.ffn_out), idx, 1))
 
 

@@ -159,3 +159,48 @@ def test_every_runtime_runs_every_family_and_reopens_its_files(family, name, bit
         with torch.inference_mode():
             again = opened.run(x["input_ids"], x["attention_mask"], x["token_type_ids"])
         assert torch.equal(again, out)
+
+
+def test_modernbert_without_its_first_layer_keeps_each_layers_attention_and_norm(teacher_dir, tmp_path):
+    # its first layer has no norm before attention and layers alternate full / sliding-window attention
+    model, x = _load(teacher_dir("modernbert")), _batch("modernbert")
+    kinds = [layer.attention_type for layer in model.encoder_layers]
+    sub = select_layers(model, (1, 2))
+    assert sub.config.layer_types == kinds[1:]
+    save_model(sub, tmp_path / "m", 32, 32)
+    again = load_model(tmp_path / "m")
+    assert [layer.attention_type for layer in again.encoder_layers] == kinds[1:]
+    assert not isinstance(again.encoder_layers[0].attn_norm, torch.nn.Identity)
+    assert torch.allclose(_logits(again, x), _logits(sub, x), atol=1e-5)
+
+
+_RELOAD = """
+import json, sys, torch
+from pathlib import Path
+from autocompress.engine.storage import load_model
+torch.set_num_threads(1)  # as the tests run: the same order of sums
+x = {k: torch.tensor(v) for k, v in json.loads(sys.stdin.read()).items()}
+with torch.inference_mode():
+    print(json.dumps(load_model(Path(sys.argv[1]))(x["input_ids"], x["attention_mask"], x["token_type_ids"]).tolist()))
+"""
+
+
+@FAMILY
+def test_a_stored_cut_reloads_in_a_fresh_process_to_the_same_logits(family, teacher_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    model, x = _load(teacher_dir(family)), _batch(family)
+    model = select_layers(model, (1, 2))
+    if _heads_removable(model):
+        prune_heads_(model, [[1, 2], [0, 3]])
+    prune_neurons_(model, [range(0, 64, 4), range(20)])
+    attach_fake_quant_(model, 8, 8)
+    materialize_(model)
+    save_model(model, tmp_path / "m", 8, 8)
+    feeds = json.dumps({k: v.tolist() for k, v in x.items()})
+    proc = subprocess.run([sys.executable, "-c", _RELOAD, str(tmp_path / "m")], input=feeds, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert torch.allclose(torch.tensor(json.loads(proc.stdout)), _logits(model, x), rtol=0, atol=1e-6)

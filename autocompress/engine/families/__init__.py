@@ -12,10 +12,11 @@ from .bert import BERT
 from .deberta_v2 import DEBERTA_V2
 from .distilbert import DISTILBERT
 from .electra import ELECTRA
+from .modernbert import MODERNBERT
 from .mpnet import MPNET
 from .roberta import ROBERTA
 
-FAMILIES: tuple[Family, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, DEBERTA_V2, MPNET)
+FAMILIES: tuple[Family, ...] = (BERT, ROBERTA, DISTILBERT, ELECTRA, DEBERTA_V2, MPNET, MODERNBERT)
 
 _BY_TYPE = {t: f for f in FAMILIES for t in f.model_types}
 

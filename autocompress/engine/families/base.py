@@ -154,7 +154,25 @@ class Family:
         return [p for p in self.head_rows if getattr_path_or_none(layer, p) is not None]
 
     def neurons(self, layer: nn.Module) -> int:
-        return int(get_path(layer, self.ffn_in).out_features)
+        return int(get_path(layer, self.ffn_out).in_features)
+
+    def head_row_index(self, layer: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of each per-head projection that hold the head dims `rows` (indices into heads x head size):
+        the same rows, unless the family fuses query, key and value into one projection."""
+        return rows
+
+    def ffn_row_index(self, layer: nn.Module, neurons: torch.Tensor) -> torch.Tensor:
+        """Rows of the FFN's input linear that feed `neurons`: the same, unless the FFN is gated."""
+        return neurons
+
+    def head_weights(self, layer: nn.Module) -> torch.Tensor:
+        """[heads x head size, features]: what every per-head projection holds for each head dim, side by side
+        (weights with the bias as a last column, float32)."""
+        return torch.cat([rows_with_bias(m) for m in self.head_linears(layer)], dim=1)
+
+    def ffn_weights(self, layer: nn.Module) -> torch.Tensor:
+        """[neurons, features]: the FFN input linear's rows of each neuron (bias included, float32)."""
+        return rows_with_bias(get_path(layer, self.ffn_in))
 
     def part(self, layer: nn.Module, path: str) -> nn.Module:
         return get_path(layer, path)
@@ -165,6 +183,14 @@ class Family:
     def why_not(self, key: str) -> str | None:
         """Why recipe key `key` (e.g. `heads_keep`) cannot be changed from its default here (None: it can)."""
         return self.unsupported.get(key)
+
+
+def rows_with_bias(linear: nn.Module) -> torch.Tensor:
+    """Weight rows with the bias appended as a last column (float32)."""
+    w = linear.weight.float()
+    if linear.bias is None:
+        return w
+    return torch.cat([w, linear.bias.float().unsqueeze(1)], dim=1)
 
 
 def getattr_path_or_none(root: nn.Module, path: str):
