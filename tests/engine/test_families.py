@@ -204,3 +204,22 @@ def test_a_stored_cut_reloads_in_a_fresh_process_to_the_same_logits(family, teac
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert torch.allclose(torch.tensor(json.loads(proc.stdout)), _logits(model, x), rtol=0, atol=1e-6)
+
+
+@FAMILY
+def test_layer_wise_distillation_trains_a_student_of_every_family(family, teacher_dir):
+    # hidden-state MSE and attention KL between mapped layers, as the distillation technique asks for them
+    from autocompress.engine.distill import TrainSettings, train_
+
+    teacher, x = _load(teacher_dir(family)), _batch(family, n=8)
+    student = select_layers(teacher, (0, 2))
+    labels = torch.arange(8) % 2
+
+    def batches():
+        while True:
+            yield {**x, "labels": labels, "index": torch.arange(8)}
+
+    settings = TrainSettings(steps=3, lr=1e-3, alpha=0.5, hidden_mse=1.0, attention_kl=1.0)
+    losses = train_(student, batches(), settings, teacher_logits=_logits(teacher, x), teacher=teacher,
+                    layer_map=(0, 2))
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
