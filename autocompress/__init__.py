@@ -2,14 +2,15 @@
 transformer text classifier under a size / latency / accuracy budget."""
 
 from .config import Experiment
-from .errors import (
+from .engine import __version__  # noqa: F401  (the package version)
+from .engine.errors import (
     ArtifactError,
     AutocompressError,
     ConfigError,
     DataError,
     TeacherError,
 )
-from .recipe import Recipe
+from .engine.recipe import Recipe
 
 
 def load_compressed(folder, runtime=None, threads=None, keep_torch=False):
@@ -21,4 +22,3 @@ def load_compressed(folder, runtime=None, threads=None, keep_torch=False):
 
 __all__ = ["ArtifactError", "AutocompressError", "ConfigError", "DataError", "Experiment", "Recipe",
            "TeacherError", "load_compressed"]
-__version__ = "0.1.0"

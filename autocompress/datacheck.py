@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import Experiment
-from .data import SPLITS, DataSource, data_source, load_task
+from .data import DataSource, data_source, load_task
+from .engine.batches import SPLITS
 from .log import Log, silent
 
 # One `task:` block per kind of source: what `autocompress data` prints with no argument.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine.techniques.quantization import width_name
+from .engine.widths import width_name
 
 
 def summarize(r: dict[str, Any]) -> str:

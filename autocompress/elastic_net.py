@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_dir, digest, write_json
+from .engine._io import atomic_dir, digest, write_json
 from .config import ElasticConfig, Experiment
-from .data import infinite_batches
+from .engine.batches import infinite_batches
 from .engine.device import for_training, label
 from .engine.distill import TrainingDiverged, distilled_importance
 from .engine.elastic import (
@@ -33,7 +33,7 @@ from .engine.elastic import (
 )
 from .engine.model import Classifier
 from .engine.storage import load_model, save_model
-from .errors import ConfigError
+from .engine.errors import ConfigError
 from .log import Log, silent
 from .progress import Progress, StepBar, duration, progress_for
 from .teacher import Teacher

@@ -1,7 +1,7 @@
 """Export a compressed model to a self-contained folder, and load it back without the teacher,
 the study or MLflow. Weights stay in their compressed form; nothing is loaded with pickle.
 
-The folder's files, its manifest and the recorded runtime belong to `autocompress.artifact`.
+The folder's files, its manifest and the recorded runtime belong to `autocompress.engine.artifact`.
 An export adds manifest.json (sha256 of every file, checked on load), README.md (a model card)
 and, for a runtime that loads its own files (`--format onnx`, `--format openvino`), those files
 (model.onnx: int8 for ONNX Runtime when the recipe is 8-bit; model.xml + model.bin) and predict.py,
@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import artifact
-from ._io import atomic_dir
-from .artifact import MANIFEST, verify
+from .engine import artifact
+from .engine._io import atomic_dir
+from .engine.artifact import MANIFEST, verify
 from .describe import summarize
 from .engine.metrics import Metrics
 from .engine.runtimes import Session, for_format
 from .engine.runtimes import get as get_runtime
 from .engine.runtimes.openvino_runtime import XML
-from .errors import ArtifactError, ConfigError
+from .engine.errors import ArtifactError, ConfigError
 
 DEFAULT_RUNTIME = "torch"
 STANDALONE = {artifact.ONNX: "onnxruntime", XML: "openvino"}

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import ArtifactError
+from .engine.errors import ArtifactError
 
 BATCH, LENGTH = 32, 64
 """The batch the model runs once before its memory is read: 32 texts of 64 tokens."""
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch, onnxruntime, openvino  # every runtime library loaded before the baseline
 from transformers import AutoTokenizer
 from autocompress.engine.runtimes import get
-from autocompress.errors import AutocompressError
+from autocompress.engine.errors import AutocompressError
 from autocompress.export import load_compressed
 
 def sizes():  # (resident, peak resident) bytes of this process, from one read of /proc/self/status

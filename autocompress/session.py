@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from . import artifact, elastic_net
-from ._io import atomic_dir, write_json
+from . import elastic_net
+from .engine import artifact
+from .engine._io import atomic_dir, write_json
 from .config import Experiment
 from .engine import techniques
 from .engine.device import for_training
@@ -16,10 +17,10 @@ from .engine.measure import evaluation_rows, predict_logits, task_metrics
 from .engine.metrics import Metrics
 from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
-from .errors import ConfigError
+from .engine.errors import ConfigError
 from .log import Log, silent
 from .progress import Progress
-from .recipe import Recipe
+from .engine.recipe import Recipe
 from .teacher import Teacher, prepare
 
 

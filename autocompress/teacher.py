@@ -12,19 +12,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import artifact
-from ._io import atomic_dir, atomic_path, digest, file_digest, write_json
+from .engine import artifact
+from .engine._io import atomic_dir, atomic_path, digest, file_digest, write_json
 from .config import Experiment
-from .data import Encoded, TaskData, data_source, infinite_batches, load_task
+from .data import data_source, load_task
+from .engine.batches import Encoded, TaskData, infinite_batches
 from .engine.device import describe, for_training, label, placed
 from .engine.distill import TrainSettings, train_
 from .engine.families import family_for, supported_types
 from .engine.measure import predict_logits, task_metrics
 from .engine.model import Classifier
-from .errors import TeacherError
+from .engine.errors import TeacherError
 from .log import Log, silent
 from .progress import Progress, StepBar, progress_for
-from .quiet import quiet_third_party
+from .engine.quiet import quiet_third_party
 
 
 def resolve_source(source: str) -> Path | str:
@@ -202,7 +203,7 @@ def _finetune_(model: Classifier, data: TaskData, exp: Experiment, device: str, 
                progress: Progress) -> int:
     """Fine-tune `model` in place as the experiment says; returns the number of steps."""
     ft = exp.teacher.finetune
-    from .data import sample_indices
+    from .engine.batches import sample_indices
 
     train = data.train
     if ft.train_subset is not None:

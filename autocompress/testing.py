@@ -130,7 +130,7 @@ def make_teacher_dir(folder, *, task_model: bool = True, seed: int = 0, num_labe
     """
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    from .quiet import quiet_third_party
+    from .engine.quiet import quiet_third_party
 
     quiet_third_party()
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ConfigError
+from .engine.errors import ConfigError
 
 if TYPE_CHECKING:
     from .config import Experiment
-    from .data import DataSource, Encoded, TaskData
+    from .data import DataSource
+    from .engine.batches import Encoded, TaskData
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # in the working directory, like MLflow's own default
 UI_HOST, UI_PORT = "127.0.0.1", 5000  # where `autocompress ui` serves the MLflow UI by default
@@ -223,7 +224,8 @@ def rows_digest(enc: Encoded) -> str:
 
 def split_inputs(exp: Experiment, data: TaskData) -> tuple[SplitInput, ...]:
     """The experiment's train, validation and test splits as run inputs, named `<experiment>-<split>`."""
-    from .data import SPLITS, data_source
+    from .data import data_source
+    from .engine.batches import SPLITS
 
     src = data_source(exp)
     return tuple(SplitInput(split, f"{exp.name}-{split}", rows_digest(data.split(split)), len(data.split(split)),

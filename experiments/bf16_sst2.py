@@ -21,7 +21,7 @@ from pathlib import Path
 from _common import cached_run, log, provenance
 
 from autocompress.config import Experiment
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs
 
 HERE = Path(__file__).resolve().parent

@@ -29,7 +29,7 @@ import torch
 from _common import cached_run, log, provenance
 
 from autocompress.config import Experiment
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, read_metrics
 
 HERE = Path(__file__).resolve().parent

@@ -47,7 +47,7 @@ from autocompress import elastic_net
 from autocompress.config import Experiment
 from autocompress.describe import summarize
 from autocompress.engine.metrics import Metrics
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.search.budget import Budget
 from autocompress.search.pareto import (
     Point,
@@ -59,7 +59,8 @@ from autocompress.search.recovery import counts
 from autocompress.search.remeasure import side_by_side
 from autocompress.search.run import run_search, with_threads
 from autocompress.search.space import load_space
-from autocompress.search.study import SearchSettings, trial_points
+from autocompress.search.reference import trial_points
+from autocompress.search.study import SearchSettings
 from autocompress.session import engine_inputs
 from autocompress.tracking import MlflowTracker, NullTracker
 

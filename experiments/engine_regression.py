@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _common import log
 from autocompress.config import Experiment
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, run_recipe
 
 HERE = Path(__file__).resolve().parent

@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 
 from _common import cached_run, cpu_line, log
-from autocompress._io import digest
+from autocompress.engine._io import digest
 from autocompress.config import Experiment
 from autocompress.engine.measure import interleaved_latency
 from autocompress.engine.metrics import retention
 from autocompress.engine.pipeline import latency_inputs
 from autocompress.engine.runtimes import make_runtime
 from autocompress.engine.storage import load_model
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, read_metrics
 
 HERE = Path(__file__).resolve().parent

@@ -60,7 +60,7 @@ def main() -> None:
     from _common import provenance
     from search_sst2 import storage_url
 
-    from autocompress import artifact
+    from autocompress.engine import artifact
     from autocompress.config import Experiment
     from autocompress.engine.measure import interleaved_latency
     from autocompress.engine.metrics import Metrics

@@ -33,7 +33,7 @@ from autocompress import elastic_net  # noqa: E402
 from autocompress.config import Experiment  # noqa: E402
 from autocompress.engine.device import describe, resolve  # noqa: E402
 from autocompress.engine.student import evenly_spaced_layers  # noqa: E402
-from autocompress.recipe import Recipe  # noqa: E402
+from autocompress.engine.recipe import Recipe  # noqa: E402
 from autocompress.session import engine_inputs, run_recipe, with_elastic  # noqa: E402
 from autocompress.teacher import prepare  # noqa: E402
 

@@ -21,7 +21,7 @@ from _common import log, provenance
 
 from autocompress.config import Experiment
 from autocompress.engine.build import build_student
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, run_recipe
 
 HERE = Path(__file__).resolve().parent

@@ -29,7 +29,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 
 from _common import log, provenance
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.export import verify
 from autocompress.search.recovery import counts
 from autocompress.search.storage import open_existing_study

@@ -19,7 +19,8 @@ from autocompress.config import Experiment
 from autocompress.search.pareto import score_size_hypervolume, normalized_hypervolume
 from autocompress.search.space import load_space
 from autocompress.search.run import run_search
-from autocompress.search.study import SearchSettings, trial_points
+from autocompress.search.reference import trial_points
+from autocompress.search.study import SearchSettings
 from autocompress.session import engine_inputs
 
 HERE = Path(__file__).resolve().parent

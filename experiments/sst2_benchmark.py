@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 from _common import log, protocol_header, protocol_state, provenance
 
-from autocompress import artifact
+from autocompress.engine import artifact
 from autocompress.config import Experiment
 from autocompress.engine.metrics import Metrics
 from autocompress.engine.pipeline import calibration_batches

@@ -6,15 +6,15 @@ import json
 import pytest
 import torch
 
-from autocompress import artifact
-from autocompress.artifact import (
+from autocompress.engine import artifact
+from autocompress.engine.artifact import (
     TensorPrecision, listing, read_architecture, recorded_runtime, tensor_precisions, verify, write_architecture,
     write_manifest,
 )
 from autocompress.engine.prune import attach_masks_, magnitude_masks, prunable
 from autocompress.engine.quantize import attach_fake_quant_, materialize_, quant_targets
 from autocompress.engine.storage import load_model, save_model
-from autocompress.errors import ArtifactError
+from autocompress.engine.errors import ArtifactError
 from conftest import make_tiny, random_batch
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from autocompress import session
 from autocompress.config import Experiment
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
@@ -112,7 +112,7 @@ def test_the_drivers_defaults_are_the_protocols_and_departures_are_listed():
 def test_the_inc_peer_tunes_on_the_validation_rows_written_from_their_token_ids():
     import numpy as np
 
-    from autocompress.data import Encoded
+    from autocompress.engine.batches import Encoded
 
     class Tok:  # ids 1 and 2 are [CLS] and [SEP]; word k is id k + 10
         cls_token_id, sep_token_id, pad_token_id = 1, 2, 0

@@ -6,14 +6,9 @@ import torch
 from conftest import make_sentences, make_teacher_dir, write_experiment, write_task
 
 from autocompress.config import Experiment
-from autocompress.data import (
-    bucketed_batches,
-    held_out,
-    load_task,
-    majority_baseline,
-    sample_indices,
-)
-from autocompress.errors import DataError
+from autocompress.data import held_out, load_task, majority_baseline
+from autocompress.engine.batches import bucketed_batches, sample_indices
+from autocompress.engine.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -283,7 +278,7 @@ def test_a_search_says_when_the_hub_stands_in(tmp_path, monkeypatch):
     ({"dev": None, "hub": None}, "give both 'train' and 'dev' files, or 'hub'"),
 ])
 def test_the_hub_does_not_complete_half_the_files(tmp_path, task, needle):
-    from autocompress.errors import ConfigError
+    from autocompress.engine.errors import ConfigError
 
     paths = write_task(tmp_path / "d", 20, 5)
     exp = write_experiment(tmp_path, "t", paths, task={"hub": {"path": "fake/glue"}, **task})

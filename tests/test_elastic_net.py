@@ -19,8 +19,8 @@ from autocompress.engine.storage import load_model
 from autocompress.engine.structured import layer_shapes
 from autocompress.engine.student import evenly_spaced_layers
 from autocompress.engine.techniques import check
-from autocompress.errors import ConfigError
-from autocompress.recipe import Recipe
+from autocompress.engine.errors import ConfigError
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, read_metrics, run_recipe, with_elastic
 
 BLOCK = {"steps": 3, "batch_size": 16, "depths": [1, 2, 3], "heads": [0.5, 1.0], "ffn": [0.25, 0.5, 1.0]}

@@ -9,12 +9,12 @@ import pytest
 from conftest import make_sentences
 
 from autocompress import load_compressed
-from autocompress.artifact import run_bytes
+from autocompress.engine.artifact import run_bytes
 from autocompress.config import Experiment
 from autocompress.engine.measure import predict_logits, task_metrics
-from autocompress.errors import ArtifactError, ConfigError
+from autocompress.engine.errors import ArtifactError, ConfigError
 from autocompress.export import export_folder
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, run_recipe
 from autocompress.testing import sample_metrics
 
@@ -106,7 +106,7 @@ def test_bad_exports(prepared, tmp_path):
 def test_the_runtime_is_recorded_and_reload_uses_it(prepared, tmp_path):
     from dataclasses import replace
 
-    from autocompress.artifact import recorded_runtime
+    from autocompress.engine.artifact import recorded_runtime
 
     inputs, _teacher = prepared
     texts, _ = make_sentences(48, seed=2)

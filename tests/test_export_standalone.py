@@ -14,9 +14,9 @@ from conftest import make_sentences
 
 from autocompress import load_compressed
 from autocompress.config import Experiment
-from autocompress.errors import ArtifactError
+from autocompress.engine.errors import ArtifactError
 from autocompress.export import export_folder
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, run_recipe
 
 STANDALONE_PACKAGES = ("numpy", "tokenizers", "onnxruntime", "openvino")

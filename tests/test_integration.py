@@ -7,7 +7,7 @@ import pytest
 from autocompress.config import Experiment
 from autocompress.engine.measure import predict_logits, task_metrics
 from autocompress.engine.storage import load_model
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from autocompress.session import engine_inputs, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

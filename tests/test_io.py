@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from autocompress._io import atomic_dir, atomic_path, write_json
+from autocompress.engine._io import atomic_dir, atomic_path, write_json
 
 
 def test_atomic_dir_leaves_nothing_when_the_writer_fails(tmp_path):

@@ -6,7 +6,7 @@ from conftest import make_teacher_dir, write_experiment
 
 from autocompress.config import Experiment
 from autocompress.data import held_out, load_task
-from autocompress.errors import ConfigError, DataError
+from autocompress.engine.errors import ConfigError, DataError
 from autocompress.phrases import inside, whole_rows
 
 ROWS = [

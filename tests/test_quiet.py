@@ -1,5 +1,5 @@
 """Third-party libraries stay quiet: no progress bars, no WARNING lines from saving and loading a
-model, or from building an int8 ONNX Runtime session (see autocompress.quiet)."""
+model, or from building an int8 ONNX Runtime session (see autocompress.engine.quiet)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from conftest import make_tiny, tiny_config
 
 from autocompress.engine.runtimes import make_runtime
-from autocompress.quiet import quiet_onnx_quantization, quiet_third_party
+from autocompress.engine.quiet import quiet_onnx_quantization, quiet_third_party
 
 BAR_MARKS = ("%|", "it/s", "s/it")
 

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from autocompress.config import Experiment
-from autocompress.errors import ConfigError
-from autocompress.recipe import Recipe
+from autocompress.engine.errors import ConfigError
+from autocompress.engine.recipe import Recipe
 
 RECIPES = [
     Recipe(),

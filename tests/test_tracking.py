@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 
 from autocompress.config import Experiment
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.tracking import (
     CONTEXT_TAG,
     DEFAULT_TRACKING_URI,
@@ -213,7 +213,7 @@ def test_splits_are_logged_once_as_dataset_inputs(tracker):
 def _encoded(rows: int, seed: int):
     import numpy as np
 
-    from autocompress.data import Encoded
+    from autocompress.engine.batches import Encoded
 
     rng = np.random.default_rng(seed)
     offsets = np.concatenate([[0], np.cumsum(rng.integers(2, 6, rows))]).astype(np.int64)
@@ -222,7 +222,7 @@ def _encoded(rows: int, seed: int):
 
 
 def test_split_inputs_of_local_files_and_of_the_hub(tmp_path):
-    from autocompress.data import TaskData
+    from autocompress.engine.batches import TaskData
 
     data = TaskData(_encoded(12, 0), _encoded(4, 1), _encoded(5, 2), ("0", "1"), "fingerprint", "train-key")
     exp = Experiment(name="tiny", task={"train": "d/train.tsv", "dev": "d/dev.tsv"}, base_dir=str(tmp_path))

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import Encoded, infinite_batches, sample_indices
-from ..recipe import Recipe
+from .batches import Encoded, infinite_batches, sample_indices
+from .recipe import Recipe
 from .device import label
 from .distill import StepHook, train_
 from .elastic import SubnetShape, extract

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 if TYPE_CHECKING:  # torch is imported where it is used: the experiment's config checks names without it
     import torch

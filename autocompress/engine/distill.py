@@ -18,7 +18,7 @@ from torch import nn
 from .device import autocast, placed, to_device
 
 if TYPE_CHECKING:
-    from ..data import Encoded
+    from .batches import Encoded
     from .structured import Importance
 
 
@@ -55,7 +55,7 @@ def distilled_importance(model: nn.Module, rows: Encoded, teacher_logits: torch.
     It is computed on `device`; the scores and the model come back on the CPU."""
     import itertools
 
-    from ..data import infinite_batches
+    from .batches import infinite_batches
     from .structured import taylor_importance
 
     on = torch.device(device)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import MeasureConfig
-from ..data import TaskData
+from .measure_config import MeasureConfig
+from .batches import TaskData
 from .model import Classifier
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from ..data import Encoded
+    from .batches import Encoded
 
 
 @torch.inference_mode()
@@ -21,7 +21,7 @@ def predict_logits(model: Callable, enc, batch_size: int = 64) -> np.ndarray:
     """Logits for every row of an Encoded split, in row order (batches bucketed by length).
 
     A torch module is run where its parameters are (a model being trained on a GPU is scored there)."""
-    from ..data import bucketed_batches
+    from .batches import bucketed_batches
     from .device import to_device
 
     on = torch.device("cpu")

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifact import RUNTIME_DIR, TASK_FILES, WEIGHTS, run_bytes
-from ..data import Encoded, collate
-from ..recipe import Recipe
+from .artifact import RUNTIME_DIR, TASK_FILES, WEIGHTS, run_bytes
+from .batches import Encoded, collate
+from .recipe import Recipe
 from .build import build_student
 from .distill import StepHook
 from .inputs import EngineInputs

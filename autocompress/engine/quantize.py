@@ -30,7 +30,7 @@ from torch.nn.utils import parametrize
 from .lowbit import binary_rows, ternary_rows
 from .model import Classifier
 from .targets import embedding_tables, encoder_linears
-from .techniques.quantization import QUANT_WIDTHS
+from .widths import QUANT_WIDTHS
 
 # the integer widths (8, 4, 2, 1) come from the technique that owns the `bits` recipe key;
 # 16: bfloat16 storage; 32: untouched

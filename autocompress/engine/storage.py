@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .._io import usual_mode
+from ._io import usual_mode
 from .model import Classifier
 from .prune import prunable
 from .targets import embedding_tables
@@ -121,7 +121,7 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | No
 
 
 # The folder's file names and architecture.json belong to the artifact module.
-from ..artifact import ARCHITECTURE, WEIGHTS, read_architecture, write_architecture  # noqa: F401
+from .artifact import ARCHITECTURE, WEIGHTS, read_architecture, write_architecture  # noqa: F401
 
 
 def save_model(model: Classifier, folder: Path, bits: int, embedding_bits: int, runtime: str | None = None) -> int:
@@ -129,7 +129,7 @@ def save_model(model: Classifier, folder: Path, bits: int, embedding_bits: int, 
 
     `runtime`: registry name of the runtime the model is measured on, recorded with the model.
     """
-    from .student import architecture
+    from .architecture import architecture
 
     write_architecture(folder, architecture(model).to_dict(), runtime)
     return save_weights(model, folder / WEIGHTS, bits, embedding_bits)
@@ -137,7 +137,7 @@ def save_model(model: Classifier, folder: Path, bits: int, embedding_bits: int, 
 
 def load_model(folder: Path) -> Classifier:
     """Rebuild a compressed model from `folder` (no teacher needed)."""
-    from .student import Architecture, build
+    from .architecture import Architecture, build
 
     arch = Architecture.from_dict(read_architecture(folder))
     state, kept = load_weights(folder / WEIGHTS)

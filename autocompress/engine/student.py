@@ -1,18 +1,10 @@
-"""Students built from teacher layers, and the architecture spec that rebuilds a pruned model.
-
-A student keeps a chosen subset of the teacher's encoder layers (weights copied). After neuron
-and vocabulary pruning, layers differ in head count and FFN width, which a plain BertConfig
-(or any family's config) cannot express: `Architecture` records them, and `build` makes an empty model of that shape.
-"""
+"""Students built from teacher layers: a chosen subset of the teacher's encoder layers (weights copied)."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-import torch
 from torch import nn
 
 from .model import Classifier
@@ -45,44 +37,3 @@ def select_layers(teacher: Classifier, layers: Sequence[int] | None) -> Classifi
     student = copy.deepcopy(teacher)
     keep_layers_(student, layers)
     return student
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Everything needed to rebuild an empty student of the right shapes: the transformers config
-    (layer count and vocabulary size already set) and the keys each technique adds (heads and FFN
-    width per layer, the pruned vocabulary's size, low-rank factors; see `techniques/`)."""
-
-    config: dict[str, Any]
-    parts: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config, **self.parts}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Architecture":
-        return cls(d["config"], {k: v for k, v in d.items() if k != "config"})
-
-
-def architecture(model: Classifier) -> Architecture:
-    from .techniques import describe
-
-    config = model.config.to_dict()
-    for k in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"):
-        config.pop(k, None)
-    return Architecture(config=config, parts=describe(model))
-
-
-def build(arch: Architecture, kept_tokens: torch.Tensor | None = None) -> Classifier:
-    """An untrained Classifier with exactly the shapes of `arch` (load weights into it)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    from .techniques import rebuild_
-
-    cfg = dict(arch.config)
-    model_type = cfg.pop("model_type")
-    config = AutoConfig.for_model(model_type, **cfg)
-    hf = AutoModelForSequenceClassification.from_config(config)
-    model = Classifier(hf).eval()
-    rebuild_(model, arch.parts, kept_tokens)
-    return model

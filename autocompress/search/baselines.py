@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..engine.metrics import Metrics
-from ..errors import ConfigError
+from ..engine.errors import ConfigError
 from ..log import Log, silent
-from ..recipe import Recipe
+from ..engine.recipe import Recipe
 from .budget import Budget
 
 ATTR = "baselines"  # the study's user attribute: list of Baseline.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engine.metrics import Metrics, score_at_retention
-from ..errors import ConfigError
+from ..engine.errors import ConfigError
 
 
 @dataclass(frozen=True)

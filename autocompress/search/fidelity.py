@@ -19,12 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine.model import count_parameters
-from ..errors import ConfigError
+from ..engine.errors import ConfigError
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..recipe import Recipe
+    from ..engine.recipe import Recipe
 
 RUNGS_ATTR = "rungs"  # trial user attribute: {str(step): score}
 COST_ATTR = "rung_cost"  # trial user attribute: {name: value}, see `model_cost`

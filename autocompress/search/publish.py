@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..describe import summarize
-from ..errors import ConfigError
+from ..engine.errors import ConfigError
 from ..log import Log, silent
 from ..tracking import (
     DEFAULT_TRACKING_URI,

@@ -17,11 +17,11 @@ from typing import TypeVar
 import torch
 from safetensors import SafetensorError
 
-from .. import artifact
+from ..engine import artifact
 from ..engine.measure import interleaved_latency
 from ..engine.runtimes import RunFn
 from ..engine.storage import load_model
-from ..errors import ArtifactError
+from ..engine.errors import ArtifactError
 from ..export import measured_runtime, open_session
 
 K = TypeVar("K", bound=Hashable)

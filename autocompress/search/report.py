@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .._io import write_json
+from ..engine._io import write_json
 from ..describe import summarize
 from ..engine.metrics import Metrics, retention
-from ..errors import ArtifactError
+from ..engine.errors import ArtifactError
 from ..progress import duration
 from .pareto import (
     Point,
@@ -26,7 +26,7 @@ from .pareto import (
 from .baselines import BUDGET_ATTR, Baseline, stored_baselines
 from .budget import Budget
 from .confirm import LATENCY_LIMITS, Rival, Verdict, confirmed_within, highest, verdict
-from .study import Reference, stored_reference, trial_points
+from .reference import Reference, stored_reference, trial_points
 
 TEACHER = "teacher"
 BASELINE_KEY = "baseline:"  # latency_b1 keys of baselines: "baseline:<name>"

@@ -25,7 +25,8 @@ from .publish import publish_report, trial_runs
 from .recovery import used
 from .report import Report, write_report
 from .storage import DEFAULT_STORAGE, open_existing_study
-from .study import Reference, SearchSettings, prepare_search, run_trials, settings_of
+from .reference import Reference
+from .study import SearchSettings, prepare_search, run_trials, settings_of
 from .summary import search_summary
 from .workers import run_workers, worker_command
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
+from ..engine.errors import ConfigError
 from .storage import open_existing_study
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .._validation import describe, read_yaml
+from ..engine._validation import describe, read_yaml
 from ..engine.student import evenly_spaced_layers
-from ..errors import ConfigError
-from ..recipe import Recipe
+from ..engine.errors import ConfigError
+from ..engine.recipe import Recipe
 
 DIMENSIONS = tuple(k for k in Recipe.model_fields if k != "layers") + ("depth",)
 

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..engine.errors import ConfigError
 
 DEFAULT_STORAGE = "sqlite:///autocompress.db"  # in the working directory
 DIRECTIONS = ["maximize", "minimize", "minimize"]

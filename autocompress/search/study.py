@@ -13,27 +13,25 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import Experiment
-from ..data import majority_baseline
 from ..elastic_net import ElasticInfo, untrained_note
 from ..engine.families import Family
 from ..engine.measure import evaluation_rows, predict_logits, task_metrics
 from ..engine.metrics import Metrics
 from ..engine.pipeline import EngineInputs
-from ..errors import ConfigError
+from ..engine.errors import ConfigError
 from ..log import Log, silent
 from ..progress import StepBar, duration, progress_for
-from ..recipe import Recipe
+from ..engine.recipe import Recipe
 from ..session import (
     engine_inputs,
     no_elastic_block,
-    read_metrics,
     run_recipe,
     with_elastic,
 )
@@ -53,14 +51,14 @@ from .fidelity import (
     stop_reason,
 )
 from .fidelity import check as check_rungs
-from .pareto import Point, best
+from .pareto import best
 from .publish import running_note
+from .reference import PROTOCOL, Reference, measure_reference, stored_reference, trial_points
 from .recovery import DeadTrialHandler, claim, fail_dead_local_trials, requeue_interrupted, used
 from .space import SearchSpace
 from .storage import DEFAULT_STORAGE, GRACE_S, HEARTBEAT_S
 from .storage import open_study as _open
 
-PROTOCOL = "validation-v1"  # studies choose on validation rows and store test scores beside them
 SAMPLERS = ("tpe", "nsga2", "random")
 
 
@@ -151,71 +149,6 @@ def starting_points(space: SearchSpace, n_layers: int, lead: tuple[str, int] | N
         if snapped and snapped not in out:
             out.append(snapped)
     return out
-
-
-@dataclass
-class Reference:
-    """The teacher measured like any candidate (on the same validation rows, the same runtime) and
-    the majority-class baseline: what the report's share of the teacher, the budget's score floor,
-    the degenerate flag and the size ratios are relative to. Speed ratios are not: a report times
-    the teacher again beside the candidates. Stored in the study's user attribute "teacher"."""
-
-    metric: str
-    score: float  # validation
-    test_score: float
-    bytes: int
-    weight_bytes: int
-    latency_ms_b1: float  # measured when the study was created: shown, never divided by
-    latency_ms_b32: float
-    majority_label: str
-    majority_score: float  # predicting majority_label for every validation row
-    majority_test_score: float
-    validation_rows: int
-    test_rows: int
-
-    @classmethod
-    def of(cls, m: Metrics, inputs: EngineInputs) -> Reference:
-        rows = evaluation_rows(inputs.data.validation, inputs.measure.eval_subset)  # what candidates score on
-        label, base = majority_baseline(inputs.data, rows)
-        return cls(m.metric, m.score, m.test_score, m.bytes, m.weight_bytes, m.latency_ms_b1, m.latency_ms_b32,
-                   label, base["validation"][m.metric], base["test"][m.metric], len(rows), len(inputs.data.test))
-
-    def to_dict(self) -> dict[str, float | int | str]:
-        return asdict(self)
-
-    def above_majority(self, score: float) -> float:
-        """The degenerate constraint: <= 0 when `score` beats predicting the majority class for every
-        validation row, > 0 when it is no better (ties included)."""
-        return self.majority_score + 1e-9 - score
-
-    def degenerate(self, score: float) -> bool:
-        return self.above_majority(score) > 0
-
-
-def measure_reference(inputs: EngineInputs, folder: Path, log: Log) -> Reference:
-    if not (folder / "metrics.json").is_file():
-        log("search: measuring the teacher as the reference (scores, bytes, latency)")
-        run_recipe(inputs, Recipe(), folder)
-    return Reference.of(read_metrics(folder), inputs)
-
-
-def stored_reference(study) -> Reference:
-    """The reference a study stored; a clear error for studies made before validation splits."""
-    if study.user_attrs.get("protocol") != PROTOCOL or "teacher" not in study.user_attrs:
-        raise ConfigError(f"study '{study.study_name}' has no teacher reference chosen on validation rows (it is "
-                          "older, or no search ran yet); run `autocompress search` with a new --study")
-    return Reference(**study.user_attrs["teacher"])
-
-
-def trial_points(study) -> list[Point]:
-    """Completed trials as Pareto points; feasible when every constraint is <= 0."""
-    import optuna
-
-    return [
-        Point(t.number, t.values[0], t.values[1], t.values[2], all(v <= 0 for v in t.constraints.values()),
-              bool(t.user_attrs.get("degenerate", False)))
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    ]
 
 
 @dataclass
@@ -420,7 +353,7 @@ def with_memory(m: Metrics, folder: Path, log: Log, who: str, number: int) -> Me
     memory budget counts as outside it)."""
     from dataclasses import replace
 
-    from ..errors import ArtifactError
+    from ..engine.errors import ArtifactError
     from ..memory import resident_memory
 
     try:

@@ -8,7 +8,7 @@ import torch
 from autocompress.engine.distill import TrainSettings, train_
 from autocompress.engine.quantize import attach_fake_quant_
 from autocompress.engine.techniques.distillation import train_settings
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 
 from conftest import make_tiny, separable_batches
 

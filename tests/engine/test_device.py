@@ -15,7 +15,7 @@ from autocompress.engine.distill import TrainSettings, distilled_importance, tra
 from autocompress.engine.elastic import ElasticSettings, train_elastic_
 from autocompress.engine.measure import predict_logits
 from autocompress.engine.quantize import attach_fake_quant_
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from conftest import make_tiny, separable_batches
 
 
@@ -128,7 +128,7 @@ def test_gpu_bf16_training_with_a_teacher_fake_quant_and_hidden_mse():
 @pytest.mark.cuda
 def test_importance_and_logits_on_the_gpu_match_the_cpu():
     model = make_tiny(seed=3)
-    from autocompress.data import Encoded
+    from autocompress.engine.batches import Encoded
 
     ids = np.tile(np.arange(2, 14, dtype=np.int32), 8)
     rows = Encoded(ids=ids, types=np.zeros(len(ids), dtype=np.int8), offsets=np.arange(0, len(ids) + 1, 12),
@@ -168,7 +168,7 @@ def test_elastic_training_on_the_gpu_quantization_aware():
 def test_candidates_train_on_the_gpu_and_are_stored_and_measured_from_the_cpu(tiny_inputs, tmp_path, recipe):
     from dataclasses import replace
 
-    from autocompress.recipe import Recipe
+    from autocompress.engine.recipe import Recipe
     from autocompress.session import read_metrics, run_recipe
 
     inputs = replace(tiny_inputs, train_device="cuda:0", train_bf16=True)

@@ -33,7 +33,7 @@ from autocompress.engine.quantize import (
 from autocompress.engine.storage import load_weights, save_weights
 from autocompress.engine.techniques import BuildContext, apply_all_, check
 from autocompress.engine.techniques.lowbit import StageSwitch
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 
 
 def test_ternary_threshold_rule() -> None:

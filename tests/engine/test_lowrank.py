@@ -13,8 +13,8 @@ from autocompress.engine.pipeline import compress
 from autocompress.engine.storage import load_model
 from autocompress.engine.targets import encoder_linears
 from autocompress.engine.lowrank import LowRankLinear, factorize_
-from autocompress.errors import ConfigError
-from autocompress.recipe import Recipe
+from autocompress.engine.errors import ConfigError
+from autocompress.engine.recipe import Recipe
 from conftest import make_tiny
 
 

@@ -9,8 +9,8 @@ import torch
 from autocompress.engine.measure import predict_logits, task_metrics
 from autocompress.engine.pipeline import compress
 from autocompress.engine.storage import load_model
-from autocompress.errors import ConfigError
-from autocompress.recipe import Recipe
+from autocompress.engine.errors import ConfigError
+from autocompress.engine.recipe import Recipe
 from autocompress.session import read_metrics, run_recipe
 from autocompress.testing import STORED_METRIC_KEYS
 
@@ -133,7 +133,7 @@ def test_calibration_batches_are_seeded_training_rows_at_the_timing_length(tiny_
 
 
 def test_a_recipe_runtime_overrides_the_experiment_and_is_recorded(tiny_inputs, tmp_path):
-    from autocompress.artifact import recorded_runtime
+    from autocompress.engine.artifact import recorded_runtime
 
     res = compress(tiny_inputs, Recipe(layers=(0,), bits=4, runtime="onnxruntime"), tmp_path / "o")
     assert tiny_inputs.runtime == "torch" and recorded_runtime(tmp_path / "o") == "onnxruntime"

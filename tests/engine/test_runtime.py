@@ -10,7 +10,7 @@ from autocompress.config import Experiment
 from autocompress.engine.runtimes import (
     RUNTIMES, Runtime, Session, export_formats, for_format, get, has_bf16, make_runtime, names,
 )
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from conftest import make_tiny, random_batch
 
 ALL = sorted(n for n, rt in RUNTIMES.items() if rt.device == "cpu")  # the GPU runtime: test_torch_cuda.py

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from autocompress.engine.student import (
-    Architecture, architecture, build, evenly_spaced_layers, keep_layers_, select_layers,
-)
+from autocompress.engine.architecture import Architecture, architecture, build
+from autocompress.engine.student import evenly_spaced_layers, keep_layers_, select_layers
 from conftest import make_tiny
 
 

@@ -4,14 +4,15 @@ no-op at its defaults, and every shape a technique changes is stored and rebuilt
 import pytest
 import torch
 
-from autocompress.engine.student import Architecture, architecture, build, select_layers
+from autocompress.engine.architecture import Architecture, architecture, build
+from autocompress.engine.student import select_layers
 from autocompress.engine.techniques import TECHNIQUES, BuildContext, apply_all_, check
 from autocompress.engine.techniques.heads_ffn import HeadsAndNeurons
 from autocompress.engine.lowrank import factorize_
 from autocompress.engine.techniques.unstructured import schedule_of
 from autocompress.engine.vocab import prune_vocab_
 from autocompress.engine.structured import prune_structured_
-from autocompress.recipe import Recipe
+from autocompress.engine.recipe import Recipe
 from conftest import make_tiny
 
 

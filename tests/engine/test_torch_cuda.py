@@ -8,7 +8,7 @@ import torch
 
 from autocompress.engine.measure import latency_ms
 from autocompress.engine.runtimes import get, make_runtime
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from conftest import make_tiny, random_batch
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autocompress.config import Experiment
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.search import remeasure
 from autocompress.search.baselines import ATTR, BUDGET_ATTR, KINDS, Baseline, beat_budget, merge_budget, select
 from autocompress.search.budget import Budget

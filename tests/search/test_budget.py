@@ -1,6 +1,6 @@
 import pytest
 
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.search.budget import Budget
 from autocompress.testing import sample_metrics
 

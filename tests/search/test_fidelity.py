@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 from autocompress.config import Experiment
-from autocompress.errors import ConfigError
-from autocompress.recipe import Recipe
+from autocompress.engine.errors import ConfigError
+from autocompress.engine.recipe import Recipe
 from autocompress.search.fidelity import (
     cutoff, model_cost, no_costlier, peer_scores, rung_schedule, stop_reason,
 )

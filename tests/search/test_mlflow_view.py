@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 from mlflow.tracking import MlflowClient
 
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.search.budget import Budget
 from autocompress.search.publish import (
     FRONT_TAG,

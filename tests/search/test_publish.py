@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from autocompress.config import Experiment
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.export import verify
 from autocompress.search.publish import ExportedTrial, export_pick, log_export
 from autocompress.search.run import run_search

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from autocompress import artifact
+from autocompress.engine import artifact
 from autocompress.engine.model import Classifier
 from autocompress.engine.storage import save_model
-from autocompress.errors import ArtifactError
-from autocompress.recipe import Recipe
+from autocompress.engine.errors import ArtifactError
+from autocompress.engine.recipe import Recipe
 from autocompress.search import remeasure
 from autocompress.search.remeasure import side_by_side
 from autocompress.testing import make_teacher_dir, tiny_config

@@ -5,7 +5,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autocompress.errors import ArtifactError, ConfigError
+from autocompress.engine.errors import ArtifactError, ConfigError
 from autocompress.search import remeasure
 from autocompress.search.report import TEACHER as TEACHER_KEY
 from autocompress.search.report import build_report, summarize, write_report

@@ -8,7 +8,7 @@ import torch
 
 import autocompress.search.run as run_module
 from autocompress.config import Experiment
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.search.run import join_search, run_search, split_threads, with_threads
 from autocompress.search.space import parse_space
 from autocompress.search.study import SearchSettings

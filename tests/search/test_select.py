@@ -1,7 +1,7 @@
 import optuna
 import pytest
 
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.search.select import trial_for_pick
 from autocompress.search.study import PROTOCOL
 from test_report import TEACHER

@@ -3,7 +3,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.search.space import load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[2]

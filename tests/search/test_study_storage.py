@@ -6,7 +6,7 @@ import warnings
 import optuna
 import pytest
 
-from autocompress.errors import ConfigError
+from autocompress.engine.errors import ConfigError
 from autocompress.search.storage import DEFAULT_STORAGE, DIRECTIONS, open_existing_study, open_study
 from autocompress.search.study import SearchSettings
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..techniques.quantization import width_name
+from ..widths import width_name
 
 if TYPE_CHECKING:
     import torch

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...artifact import ONNX
-from ...quiet import ORT_SEVERITY_ERROR, quiet_onnx_quantization
-from ..techniques.quantization import width_name
+from ..artifact import ONNX
+from ..quiet import ORT_SEVERITY_ERROR, quiet_onnx_quantization
+from ..widths import width_name
 from .base import (
     INPUTS,
     Batch,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...artifact import ONNX
-from ...quiet import quiet_onnx_quantization
-from ..techniques.quantization import width_name
+from ..artifact import ONNX
+from ..quiet import quiet_onnx_quantization
+from ..widths import width_name
 from .base import Batch, Precision, RuntimeBase, Session, int64_feeds
 from .onnx_runtime import exported_onnx, ort_run
 

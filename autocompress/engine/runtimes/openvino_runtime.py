@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..techniques.quantization import width_name
+from ..widths import width_name
 from .base import (
     Batch,
     Precision,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..techniques.quantization import width_name
+from ..widths import width_name
 from .base import Batch, Precision, Session, expanded_deploys
 from .torch_eager import TorchEager
 

@@ -24,7 +24,7 @@ from .vocabulary import VocabularyPruning
 if TYPE_CHECKING:
     import torch
 
-    from ...recipe import Recipe
+    from ..recipe import Recipe
     from ..model import Classifier
 
 TECHNIQUES: tuple[Technique, ...] = (

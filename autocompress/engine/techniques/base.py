@@ -25,8 +25,8 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     import torch
 
-    from ...data import Encoded
-    from ...recipe import Recipe
+    from ..batches import Encoded
+    from ..recipe import Recipe
     from ..distill import StepHook
     from ..inputs import EngineInputs
     from ..model import Classifier

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from .base import Technique
 
 if TYPE_CHECKING:
-    from ...recipe import Recipe
+    from ..recipe import Recipe
     from ..distill import TrainSettings
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from .base import Technique
 
 if TYPE_CHECKING:
-    from ...recipe import Recipe
+    from ..recipe import Recipe
 
 
 class ElasticStartFields(BaseModel):

@@ -23,7 +23,7 @@ from .base import BuildContext, Technique
 if TYPE_CHECKING:
     from torch import nn
 
-    from ...recipe import Recipe
+    from ..recipe import Recipe
     from ..model import Classifier
 
 

@@ -4,23 +4,15 @@ after training); stored packed (see `engine/quantize.py`, `engine/storage.py`)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from ..widths import Bits
 from .base import BuildContext, Technique
 
 if TYPE_CHECKING:
     from ..model import Classifier
-
-Bits = Literal[32, 16, 8, 4, 2, 1]
-QUANT_WIDTHS: tuple[int, ...] = tuple(b for b in get_args(Bits) if b < 16)  # the integer widths: 8, 4, 2, 1
-
-
-def width_name(bits: int) -> str:
-    """How people call a weight width: 'binary', 'ternary', 'bf16', 'fp32' or 'k-bit'."""
-    return {1: "binary", 2: "ternary", 16: "bf16", 32: "fp32"}.get(bits, f"{bits}-bit")
-
 
 class QuantizationFields(BaseModel):
     bits: Bits = 32

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from .base import BuildContext, Technique
 
 if TYPE_CHECKING:
-    from ...recipe import Recipe
+    from ..recipe import Recipe
     from ..model import Classifier
 
 

@@ -10,8 +10,7 @@ from typing import Any
 from pydantic import ConfigDict
 
 from ._validation import read_yaml, validate
-from .engine.techniques import TECHNIQUES
-from .engine.techniques.quantization import Bits  # noqa: F401  (re-exported)
+from .techniques import TECHNIQUES
 
 
 # pydantic lists the fields of the last base first: reversed, the keys follow the registry's order
