@@ -37,7 +37,7 @@ def architecture(model: Classifier) -> Architecture:
     config = model.config.to_dict()
     for k in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"):
         config.pop(k, None)
-    return Architecture(config=config, parts=describe(model))
+    return Architecture(config=config, parts={**describe(model), **model.family.describe(model.hf)})
 
 
 def build(arch: Architecture, kept_tokens: torch.Tensor | None = None) -> Classifier:
@@ -50,4 +50,5 @@ def build(arch: Architecture, kept_tokens: torch.Tensor | None = None) -> Classi
     hf = AutoModelForSequenceClassification.from_config(config)
     model = Classifier(hf).eval()
     rebuild_(model, arch.parts, kept_tokens)
+    model.family.rebuild_(model.hf, arch.parts)
     return model

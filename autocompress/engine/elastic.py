@@ -78,6 +78,7 @@ def rank_units_(model: Classifier, importance: Importance) -> None:
                 d = family.head_size(layer)
                 heads = torch.argsort(hs.flatten().float(), descending=True, stable=True)
                 rows = (heads[:, None] * d + torch.arange(d)).flatten()
+                family.reorder_heads_(layer, heads)
                 for linear in family.head_linears(layer):
                     _permute_rows_(linear, family.head_row_index(layer, rows))
                 _permute_columns_(family.part(layer, family.attention_out), rows)

@@ -152,6 +152,7 @@ def prune_heads_(model: Classifier, keep: list[Sequence[int]]) -> None:
     for layer, idx in zip(layers, idxs):
         if idx is None:
             continue
+        family.keep_heads_(layer, idx)
         d = family.head_size(layer)
         rows = (idx[:, None] * d + torch.arange(d)).flatten()
         for path in family.head_paths(layer):

@@ -130,10 +130,24 @@ def test_elastic_ranking_keeps_the_function_and_a_subnet_runs_as_its_extracted_c
     assert torch.allclose(_logits(model, x), before, atol=1e-5)  # the network is whole again
 
 
-def test_a_family_that_keeps_its_heads_refuses_to_remove_one(teacher_dir):
-    model = _load(teacher_dir("mpnet"))
-    with pytest.raises(ValueError, match="mpnet: heads cannot be removed"):
+def test_a_family_that_keeps_its_heads_refuses_to_remove_one_and_a_search_leaves_them_out(teacher_dir, monkeypatch):
+    import dataclasses
+
+    from autocompress.engine import families
+    from autocompress.search.space import SearchSpace
+    from autocompress.search.study import SearchSettings, fitted_to_family
+
+    keeps = dataclasses.replace(family_for("bert"), unsupported={"heads_keep": "its heads carry state"})
+    monkeypatch.setitem(families._BY_TYPE, "bert", keeps)
+    model = _load(teacher_dir("bert"))
+    with pytest.raises(ValueError, match="bert: heads cannot be removed \\(its heads carry state\\)"):
         prune_heads_(model, [[0, 1]] * 3)
+    space = SearchSpace.model_validate({"name": "s", "dims": {"heads_keep": {"choices": [0.5, 1.0]},
+                                                              "ffn_keep": {"choices": [0.5, 1.0]}}})
+    lines: list[str] = []
+    fitted = fitted_to_family(SearchSettings(study="s", space=space), keeps, lines.append)
+    assert set(fitted.space.dims) == {"ffn_keep"}
+    assert lines == ["search: 'heads_keep' is left out of search space 's' for this bert teacher: its heads carry state"]
 
 
 # ---- runtimes ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -179,6 +180,20 @@ class Family:
 
     def set_part(self, layer: nn.Module, path: str, module: nn.Module) -> None:
         set_path(layer, path, module)
+
+    def keep_heads_(self, layer: nn.Module, heads: torch.Tensor) -> None:
+        """Bookkeeping of a family whose heads carry state outside their projections, before `layer` keeps
+        only `heads` (indices into its current heads). Nothing by default."""
+
+    def reorder_heads_(self, layer: nn.Module, order: torch.Tensor) -> None:
+        """Bookkeeping, as `keep_heads_`, before `layer`'s heads are put in `order`. Nothing by default."""
+
+    def describe(self, hf: nn.Module) -> dict[str, Any]:
+        """Keys this family adds to `architecture.json` (none by default)."""
+        return {}
+
+    def rebuild_(self, hf: nn.Module, parts: Mapping[str, Any]) -> None:
+        """Give an empty model rebuilt from `architecture.json` what `describe` recorded."""
 
     def why_not(self, key: str) -> str | None:
         """Why recipe key `key` (e.g. `heads_keep`) cannot be changed from its default here (None: it can)."""
