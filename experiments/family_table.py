@@ -2,8 +2,9 @@
 
 Runs the family tests (`tests/engine/test_families.py`, `tests/test_families_end_to_end.py`) with
 AUTOCOMPRESS_FAMILY_RESULTS set, reads the outcome of every (family, check), and writes the table between
-the `<!-- family-table -->` markers of README.md. A cell says what the test run said: "pass", "FAIL", or
-"kept" where the family keeps that part (its reason under the table). Usage:
+the `<!-- family-table -->` markers of README.md: a row per check, a column per family's tiny model. A cell
+says what the test run said ("pass", "FAIL", "skipped", "not run"); what a family cannot take is listed
+under the table with its reason. Usage:
 
     python experiments/family_table.py          # runs the tests (about a minute and a half), then writes
 """
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MARK = "<!-- family-table -->"
 TESTS = ["tests/engine/test_families.py", "tests/test_families_end_to_end.py"]
 
-# column -> the check (test name and its non-family parameters) that decides it
+# row -> the check (test name and its non-family parameters) that decides it
 COLUMNS = {
     "layers, heads, FFN, vocabulary, low-rank, 30 % unstructured, int8 storage: rebuilt from bytes":
         "test_every_cut_is_stored_and_rebuilt_from_its_bytes",
@@ -48,21 +49,17 @@ def run_tests(results: Path) -> int:
 
 
 def table(results: dict[str, dict[str, str]]) -> str:
+    """One row per check, one column per tiny family model; notes for what a family cannot take."""
     from autocompress.engine.families import family_for
     from autocompress.testing import TINY_FAMILIES
 
-    lines = ["| family (tiny test model) | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    notes = {}
-    for family in sorted(results, key=lambda f: TINY_FAMILIES.index(f) if f in TINY_FAMILIES else len(TINY_FAMILIES)):
-        checks = results[family]
-        cells = []
-        for check in COLUMNS.values():
-            outcome = checks.get(check)
-            cells.append({"passed": "pass", "failed": "FAIL", "skipped": "skipped", None: "not run"}[outcome])
-        fam = family_for(family)
-        for key, why in fam.unsupported.items():
-            notes[fam.name] = f"{fam.name}: `{key}` stays at its default ({why})"
-        lines.append(f"| {family} ({fam.name} family) | " + " | ".join(cells) + " |")
+    words = {"passed": "pass", "failed": "FAIL", "skipped": "skipped", None: "not run"}
+    families = sorted(results, key=lambda f: TINY_FAMILIES.index(f) if f in TINY_FAMILIES else len(TINY_FAMILIES))
+    lines = ["| check | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
+    for column, check in COLUMNS.items():
+        lines.append(f"| {column} | " + " | ".join(words[results[f].get(check)] for f in families) + " |")
+    notes = {family_for(f).name: f"{family_for(f).name}: `{key}` stays at its default ({why})"
+             for f in families for key, why in family_for(f).unsupported.items()}
     out = "\n".join(lines)
     if notes:
         out += "\n\n" + "\n".join(f"- {n}" for n in notes.values())
