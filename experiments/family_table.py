@@ -24,8 +24,10 @@ TESTS = ["tests/engine/test_families.py", "tests/test_families_end_to_end.py"]
 
 # row -> the check (test name and its non-family parameters) that decides it
 COLUMNS = {
-    "layers, heads, FFN, vocabulary, low-rank, 30 % unstructured, int8 storage: rebuilt from bytes":
-        "test_every_cut_is_stored_and_rebuilt_from_its_bytes",
+    **{f"layers, heads, FFN, vocabulary, low-rank, 30 % unstructured, {label}: rebuilt from bytes":
+       f"test_every_cut_is_stored_and_rebuilt_from_its_bytes[bits={b}][embedding_bits={e}]"
+       for b, e, label in ((8, 8, "int8"), (4, 8, "4-bit (8-bit embeddings)"), (2, 4, "ternary (4-bit embeddings)"),
+                           (1, 8, "binary (8-bit embeddings)"))},
     "cut removing nothing = teacher": "test_a_cut_that_removes_nothing_leaves_the_outputs_unchanged",
     "pruned vocabulary = teacher on kept tokens": "test_the_pruned_vocabulary_keeps_the_outputs_of_the_tokens_it_keeps",
     "elastic network: ranked = teacher, sub-network = its copy":
@@ -36,7 +38,7 @@ COLUMNS = {
         "test_a_stored_cut_reloads_in_a_fresh_process_to_the_same_logits",
     **{f"{label} {bits}-bit": f"test_every_runtime_runs_every_family_and_reopens_its_files[bits={bits}][name={name}]"
        for name, label in (("torch", "torch"), ("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO"))
-       for bits in (32, 8)},
+       for bits in (32, 16, 8, 4)},
     "search (2 trials) + export to torch / ONNX / OpenVINO + predict": "test_search_and_export_on_every_runtime",
     "bare encoder fine-tuned into the teacher": "test_a_bare_encoder_of_every_family_is_fine_tuned_into_a_teacher",
 }
