@@ -31,6 +31,9 @@ class HubData(BaseModel):
     label_names: tuple[str, ...] | None = Field(
         None, description="what the hub's integer labels 0, 1, ... are called, in order: the hub rows then carry "
         "these names as labels, the way local files that spell labels out do (GLUE RTE: entailment, not_entailment)")
+    columns: dict[str, str] | None = Field(
+        None, description="the hub's column names -> the task's, where the local files name them otherwise "
+        "(GLUE MRPC: sentence1 -> '#1 String')")
 
     def describe(self) -> str:
         """The dataset as the user names it: its id, and its configuration if any."""

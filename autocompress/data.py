@@ -98,7 +98,14 @@ def load_raw(exp: Experiment, log: Log = silent) -> dict[str, Any]:
         if name is not None and name not in d:
             raise DataError(f"dataset {hub.describe()} has no split '{name}' (has {', '.join(d)}); "
                             "set task.hub.*_split")
-    return {split: _named_labels(d[name], task.label, hub, name) for split, name in names.items() if name is not None}
+    return {split: _named_labels(_renamed(d[name], hub), task.label, hub, name)
+            for split, name in names.items() if name is not None}
+
+
+def _renamed(ds, hub: HubData):
+    """The hub split with its columns named as the task names them (`task.hub.columns`)."""
+    renames = {k: v for k, v in (hub.columns or {}).items() if k in ds.column_names and k != v}
+    return ds.rename_columns(renames) if renames else ds
 
 
 def _named_labels(ds, column: str, hub: HubData, split: str):

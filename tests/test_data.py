@@ -232,6 +232,26 @@ def test_local_files_are_read_when_present_and_the_hub_is_not_asked(tmp_path, mo
         assert np.array_equal(hub.split(split).labels, local.split(split).labels)
 
 
+def test_hub_columns_are_renamed_to_the_names_the_files_use(tmp_path, monkeypatch):
+    """MRPC's case: the files call the text `#1 String` and the label `Quality`, the hub `sentence1` and `label`."""
+    from conftest import fake_hub, hub_dataset
+
+    fake_hub(monkeypatch, hub_dataset(40, 10))
+    paths = write_task(tmp_path / "d", 40, 10)
+    for path in paths.values():
+        path.write_text(path.read_text().replace("sentence\tlabel", "#1 String\tQuality", 1))
+    exp = Experiment.from_file(write_experiment(
+        tmp_path, make_teacher_dir(tmp_path / "t"), paths,
+        task={"text": "#1 String", "label": "Quality",
+              "hub": {"path": "fake/glue", "name": "sst2", "columns": {"sentence": "#1 String", "label": "Quality"}}}))
+    local = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    paths["train"].unlink()
+    hub = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    for split in ("train", "validation", "test"):
+        assert np.array_equal(hub.split(split).ids, local.split(split).ids)
+        assert np.array_equal(hub.split(split).labels, local.split(split).labels)
+
+
 def test_hub_label_names_make_integer_labels_match_the_files_names(tmp_path, monkeypatch):
     """RTE's case: the files spell labels out, the hub has 0 / 1; task.hub.label_names names them."""
     from conftest import fake_hub, hub_dataset
