@@ -29,6 +29,7 @@ WORDS = ["good", "great", "fine", "nice", "fun", "bad", "awful", "dull", "poor",
     f"w{i}" for i in range(60)
 ]
 POSITIVE, NEGATIVE, FILLER = WORDS[:5], WORDS[5:10], WORDS[10:50]  # w40..w59: in the vocabulary, never used
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0-4 of every WordPiece vocabulary of BERT's kind
 _TRAINED: dict[tuple[str, int, int], dict] = {}  # (family, seed, labels) -> a tiny classifier's trained weights
 _SIZES = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
 _NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -100,7 +101,7 @@ def tiny_tokenizer(family: str):
     import transformers as tf
 
     if family in ("bert", "distilbert", "electra"):
-        return _wordpiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], tf.BertTokenizerFast)
+        return _wordpiece(BERT_SPECIALS, tf.BertTokenizerFast)
     if family in ("roberta", "modernbert"):
         return _byte_bpe()
     if family == "xlm-roberta":
@@ -117,7 +118,7 @@ TINY_FAMILIES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "deb
 
 
 def write_vocab(folder) -> list[str]:
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    vocab = BERT_SPECIALS + WORDS
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     return vocab
 

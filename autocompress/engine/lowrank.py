@@ -13,7 +13,7 @@ from .families import Family
 from .model import Classifier
 
 
-def ffn_linears(family: Family) -> dict[str, str]:
+def ffn_parts(family: Family) -> dict[str, str]:
     """The FFN's two linears by the names `architecture.json` records them under (BERT's, kept for every
     family: "intermediate" is the FFN's input linear, "output" its output linear) -> their paths in a layer."""
     return {"intermediate": family.ffn_in, "output": family.ffn_out}
@@ -57,7 +57,7 @@ def factorize_(model: Classifier, rank_keep: float) -> None:
     """Replace every FFN linear with its rank-`rank_keep` factorization (already factored ones stay)."""
     family = model.family
     for layer in model.encoder_layers:
-        for path in ffn_linears(family).values():
+        for path in ffn_parts(family).values():
             linear = family.part(layer, path)
             if isinstance(linear, nn.Linear):
                 family.set_part(layer, path, LowRankLinear.from_linear(linear, rank_for(rank_keep, linear)))

@@ -6,6 +6,7 @@ heartbeat is older than the grace period it is marked failed and `on_stale` runs
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ def rdb_storage(url: str, on_stale: Callable | None = None, heartbeat: int = HEA
                     grace_period=grace, heartbeat_stale_trial_callback=on_stale)
 
 
+@functools.cache
 def _sqlite_storage_class():
     """Optuna's RDB storage, with a queued trial taken by one process at a time.
 

@@ -149,9 +149,10 @@ class Family:
 
     def head_linears(self, layer: nn.Module) -> list[nn.Module]:
         """The projections whose output rows are grouped by head (query, key, value, ...)."""
-        return [m for p in self.head_rows if (m := getattr_path_or_none(layer, p)) is not None]
+        return [get_path(layer, p) for p in self.head_paths(layer)]
 
     def head_paths(self, layer: nn.Module) -> list[str]:
+        """The paths of `head_rows` this layer has (DeBERTa's position projections exist only unshared)."""
         return [p for p in self.head_rows if getattr_path_or_none(layer, p) is not None]
 
     def neurons(self, layer: nn.Module) -> int:

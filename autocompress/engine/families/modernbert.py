@@ -18,6 +18,16 @@ from .base import Family, get_path, rows_with_bias
 FIRST_NORM = "autocompress_first_attn_norm"  # config key: the first kept layer normalizes before attention
 
 
+def _in_each_part(index: torch.Tensor, parts: int, width: int) -> torch.Tensor:
+    """Rows `index` of each of `parts` equal blocks of `width` rows, stacked (a fused or gated projection)."""
+    return torch.cat([index + part * width for part in range(parts)])
+
+
+def _parts_side_by_side(rows: torch.Tensor, parts: int) -> torch.Tensor:
+    """[parts * n, features] -> [n, parts * features]: each unit's rows of every block on one line."""
+    return rows.view(parts, -1, rows.shape[1]).permute(1, 0, 2).reshape(rows.shape[0] // parts, -1)
+
+
 class ModernBertFamily(Family):
     def heads(self, layer: nn.Module) -> int:
         return get_path(layer, "attn.Wqkv").out_features // (3 * self.head_size(layer))
@@ -26,19 +36,16 @@ class ModernBertFamily(Family):
         """Nothing to record: the attention takes its head count from `Wqkv`'s width."""
 
     def head_row_index(self, layer: nn.Module, rows: torch.Tensor) -> torch.Tensor:
-        width = self.heads(layer) * self.head_size(layer)
-        return torch.cat([rows + part * width for part in range(3)])
+        return _in_each_part(rows, 3, self.heads(layer) * self.head_size(layer))
 
     def head_weights(self, layer: nn.Module) -> torch.Tensor:
-        rows = rows_with_bias(get_path(layer, "attn.Wqkv"))  # [3 * heads * head size, features]
-        return rows.view(3, -1, rows.shape[1]).permute(1, 0, 2).reshape(rows.shape[0] // 3, -1)
+        return _parts_side_by_side(rows_with_bias(get_path(layer, "attn.Wqkv")), 3)  # query, key, value
 
     def ffn_row_index(self, layer: nn.Module, neurons: torch.Tensor) -> torch.Tensor:
-        return torch.cat([neurons, neurons + self.neurons(layer)])
+        return _in_each_part(neurons, 2, self.neurons(layer))
 
     def ffn_weights(self, layer: nn.Module) -> torch.Tensor:
-        rows = rows_with_bias(get_path(layer, self.ffn_in))  # [2 * neurons, features]: input half, gate half
-        return rows.view(2, -1, rows.shape[1]).permute(1, 0, 2).reshape(rows.shape[0] // 2, -1)
+        return _parts_side_by_side(rows_with_bias(get_path(layer, self.ffn_in)), 2)  # input half, gate half
 
     def set_encoder_layers(self, hf: nn.Module, layers: nn.ModuleList) -> None:
         super().set_encoder_layers(hf, layers)

@@ -38,19 +38,19 @@ class LowRank(Technique):
             factorize_(model, ctx.recipe.rank_keep)
 
     def describe(self, model: Classifier) -> dict[str, Any]:
-        from ..lowrank import LowRankLinear, ffn_linears
+        from ..lowrank import LowRankLinear, ffn_parts
 
         family = model.family
-        parts = ffn_linears(family)
+        parts = ffn_parts(family)
         ranks = [{name: family.part(layer, path).rank for name, path in parts.items()
                   if isinstance(family.part(layer, path), LowRankLinear)} for layer in model.encoder_layers]
         return {"ffn_ranks": ranks} if any(ranks) else {}
 
     def rebuild_(self, model: Classifier, arch: dict[str, Any], kept_tokens: torch.Tensor | None) -> None:
-        from ..lowrank import LowRankLinear, ffn_linears
+        from ..lowrank import LowRankLinear, ffn_parts
 
         family = model.family
-        parts = ffn_linears(family)
+        parts = ffn_parts(family)
         for layer, ranks in zip(model.encoder_layers, arch.get("ffn_ranks", ())):
             for name, rank in ranks.items():
                 old = family.part(layer, parts[name])
