@@ -41,7 +41,7 @@ def render_metrics(m: Metrics) -> str:
         (f"validation {m.metric}", f"{m.score:.4f}"
          + (f"  ({m.retention:.1%} of teacher)" if m.retention is not None else "")),
         (f"test {m.metric}", "not measured" if m.test_score is None else f"{m.test_score:.4f}  (reported only)"),
-        ("validation acc / f1 / mcc", f"{m.accuracy:.4f} / {m.f1:.4f} / {m.mcc:.4f}"),
+        ("validation " + " / ".join(m.validation), " / ".join(f"{v:.4f}" for v in m.validation.values())),
         ("bytes", f"{m.bytes:,} ({_fmt_bytes(m.bytes)}; weights file {_fmt_bytes(m.weight_bytes)})"),
     ]
     rows += [(f"latency batch {bs}", f"{ms:.2f} ms") for bs, ms in m.latency_ms.items()]
@@ -320,17 +320,21 @@ def export(
 @app.command()
 def predict(
     folder: Annotated[Path, typer.Argument(help="an exported model folder")],
-    texts: Annotated[list[str], typer.Argument(help="sentences to classify")],
+    texts: Annotated[list[str], typer.Argument(help="sentences to classify, score, tag or embed")],
+    as_json: Annotated[bool, typer.Option("--json", help="print every text's full answer as JSON")] = False,
 ) -> None:
-    """Classify sentences with an exported model (no teacher, study or MLflow needed)."""
+    """Run an exported model on sentences (no teacher, study or MLflow needed): a classifier's label and its
+    probability, a regression's score, a tagger's entities, or an embedding."""
     from .export import load_compressed
+    from .predictions import line
 
     model = load_compressed(folder)
-    logits = model.logits(texts)
-    for text, row in zip(texts, logits):
-        p = np.exp(row - row.max())
-        p /= p.sum()
-        print(f"{model.label_names[int(row.argmax())]}\t{p.max():.3f}\t{text}")
+    rows = model.predictions(texts)
+    if as_json:
+        print(json.dumps([{"text": t, **r} for t, r in zip(texts, rows)], ensure_ascii=False))
+        return
+    for text, row in zip(texts, rows):
+        print(line(model.task, row, text))
 
 
 @app.command()

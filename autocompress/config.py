@@ -13,6 +13,7 @@ from .engine.measure_config import MeasureConfig  # noqa: F401  (the `measure:` 
 from .engine.techniques.deployment import registered_runtime
 from .engine.widths import QUANT_WIDTHS
 from .engine.errors import ConfigError
+from .engine.tasks import TASK_NAMES, get_task
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,8 +70,32 @@ class TaskConfig(BaseModel):
     labels: tuple[str, ...] | None = Field(None, description="label names in class-index order")
     max_length: int = Field(128, ge=8, le=512)
     train_limit: int | None = Field(None, ge=1, description="use a seeded sample of this many training rows")
-    metric: Literal["accuracy", "f1", "mcc"] = Field(
-        "accuracy", description="what the search maximizes and reports: accuracy, macro f1 or mcc")
+    type: str = Field("classification", description="the task type: " + ", ".join(TASK_NAMES))
+    metric: str = Field(
+        None, validate_default=True, description="what the search maximizes and reports, one of the task's scores "
+        "(classification: accuracy, macro f1 or mcc; regression: spearman or pearson; token_classification: "
+        "entity_f1, ...; embedding: spearman or pearson); default: the task's first")
+    text_file: str | None = Field(
+        None, description="embedding: a text file, one sentence a line, distilled on besides the training rows' text")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in TASK_NAMES:
+            raise ValueError(f"unknown task type '{value}'; use one of {', '.join(TASK_NAMES)}")
+        return value
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _metric_of_the_task(cls, value, info):
+        task = get_task(info.data.get("type", "classification")) if info.data.get("type") in TASK_NAMES else None
+        if task is None:
+            return value if value is not None else "accuracy"
+        if value is None:
+            return task.metric
+        if value not in task.scores:
+            raise ValueError(f"a {task.name} task is scored in {', '.join(task.scores)}, not '{value}'")
+        return value
 
     @field_validator("validation_size")
     @classmethod
@@ -83,7 +108,17 @@ class TaskConfig(BaseModel):
     def _whole_rows_of_one_text(self) -> TaskConfig:
         if self.validation_whole_rows and self.text_pair is not None:
             raise ValueError("validation_whole_rows is for single-text tasks: remove it or text_pair")
+        if self.text_file is not None and self.type != "embedding":
+            raise ValueError("text_file is for embedding tasks: remove it or set task.type: embedding")
+        if self.type == "embedding" and self.text_pair is None:
+            raise ValueError("an embedding task is scored on sentence pairs: set task.text_pair (and task.label, "
+                             "their similarity score)")
         return self
+
+    @property
+    def task(self):
+        """The task type (`engine/tasks/`)."""
+        return get_task(self.type)
 
 
 class FinetuneConfig(BaseModel):

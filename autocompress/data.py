@@ -24,6 +24,7 @@ from .engine.batches import SPLITS, Encoded, TaskData, pack, sample_indices
 from .phrases import inside, whole_rows
 
 _FORMATS = {".tsv": "csv", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_TOKEN_FORMATS = (".txt", ".conll")  # CoNLL columns (a token a line), for per-token tasks
 
 
 
@@ -76,7 +77,7 @@ def load_raw(exp: Experiment, log: Log = silent) -> dict[str, Any]:
     task = exp.task
     src = data_source(exp)
     if src.hub is None:
-        return {split: _load_local(exp.path(name), split, task.columns) for split, name in src.files.items()}
+        return {split: _load_local(exp.path(name), split, task.columns, task) for split, name in src.files.items()}
     hub = src.hub
     if src.missing:
         log(f"data: {src.missing} not found; using hub dataset {hub.describe()} instead")
@@ -121,11 +122,16 @@ def _named_labels(ds, column: str, hub: HubData, split: str):
     return ds.remove_columns(column).add_column(column, [names[v] for v in values])
 
 
-def _load_local(path: Path, split: str, columns: tuple[str, ...] | None = None):
+def _load_local(path: Path, split: str, columns: tuple[str, ...] | None = None, task: TaskConfig | None = None):
     import datasets
 
     if not path.is_file():
         raise DataError(f"{path}: data file not found; fix task.{_KEYS[split]} in the experiment file")
+    if task is not None and task.task.per_token and path.suffix.lower() in _TOKEN_FORMATS:
+        from .engine.tasks.conll import read_conll
+
+        words, tags = read_conll(path, tags=task.labels)
+        return datasets.Dataset.from_dict({task.text: words, task.label: tags})
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: unknown data format '{path.suffix}'; use one of {', '.join(_FORMATS)}")
@@ -165,23 +171,7 @@ def _cache_sources(exp: Experiment) -> list[object]:
 def _label_names(task: TaskConfig, columns: dict[str, list]) -> tuple[str, ...]:
     if task.labels is not None:
         return tuple(task.labels)
-    values = {v for split in columns.values() for v in set(split) if v is not None and str(v).strip()}
-    if all(isinstance(v, (int, np.integer)) for v in values):
-        return tuple(str(i) for i in range(max(values) + 1))
-    return tuple(sorted(str(v) for v in values))
-
-
-def _label_ids(values: list, names: tuple[str, ...], where: str) -> np.ndarray:
-    index = {n: i for i, n in enumerate(names)}
-    out = np.empty(len(values), dtype=np.int64)
-    for j, v in enumerate(values):
-        if v is None or (isinstance(v, str) and not v.strip()):
-            raise DataError(f"{where}: row {j + 1} has a blank label; fill it in or remove the row")
-        key = str(v)
-        if key not in index:
-            raise DataError(f"{where}: label '{v}' is not one of {list(names)}; fix task.labels")
-        out[j] = index[key]
-    return out
+    return task.task.label_names([v for split in columns.values() for v in split])
 
 
 def _file_source(exp: Experiment, name: str | None) -> object:
@@ -245,59 +235,126 @@ def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
     """Tokenized train / validation / test splits, cached under the experiment's cache folder by content."""
     task = exp.task
     sources = _cache_sources(exp)  # local files or the hub: never one key for both
-    key = digest("data-v2", sources, task.model_dump(), tokenizer_id)
+    if task.text_file is not None:
+        sources.append(_file_source(exp, task.text_file))
+    key = digest("data-v3", sources, task.model_dump(), tokenizer_id)
     cache_file = exp.cache / "data" / f"{key}.npz"
+    per_token = task.task.per_token
     if cache_file.is_file():
         z = np.load(cache_file, allow_pickle=False)
-        enc = {s: Encoded(z[s + "_ids"], z[s + "_types"], z[s + "_offsets"], z[s + "_labels"]) for s in SPLITS}
+        enc = {s: Encoded(z[s + "_ids"], z[s + "_types"], z[s + "_offsets"], z[s + "_labels"], per_token)
+               for s in SPLITS}
         return TaskData(**enc, label_names=tuple(str(x) for x in z["label_names"]), fingerprint=key,
-                        train_key=str(z["train_key"]))
+                        train_key=str(z["train_key"]), task_type=task.type)
 
     raw = load_raw(exp)
     _checked(task, raw)
     labels = {s: raw[s][task.label] for s in raw}
     names = _label_names(task, labels)
-    ids = {s: _label_ids(labels[s], names, f"{s} data") for s in raw}
+    ids = {s: task.task.label_values(labels[s], names, f"{s} data") for s in raw}
     if "validation" not in raw:  # held out from the training rows, before any training row is sampled
         texts = [str(x) for x in raw["train"][task.text]] if task.validation_whole_rows else None
         eligible = whole_rows(texts) if texts is not None else None
-        keep, held = held_out(ids["train"], task.validation_size, task.validation_seed, eligible)
+        keep, held = held_out(task.task.strata(_per_row(ids["train"])), task.validation_size,
+                              task.validation_seed, eligible)
         if texts is not None:  # a held-out sentence's phrases would carry its label into training
             keep = keep[~inside(texts, held)[keep]]
         raw["validation"], raw["train"] = raw["train"].select(held), raw["train"].select(keep)
-        ids["validation"], ids["train"] = ids["train"][held], ids["train"][keep]
+        ids["validation"], ids["train"] = _rows(ids["train"], held), _rows(ids["train"], keep)
     if task.train_limit is not None and task.train_limit < len(raw["train"]):
         pick = sample_indices(len(raw["train"]), task.train_limit, 0)
-        raw["train"], ids["train"] = raw["train"].select(pick), ids["train"][pick]
-    enc = {}
-    for split in SPLITS:
-        ds = raw[split]
-        a = [str(x) for x in ds[task.text]]
-        b = [str(x) for x in ds[task.text_pair]] if task.text_pair else None
-        tok = tokenizer(a, b, truncation=True, max_length=task.max_length, return_token_type_ids=True)
-        enc[split] = pack(tok["input_ids"], tok["token_type_ids"], ids[split])
+        raw["train"], ids["train"] = raw["train"].select(pick), _rows(ids["train"], pick)
+    if not task.task.labelled_training:
+        raw["train"], ids["train"] = _training_text(exp, raw)
+    enc = {split: _encoded(task, tokenizer, raw[split], ids[split], split) for split in SPLITS}
     train_key = rows_digest(enc["train"])
     with atomic_path(cache_file) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, label_names=np.array(names), train_key=np.array(train_key), **{
+            np.savez(f, label_names=np.array(names, dtype=str), train_key=np.array(train_key), **{
                 f"{s}_{k}": getattr(enc[s], k) for s in enc for k in ("ids", "types", "offsets", "labels")
             })
-    return TaskData(**enc, label_names=names, fingerprint=key, train_key=train_key)
+    return TaskData(**enc, label_names=names, fingerprint=key, train_key=train_key, task_type=task.type)
+
+
+def _per_row(labels) -> np.ndarray:
+    """One value per row to hold validation rows out by (a per-token task's rows: their row numbers)."""
+    return labels if isinstance(labels, np.ndarray) else np.zeros(len(labels), dtype=np.int64)
+
+
+def _rows(labels, idx: np.ndarray):
+    """Rows `idx` of a label column (an array, or a per-token task's list of arrays)."""
+    return labels[idx] if isinstance(labels, np.ndarray) else [labels[i] for i in idx]
+
+
+def _encoded(task: TaskConfig, tokenizer, ds, labels, split: str) -> Encoded:
+    """One split tokenized: a row per data row; for a per-token task, word tags moved onto each word's
+    first sub-word token; for a task scored in pairs (embedding), each pair's two texts as rows 2i, 2i + 1."""
+    if task.task.per_token:
+        return _encoded_words(task, tokenizer, ds, labels, split)
+    if task.task.pairs_as_rows and split != "train":
+        a, b = [str(x) for x in ds[task.text]], [str(x) for x in ds[task.text_pair]]
+        texts = [t for pair in zip(a, b) for t in pair]
+        tok = tokenizer(texts, truncation=True, max_length=task.max_length, return_token_type_ids=True)
+        return pack(tok["input_ids"], tok["token_type_ids"], np.repeat(labels, 2))
+    a = [str(x) for x in ds[task.text]]
+    b = [str(x) for x in ds[task.text_pair]] if task.text_pair and task.text_pair in ds.column_names else None
+    tok = tokenizer(a, b, truncation=True, max_length=task.max_length, return_token_type_ids=True)
+    return pack(tok["input_ids"], tok["token_type_ids"], labels)
+
+
+def _encoded_words(task: TaskConfig, tokenizer, ds, tags: list, split: str) -> Encoded:
+    from .engine.tasks.tokens import IGNORED
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError(f"a {task.type} task needs a fast tokenizer (it maps words to sub-words); the teacher's "
+                        f"{type(tokenizer).__name__} is not one: use a teacher with a tokenizer.json")
+    words = [[str(w) for w in row] for row in ds[task.text]]
+    tok = tokenizer(words, is_split_into_words=True, truncation=True, max_length=task.max_length,
+                    return_token_type_ids=True)
+    aligned = []
+    for i, row_tags in enumerate(tags):
+        seen: set[int] = set()
+        out = np.full(len(tok["input_ids"][i]), IGNORED, dtype=np.int64)
+        for pos, word in enumerate(tok.word_ids(i)):
+            if word is not None and word not in seen:
+                seen.add(word)
+                out[pos] = row_tags[word]
+        aligned.append(out)
+    return pack(tok["input_ids"], tok["token_type_ids"], aligned, per_token=True)
+
+
+def _training_text(exp: Experiment, raw: dict[str, Any]):
+    """The sentences an embedding student is distilled on: every text of the training rows, and the lines of
+    `task.text_file`, once each, leaving out any sentence of a validation or test pair."""
+    import datasets
+
+    task = exp.task
+    scored = {str(x) for split in ("validation", "test") for col in (task.text, task.text_pair)
+              for x in raw[split][col]}
+    texts = [str(x) for col in (task.text, task.text_pair) for x in raw["train"][col]]
+    if task.text_file is not None:
+        path = exp.path(task.text_file)
+        if not path.is_file():
+            raise DataError(f"{path}: text file not found; fix task.text_file in the experiment file")
+        texts += [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    kept = [t for t in dict.fromkeys(texts) if t.strip() and t not in scored]
+    if not kept:
+        raise DataError(f"{exp.name}: an embedding task needs text to distill on, and its training rows (and "
+                        "task.text_file) have none outside the validation and test pairs; give a task.text_file")
+    return datasets.Dataset.from_dict({task.text: kept}), np.zeros(len(kept), dtype=np.float32)
 
 
 def majority_baseline(data: TaskData, validation: Encoded | None = None) -> tuple[str, dict[str, dict[str, float]]]:
-    """The label most frequent in the training rows, and the scores of predicting it for every
-    validation and test row: what a candidate must beat to be more than a constant function.
+    """The task's constant predictor fitted on the training rows (a classifier's most frequent label, a
+    regression's mean, ...: `Task.constant_outputs`), what it says, and its scores on the validation and test
+    rows: what a candidate must beat to be more than a constant function.
 
     `validation`: the validation rows candidates are scored on, when not all of them.
     """
-    from .engine.measure import task_metrics
-
-    label = int(np.bincount(data.train.labels, minlength=data.num_labels).argmax())
+    task = data.task
     rows = {"validation": data.validation if validation is None else validation, "test": data.test}
     scores = {}
     for split, enc in rows.items():
-        logits = np.zeros((len(enc), data.num_labels), dtype=np.float32)
-        logits[:, label] = 1.0
-        scores[split] = task_metrics(logits, enc.labels)
-    return data.label_names[label], scores
+        said, outputs = task.constant_outputs(data.train, enc, data.label_names)
+        scores[split] = data.scores(outputs, enc)
+    return said, scores

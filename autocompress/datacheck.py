@@ -69,7 +69,8 @@ class SplitCheck:
     name: str  # train, validation or test
     source: str  # a file, a hub split, or how the rows were held out
     rows: int
-    label_counts: dict[str, int]  # label name -> rows, in class-index order
+    label_counts: dict[str, int]  # label name -> rows (tokens, for a per-token task), in class-index order
+    label_range: tuple[float, float] | None = None  # numeric labels (regression, similarity): lowest, highest
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,13 @@ class DataCheck:
         lines = [f"experiment: {self.experiment}",
                  f"source: {'local files' if self.source.hub is None else self.source.describe()}",
                  "columns: " + ", ".join(f"{role} '{col}'" for role, col in self.columns.items())
-                 + f"; labels {', '.join(self.label_names)}"]
+                 + (f"; labels {', '.join(self.label_names)}" if self.label_names else "; numeric labels")]
         width = max(len(f"{s.rows:,}") for s in self.splits)
         for s in self.splits:
-            counts = ", ".join(f"{name} {n:,} ({n / max(s.rows, 1):.0%})" for name, n in s.label_counts.items())
+            total = max(sum(s.label_counts.values()), 1)
+            counts = ", ".join(f"{name} {n:,} ({n / total:.0%})" for name, n in s.label_counts.items())
+            if s.label_range is not None:
+                counts = f"from {s.label_range[0]:g} to {s.label_range[1]:g}"
             lines += [f"{s.name:<10}  {s.rows:>{width},} rows  {s.source}", f"{'':<10}  labels: {counts}"]
         return "\n".join(lines)
 
@@ -140,7 +144,11 @@ def check_data(exp: Experiment, log: Log = silent, experiment_file: str | None =
     splits = []
     for name in SPLITS:
         enc = data.split(name)
-        counts = np.bincount(enc.labels, minlength=data.num_labels)
+        if not data.label_names:  # numbers: their range
+            low, high = (float(enc.labels.min()), float(enc.labels.max())) if len(enc) else (0.0, 0.0)
+            splits.append(SplitCheck(name, where[name], len(enc), {}, (low, high)))
+            continue
+        counts = np.bincount(enc.labels[enc.labels >= 0], minlength=data.num_labels)
         splits.append(SplitCheck(name, where[name], len(enc),
                                  {label: int(n) for label, n in zip(data.label_names, counts)}))
     title = f"{exp.name} ({experiment_file})" if experiment_file else exp.name

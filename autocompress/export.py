@@ -84,7 +84,9 @@ def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads
                 shutil.move(str(f), tmp / f.name)
                 shipped.append(f.name)
             shutil.rmtree(work)
-        standalone = ship_predict_script(tmp, shipped)
+        # the standalone script answers as a classifier does: other task types load with autocompress
+        classifier = "task" not in artifact.read_json(tmp, artifact.TASK)
+        standalone = ship_predict_script(tmp, shipped) if classifier else None
         card = model_card(recipe, Metrics.from_dict(metrics), runtime.name, shipped, standalone)
         (tmp / artifact.CARD).write_text(card)
         artifact.write_manifest(tmp, runtime.name if shipped else None)
@@ -125,12 +127,15 @@ def _has_files(folder: Path, names: tuple[str, ...]) -> bool:
     return bool(names) and all((folder / n).is_file() for n in names)
 
 
+_KIND = {"spearman": "model", "pearson": "model", "entity_f1": "tagger"}
+
+
 def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str], standalone: str | None = None) -> str:
     """The export's README.md: what was measured, how to load it; `standalone`: the package predict.py
     runs the shipped files with (None: the export has no predict.py)."""
     share = f" ({m.retention:.1%} of the teacher)" if m.retention is not None else ""
     lines = [
-        "# Compressed text classifier (autocompress)",
+        f"# Compressed text {_KIND.get(m.metric, 'classifier')} (autocompress)",
         "",
         f"Recipe: {summarize(recipe)}.",
         "",
@@ -177,6 +182,7 @@ class CompressedModel:
     metrics: dict
     run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     runtime: str = DEFAULT_RUNTIME  # registry name of the runtime `run` uses
+    task_type: str = "classification"  # `engine/tasks/`: what an output row is
 
     def logits(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> np.ndarray:
         out = []
@@ -190,7 +196,26 @@ class CompressedModel:
         return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), np.float32)
 
     def predict(self, texts: list[str], pairs: list[str] | None = None) -> list[str]:
+        """A classifier's label of each text."""
         return [self.label_names[i] for i in self.logits(texts, pairs).argmax(-1)]
+
+    @property
+    def task(self):
+        from .engine.tasks import get_task
+
+        return get_task(self.task_type)
+
+    def outputs(self, texts: list[str], pairs: list[str] | None = None) -> list[np.ndarray]:
+        """Each text's output row (a per-token model: one row per real token)."""
+        from .predictions import row_outputs
+
+        return row_outputs(self.run, self.tokenizer, texts, pairs, self.max_length)
+
+    def predictions(self, texts: list[str], pairs: list[str] | None = None) -> list[dict]:
+        """The task's answer for each text: a label and its probabilities, a score, entities, an embedding."""
+        from .predictions import predictions
+
+        return predictions(self.task, self.run, self.tokenizer, self.label_names, texts, pairs, self.max_length)
 
 
 def measured_runtime(folder: Path, metrics: dict) -> str:
@@ -275,4 +300,4 @@ def load_compressed(folder: str | Path, runtime: str | None = None, threads: int
     built.clear()
     gc.collect()
     return CompressedModel(model, tokenizer, task["label_names"], int(task["max_length"]), recipe, metrics,
-                           session.run, target)
+                           session.run, target, task.get("task", "classification"))

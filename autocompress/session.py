@@ -13,7 +13,7 @@ from .config import Experiment
 from .engine import techniques
 from .engine.device import for_training
 from .engine.distill import StepHook
-from .engine.measure import evaluation_rows, predict_logits, task_metrics
+from .engine.measure import evaluation_rows, predict_logits
 from .engine.metrics import Metrics
 from .engine.model import Classifier
 from .engine.pipeline import EngineInputs, Result, compress
@@ -47,7 +47,7 @@ def engine_inputs(exp: Experiment, log: Log = silent, progress: Progress | None 
             raise ConfigError(problem)
     tok = t.tokenizer
     unk = tok.unk_token_id if tok.unk_token_id is not None else 0
-    rows = evaluation_rows(t.data.validation, exp.measure.eval_subset)
+    rows = evaluation_rows(t.data, exp.measure.eval_subset)
     metric = exp.task.metric
     device, bf16 = for_training(exp.train.device, exp.train.precision)
     inputs = EngineInputs(
@@ -57,7 +57,7 @@ def engine_inputs(exp: Experiment, log: Log = silent, progress: Progress | None 
         train_device=device, train_bf16=bf16,
         # on the whole validation split, the score measured when the teacher was prepared is reused
         teacher_score=(t.metrics["validation"][metric] if rows is t.data.validation
-                       else task_metrics(predict_logits(t.model, rows), rows.labels)[metric]),
+                       else t.data.scores(predict_logits(t.model, rows), rows)[metric]),
     )
     if elastic:
         inputs, _info = with_elastic(exp, inputs, t, log, progress, source)

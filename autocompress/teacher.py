@@ -20,7 +20,8 @@ from .engine.batches import Encoded, TaskData, infinite_batches
 from .engine.device import describe, for_training, label, placed
 from .engine.distill import TrainSettings, train_
 from .engine.families import family_for, supported_types
-from .engine.measure import predict_logits, task_metrics
+from .engine.measure import predict_logits
+from .engine.tasks import Task
 from .engine.model import Classifier
 from .engine.errors import TeacherError
 from .log import Log, silent
@@ -56,12 +57,9 @@ def _load_error(source: Path | str, err: OSError) -> TeacherError:
     return TeacherError(f"teacher '{source}' could not be loaded: {why}; use a local folder or package")
 
 
-def _load_pretrained(source: Path | str, num_labels: int):
-    from transformers import (
-        AutoConfig,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+def _load_pretrained(source: Path | str, task: Task, label_names: tuple[str, ...]):
+    """(model with `task`'s head, tokenizer, whether the source already was a model of the task)."""
+    from transformers import AutoConfig, AutoTokenizer
 
     quiet_third_party()
     try:
@@ -70,15 +68,14 @@ def _load_pretrained(source: Path | str, num_labels: int):
             raise TeacherError(f"teacher '{source}' is a {config.model_type} model; autocompress compresses these "
                                f"encoder model types: {', '.join(supported_types())}")
         tokenizer = AutoTokenizer.from_pretrained(str(source))
-        is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-        if is_classifier and config.num_labels != num_labels:
-            raise TeacherError(f"teacher '{source}' is a classifier with {config.num_labels} labels but the task has "
-                               f"{num_labels}; use a teacher trained on this task's labels or a bare encoder, "
-                               "or fix task.labels")
-        is_task_model = is_classifier
+        is_task_model = task.is_task_model(config)
+        mismatch = task.head_mismatch(config, label_names) if is_task_model else None
+        if mismatch:
+            raise TeacherError(f"teacher '{source}' is a {task.name} model that {mismatch}; use a teacher trained "
+                               "on this task's labels or a bare encoder, or fix task.labels")
         if not is_task_model:
-            config.num_labels = num_labels
-        hf = AutoModelForSequenceClassification.from_pretrained(str(source), config=config)
+            task.configure_(config, label_names)
+        hf = task.auto_class().from_pretrained(str(source), config=config)
     except OSError as err:
         raise _load_error(source, err) from None
     return hf, tokenizer, is_task_model
@@ -126,16 +123,17 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
     log(f"data: loading and tokenizing ({data_source(exp).describe()})")  # says so when the hub stands in
     data = load_task(exp, tokenizer, tokenizer_id(source))
     log(f"data: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test rows, "
-        f"labels {list(data.label_names)}")
+        + (f"labels {list(data.label_names)}" if data.label_names else f"{data.task_type} task"))
 
     ft = exp.teacher.finetune
     # the key names what the teacher is (its files' content, the training rows, the recipe), never where it lies
     # or where it trains: a teacher fine-tuned on a GPU machine is found again on a CPU-only one
-    key = digest("teacher-v3", source_identity(source), data.train_key, ft.model_dump())
+    key = digest("teacher-v3", source_identity(source), data.train_key, ft.model_dump(),
+                 *([data.task_type] if data.task_type != "classification" else []))
     folder = exp.cache / "teachers" / key
     on, bf16 = for_training(exp.train.device, exp.train.precision)
     if not (folder / "meta.json").is_file():
-        hf, tokenizer, is_task = _load_pretrained(source, data.num_labels)
+        hf, tokenizer, is_task = _load_pretrained(source, data.task, data.label_names)
         model = Classifier(hf)
         started = time.perf_counter()
         steps = _finetune_(model, data, exp, on, bf16, log, progress) if not is_task else 0
@@ -148,11 +146,11 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
                                            "finetune_steps": steps,
                                            **({"trained_on": label(on, bf16)} if not is_task else {})})
         log(f"teacher: cached in {folder}")
-    hf, tokenizer, _ = _load_pretrained(folder, data.num_labels)
+    hf, tokenizer, _ = _load_pretrained(folder, data.task, data.label_names)
     model = Classifier(hf).eval()
     scores_file = folder / f"scores-{data.fingerprint}.json"  # the splits' content is in the fingerprint
     if not scores_file.is_file():
-        write_json(scores_file, {split: task_metrics(predict_logits(model, data.split(split)), data.split(split).labels)
+        write_json(scores_file, {split: data.scores(predict_logits(model, data.split(split)), data.split(split))
                                  for split in ("validation", "test")})
     scores = json.loads(scores_file.read_text())
     metric = exp.task.metric
@@ -166,7 +164,8 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
             np.save(f, logits)
     logits = torch.from_numpy(np.load(logits_file))
     task = {"label_names": list(data.label_names), "max_length": exp.task.max_length,
-            "text_pair": exp.task.text_pair is not None}
+            "text_pair": exp.task.text_pair is not None and not data.task.pairs_as_rows,
+            **({"task": data.task_type} if data.task_type != "classification" else {})}
     task_files = exp.cache / "task-files" / digest("task-files-v2", task, folder.name)
     if not task_files.is_dir():
         with atomic_dir(task_files) as tmp:
@@ -184,19 +183,16 @@ def source_identity(source: Path | str) -> object:
 
 
 def _train_logits(model: Classifier, train: Encoded, progress: Progress, chunk: int = 512) -> np.ndarray:
-    """The teacher's logits for every training row, in row order, computed `chunk` rows at a time so that
-    their progress shows."""
-    out: np.ndarray | None = None
+    """The teacher's outputs for every training row (every token, for a per-token task), in row order,
+    computed `chunk` rows at a time so that their progress shows."""
+    parts = []
     with progress(len(train), "teacher: logits on training rows", "row") as bar:
         for start in range(0, len(train), chunk):
             idx = np.arange(start, min(start + chunk, len(train)))
-            part = predict_logits(model, train.subset(idx))
-            if out is None:
-                out = np.zeros((len(train), part.shape[-1]), dtype=np.float32)
-            out[idx] = part
+            parts.append(predict_logits(model, train.subset(idx)))
             bar.advance(len(idx))
-    assert out is not None, "no training rows"
-    return out
+    assert parts, "no training rows"
+    return np.concatenate(parts)
 
 
 def _finetune_(model: Classifier, data: TaskData, exp: Experiment, device: str, bf16: bool, log: Log,

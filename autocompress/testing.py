@@ -204,6 +204,81 @@ def write_task(folder, n_train: int = 160, n_dev: int = 48, fmt: str = "tsv", st
     return paths
 
 
+def make_scored_sentence(r) -> tuple[str, float]:
+    """A sentence of filler words around one to three sentiment words; its score is 5 times the share of them
+    that are positive (0 to 5, as STS-B's)."""
+    k = int(r.integers(1, 4))
+    positive = r.random(k) < 0.5
+    words = list(r.choice(FILLER, size=int(r.integers(2, 6))))
+    for p in positive:
+        words.insert(int(r.integers(len(words) + 1)), str(r.choice(POSITIVE if p else NEGATIVE)))
+    return " ".join(words), float(5 * positive.mean())
+
+
+def write_regression_task(folder, n_train: int = 160, n_dev: int = 48) -> dict:
+    """Generated regression files (header sentence, score): the score follows the sentiment words."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, n, seed in (("train", n_train, 1), ("dev", n_dev, 2)):
+        r = np.random.default_rng(seed)
+        rows = [make_scored_sentence(r) for _ in range(n)]
+        path = folder / f"{split}.tsv"
+        path.write_text("sentence\tscore\n" + "".join(f"{t}\t{y:.2f}\n" for t, y in rows))
+        paths[split] = path
+    return paths
+
+
+def write_pair_task(folder, n_train: int = 160, n_dev: int = 48) -> dict:
+    """Generated sentence pairs (header sentence1, sentence2, score): the score is 5 minus the gap of the two
+    sentences' sentiment scores, so pairs of like sentiment are similar."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, n, seed in (("train", n_train, 1), ("dev", n_dev, 2)):
+        r = np.random.default_rng(seed)
+        lines = []
+        for _ in range(n):
+            (a, x), (b, y) = make_scored_sentence(r), make_scored_sentence(r)
+            lines.append(f"{a}\t{b}\t{5 - abs(x - y):.2f}\n")
+        path = folder / f"{split}.tsv"
+        path.write_text("sentence1\tsentence2\tscore\n" + "".join(lines))
+        paths[split] = path
+    return paths
+
+
+ENTITY_TAGS = ("O", "B-POS", "I-POS", "B-NEG", "I-NEG")
+
+
+def make_tagged_sentence(r) -> tuple[list[str], list[str]]:
+    """Filler words with one or two entities: a run of one or two positive (POS) or negative (NEG) words."""
+    words = [str(w) for w in r.choice(FILLER, size=int(r.integers(2, 6)))]
+    tags = ["O"] * len(words)
+    for _ in range(int(r.integers(1, 3))):
+        kind = "POS" if r.random() < 0.5 else "NEG"
+        run = [str(w) for w in r.choice(POSITIVE if kind == "POS" else NEGATIVE, size=int(r.integers(1, 3)))]
+        at = int(r.integers(len(words) + 1))
+        while 0 < at < len(words) and tags[at] != "O" and tags[at].startswith("I-"):
+            at += 1  # never inside another entity
+        words[at:at] = run
+        tags[at:at] = [f"B-{kind}"] + [f"I-{kind}"] * (len(run) - 1)
+    return words, tags
+
+
+def write_token_task(folder, n_train: int = 160, n_dev: int = 48, n_test: int = 48) -> dict:
+    """Generated CoNLL files (`word POS tag`, a blank line between sentences, a -DOCSTART- line first)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, n, seed in (("train", n_train, 1), ("dev", n_dev, 2), ("test", n_test, 3)):
+        r = np.random.default_rng(seed)
+        blocks = ["-DOCSTART- -X- O\n"]
+        for _ in range(n):
+            words, tags = make_tagged_sentence(r)
+            blocks.append("".join(f"{w} NN {t}\n" for w, t in zip(words, tags)))
+        path = folder / f"{split}.txt"
+        path.write_text("\n".join(blocks))
+        paths[split] = path
+    return paths
+
+
 def write_experiment(folder, teacher_dir, task_paths, **extra):
     import yaml
 
@@ -237,7 +312,8 @@ def sample_metrics(**changes):
     from .engine.metrics import Metrics
 
     values = dict(
-        accuracy=0.875, f1=0.87, mcc=0.75, test_accuracy=0.86, test_f1=0.855, test_mcc=0.72, metric="accuracy",
+        validation={"accuracy": 0.875, "f1": 0.87, "mcc": 0.75}, test={"accuracy": 0.86, "f1": 0.855, "mcc": 0.72},
+        metric="accuracy",
         latency_ms={1: 1.5, 32: 12.25}, bytes=250_000, weight_bytes=240_000,
         params=200_000, sparsity=0.0, layers=2, heads=8, ffn=256, vocab=120, bits=8, embedding_bits=8,
         runtime="torch-int8-dynamic", fast_kernel=True, runtime_note="fbgemm int8 kernels", seq_len=64, threads=2,

@@ -4,7 +4,7 @@ rows and reported on the test rows.
 
     python experiments/task_search.py experiments/mrpc.yaml --space quick --trials 4 --stem search-mrpc
 
-Runs `autocompress search EXPERIMENT --space SPACE --trials N --study STEM` in out/task-search/STEM/ (its
+Runs `autocompress search EXPERIMENT --space SPACE --trials N --study STEM --baselines B` in out/task-search/STEM/ (its
 stores and trial folders stay there; the run resumes if started again), then writes
 experiments/results/STEM.md (the command, date, machine and wall time above the report the search wrote,
 unchanged), STEM.json (the report's JSON) and STEM-pareto.png.
@@ -35,11 +35,12 @@ def main() -> None:
     ap.add_argument("--space", default="quick")
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--stem", required=True, help="the study's and the results file's name")
+    ap.add_argument("--baselines", default="all", help="the search's --baselines (all, none, or names)")
     args = ap.parse_args()
     work = ROOT / "out" / "task-search" / args.stem
     work.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "autocompress.cli", "search", str(args.experiment.resolve()), "--space", args.space,
-            "--trials", str(args.trials), "--study", args.stem]
+            "--trials", str(args.trials), "--study", args.stem, "--baselines", args.baselines]
     started = time.time()
     with open(work / "stdout.log", "w") as out, open(work / "stderr.log", "w") as err:
         code = subprocess.run(argv, cwd=work, env={**os.environ, **OFFLINE}, stdout=out, stderr=err).returncode
@@ -54,7 +55,7 @@ def main() -> None:
     lines += provenance("task_search.py", 2)
     lines += [
         f"- search command (in out/task-search/{args.stem}/): `autocompress search {args.experiment} --space "
-        f"{args.space} --trials {args.trials} --study {args.stem}`; wall time {seconds / 60:.1f} min (teacher "
+        f"{args.space} --trials {args.trials} --study {args.stem} --baselines {args.baselines}`; wall time {seconds / 60:.1f} min (teacher "
         "fine-tuning, its logits, the baselines, the trials and the report), exit code 0",
         "- below: the report the search wrote, unchanged",
         "",

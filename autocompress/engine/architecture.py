@@ -37,17 +37,21 @@ def architecture(model: Classifier) -> Architecture:
     config = model.config.to_dict()
     for k in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"):
         config.pop(k, None)
-    return Architecture(config=config, parts={**describe(model), **model.family.describe(model.hf)})
+    task = model.task.name  # left out for classification, as stored before there were other tasks
+    return Architecture(config=config, parts={**describe(model), **model.family.describe(model.hf),
+                                              **({"task": task} if task != "classification" else {})})
 
 
 def build(arch: Architecture, kept_tokens: torch.Tensor | None = None) -> Classifier:
     """An untrained Classifier with exactly the shapes of `arch` (load weights into it)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
+
+    from .tasks import get_task
 
     cfg = dict(arch.config)
     model_type = cfg.pop("model_type")
     config = AutoConfig.for_model(model_type, **cfg)
-    hf = AutoModelForSequenceClassification.from_config(config)
+    hf = get_task(arch.parts.get("task", "classification")).auto_class().from_config(config)
     model = Classifier(hf).eval()
     rebuild_(model, arch.parts, kept_tokens)
     model.family.rebuild_(model.hf, arch.parts)

@@ -9,21 +9,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .tasks import Task
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """A tokenized split stored ragged: row i is ids[offsets[i]:offsets[i+1]]."""
+    """A tokenized split stored ragged: row i is ids[offsets[i]:offsets[i+1]].
+
+    Labels are one per row (int64 class indices, or float32 for a regression or a similarity score), or,
+    for a per-token task, one per token in the layout of `ids` (int64; -100 where a token carries none)."""
 
     ids: np.ndarray  # int32, all rows concatenated
     types: np.ndarray  # int8 token type ids, same layout
     offsets: np.ndarray  # int64, len = rows + 1
-    labels: np.ndarray  # int64
+    labels: np.ndarray  # one per row, or one per token (per_token)
+    per_token: bool = False
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.offsets) - 1
 
     @property
     def lengths(self) -> np.ndarray:
@@ -31,7 +40,14 @@ class Encoded:
 
     def subset(self, idx: np.ndarray) -> Encoded:
         rows = [self.row(int(i)) for i in idx]
-        return pack([r[0] for r in rows], [r[1] for r in rows], self.labels[idx])
+        labels = ([self.row_labels(int(i)) for i in idx] if self.per_token else self.labels[idx])
+        return pack([r[0] for r in rows], [r[1] for r in rows], labels, per_token=self.per_token)
+
+    def row_labels(self, i: int) -> np.ndarray:
+        """Row i's label (one per row), or its tokens' labels (per token)."""
+        if self.per_token:
+            return self.labels[self.offsets[i]:self.offsets[i + 1]]
+        return self.labels[i]
 
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.offsets[i], self.offsets[i + 1]
@@ -46,25 +62,42 @@ class TaskData:
     train: Encoded  # trains the teacher and the students
     validation: Encoded  # the only rows the search chooses on
     test: Encoded  # only reported
-    label_names: tuple[str, ...]
+    label_names: tuple[str, ...]  # empty for a task whose labels are numbers
     fingerprint: str  # of all three splits and how they were made
     train_key: str  # of the training rows only: what the fine-tuned teacher and its logits depend on
+    task_type: str = "classification"  # `tasks.TASKS`: what the labels mean and how outputs are scored
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    @property
+    def task(self) -> Task:
+        from .tasks import get_task
+
+        return get_task(self.task_type)
+
+    def scores(self, outputs: np.ndarray, rows: Encoded) -> dict[str, float]:
+        """Every score of the task of `outputs` (a model's outputs for `rows`) against `rows`' labels."""
+        return self.task.metrics(outputs, rows, self.label_names)
+
     def split(self, name: str) -> Encoded:
         return getattr(self, name)
 
 
-def pack(ids: list, types: list, labels: np.ndarray) -> Encoded:
+def pack(ids: list, types: list, labels, per_token: bool = False) -> Encoded:
+    """Rows of token ids and types (and labels: an array, one per row; or per token, a list of arrays of
+    the rows' lengths) as one ragged split. Integer labels are stored as int64, others as float32."""
     lengths = np.array([len(x) for x in ids], dtype=np.int64)
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat_ids = np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]) if ids else np.zeros(0, np.int32)
     flat_types = np.concatenate([np.asarray(x, dtype=np.int8) for x in types]) if types else np.zeros(0, np.int8)
-    return Encoded(flat_ids, flat_types, offsets, np.asarray(labels, dtype=np.int64))
+    if per_token:
+        labels = np.concatenate([np.asarray(x, dtype=np.int64) for x in labels]) if len(labels) else np.zeros(0, np.int64)
+    labels = np.asarray(labels)
+    dtype = np.int64 if labels.dtype.kind in "iub" or labels.size == 0 else np.float32
+    return Encoded(flat_ids, flat_types, offsets, labels.astype(dtype), per_token)
 
 
 def collate(enc: Encoded, idx: np.ndarray, pad_id: int = 0, pad_to: int | None = None) -> dict[str, torch.Tensor]:
@@ -74,17 +107,26 @@ def collate(enc: Encoded, idx: np.ndarray, pad_id: int = 0, pad_to: int | None =
     ids = np.full((len(idx), width), pad_id, dtype=np.int64)
     types = np.zeros((len(idx), width), dtype=np.int64)
     mask = np.zeros((len(idx), width), dtype=np.int64)
+    token_index = np.full((len(idx), width), -1, dtype=np.int64)
     for r, i in enumerate(idx):
         a, t = enc.row(int(i))
         n = min(len(a), width)
         ids[r, :n], types[r, :n], mask[r, :n] = a[:n], t[:n], 1
-    return {
+        token_index[r, :n] = np.arange(enc.offsets[i], enc.offsets[i] + n)
+    out = {
         "input_ids": torch.from_numpy(ids),
         "attention_mask": torch.from_numpy(mask),
         "token_type_ids": torch.from_numpy(types),
-        "labels": torch.from_numpy(enc.labels[idx]),
         "index": torch.from_numpy(np.asarray(idx, dtype=np.int64)),
     }
+    if enc.per_token:  # each token's label and its place in the split's token layout (-100 / -1: padding)
+        labels = np.full((len(idx), width), -100, dtype=np.int64)
+        real = token_index >= 0
+        labels[real] = enc.labels[token_index[real]]
+        out.update(labels=torch.from_numpy(labels), token_index=torch.from_numpy(token_index))
+    else:
+        out["labels"] = torch.from_numpy(enc.labels[idx])
+    return out
 
 
 def bucketed_batches(

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .device import autocast, placed, to_device
+from .tasks import Task
+from .tasks.classification import CLASSIFICATION, kd_loss
+
+__all__ = ["kd_loss", "task_loss", "train_", "TrainSettings", "TrainingDiverged"]
 
 if TYPE_CHECKING:
     from .batches import Encoded
@@ -26,25 +29,18 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def kd_loss(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor | None,
-    labels: torch.Tensor,
-    temperature: float,
-    alpha: float,
-) -> torch.Tensor:
-    """alpha * T^2 * KL(softmax(z_T/T) || softmax(z_S/T)) + (1 - alpha) * CE(z_S, labels)."""
-    hard = F.cross_entropy(student_logits, labels)
-    if teacher_logits is None or alpha == 0:
-        return hard
-    t = temperature
-    soft = F.kl_div(
-        F.log_softmax(student_logits / t, dim=-1),
-        F.log_softmax(teacher_logits / t, dim=-1),
-        log_target=True,
-        reduction="batchmean",
-    )
-    return alpha * t * t * soft + (1 - alpha) * hard
+def task_loss(model: nn.Module, outputs: torch.Tensor, teacher_outputs: torch.Tensor | None,
+              batch: dict[str, torch.Tensor], temperature: float, alpha: float) -> torch.Tensor:
+    """The distillation loss of `model`'s task (`tasks/`) on one batch: `teacher_outputs` are the cached
+    outputs of every training row (None: labels only), picked for the batch's rows here."""
+    task = model_task(model)
+    teacher = task.targets(teacher_outputs, batch) if teacher_outputs is not None else None
+    return task.loss(outputs, teacher, batch, temperature, alpha)
+
+
+def model_task(model: nn.Module) -> Task:
+    """The task of a model the engine trains (a module with no `task` is a classifier)."""
+    return getattr(model, "task", None) or CLASSIFICATION
 
 
 def distilled_importance(model: nn.Module, rows: Encoded, teacher_logits: torch.Tensor, *, batch_size: int,
@@ -62,7 +58,7 @@ def distilled_importance(model: nn.Module, rows: Encoded, teacher_logits: torch.
     logits = teacher_logits.to(on)
 
     def loss_fn(out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return kd_loss(out, logits[batch["index"]], batch["labels"], temperature, alpha)
+        return task_loss(model, out, logits, batch, temperature, alpha)
 
     sample = (to_device(b, on) for b in itertools.islice(infinite_batches(rows, batch_size, seed + 1), batches))
     with placed(on, model):
@@ -195,7 +191,6 @@ def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], setting
     for step in range(settings.steps):
         batch = to_device(next(batches), on)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        t_logits = teacher_logits[batch["index"]] if teacher_logits is not None else None
         with autocast(on, settings.bf16):
             if features:
                 logits, s_hidden, s_att = model.features(**inputs, attentions=use_attention)
@@ -204,7 +199,7 @@ def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], setting
             else:
                 logits = model(**inputs)
         # the loss in float32 (a no-op without autocast); gradients flow back through the casts
-        loss = kd_loss(logits.float(), t_logits, batch["labels"], settings.temperature, settings.alpha)
+        loss = task_loss(model, logits.float(), teacher_logits, batch, settings.temperature, settings.alpha)
         if use_hidden:
             s_hidden, t_hidden = [h.float() for h in s_hidden], [h.float() for h in t_hidden]
             loss = loss + settings.hidden_mse * hidden_loss(s_hidden, t_hidden, layer_map, batch["attention_mask"])

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .device import autocast, placed, to_device
-from .distill import StepHook, TrainingDiverged, kd_loss, optimizer
+from .distill import StepHook, TrainingDiverged, optimizer, task_loss
 from .model import Classifier
 from .quantize import QUANT_WIDTHS, attach_fake_quant_, detach_fake_quant_, fake_quants
 from .structured import Importance, attention_linears, ffn_linears, layer_shapes, prune_heads_, prune_neurons_
@@ -320,7 +320,6 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
     for step in range(settings.steps):
         batch = to_device(next(batches), on)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        t_logits = teacher_logits[batch["index"]]
         shapes = sandwich_shapes(settings, generator)
         widths = sandwich_widths(settings, len(shapes), generator)
         opt.zero_grad(set_to_none=True)
@@ -330,7 +329,7 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
                 fq.bits = embedding_width(width) if table else width
             with active_subnet(model, shape), autocast(on, settings.bf16):
                 logits = model(**inputs)
-            loss = kd_loss(logits.float(), t_logits, batch["labels"], settings.temperature, settings.alpha)
+            loss = task_loss(model, logits.float(), teacher_logits, batch, settings.temperature, settings.alpha)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(f"loss became {value} at step {step} ({shape}); lower the learning rate")

@@ -13,12 +13,14 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from .batches import Encoded
+    from .batches import Encoded, TaskData
 
 
 @torch.inference_mode()
 def predict_logits(model: Callable, enc, batch_size: int = 64) -> np.ndarray:
-    """Logits for every row of an Encoded split, in row order (batches bucketed by length).
+    """Outputs for every row of an Encoded split, in row order (batches bucketed by length): `[rows, width]`,
+    or, for a model whose outputs are per token (`[batch, seq, width]`), `[tokens, width]` in the layout of
+    the split's `ids`.
 
     A torch module is run where its parameters are (a model being trained on a GPU is scored there)."""
     from .batches import bucketed_batches
@@ -34,37 +36,35 @@ def predict_logits(model: Callable, enc, batch_size: int = 64) -> np.ndarray:
         x = to_device(batch, on)
         logits = model(x["input_ids"], x["attention_mask"], x["token_type_ids"])
         logits = np.asarray(logits.float().cpu() if isinstance(logits, torch.Tensor) else logits, dtype=np.float32)
+        per_token = logits.ndim == 3
         if out is None:
-            out = np.zeros((len(enc), logits.shape[-1]), dtype=np.float32)
-        out[batch["index"].numpy()] = logits
+            out = np.zeros((len(enc.ids) if per_token else len(enc), logits.shape[-1]), dtype=np.float32)
+        if per_token:
+            real = batch["attention_mask"].numpy().astype(bool)
+            positions = np.concatenate([np.arange(enc.offsets[i], enc.offsets[i] + n)
+                                        for i, n in zip(batch["index"].numpy(), real.sum(1))])
+            out[positions] = logits[real]
+        else:
+            out[batch["index"].numpy()] = logits
     assert out is not None
     return out
 
 
-def evaluation_rows(validation: Encoded, eval_subset: int | None) -> Encoded:
+def evaluation_rows(data: TaskData, eval_subset: int | None) -> Encoded:
     """The validation rows candidates (and the teacher they are compared with) are scored on: the
-    first `eval_subset` rows, or all of them."""
+    first `eval_subset` rows, or all of them (an even number when the task scores rows in pairs)."""
+    validation = data.validation
     if eval_subset is not None and eval_subset < len(validation):
-        return validation.subset(np.arange(eval_subset))
+        return validation.subset(np.arange(eval_subset - eval_subset % 2 if data.task.pairs_as_rows
+                                           else eval_subset))
     return validation
 
 
 def task_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro F1 and Matthews correlation of argmax predictions."""
-    pred = logits.argmax(-1)
-    k = max(int(labels.max()), int(pred.max()), logits.shape[-1] - 1) + 1
-    cm = np.zeros((k, k), dtype=np.float64)
-    np.add.at(cm, (labels, pred), 1)
-    tp = np.diag(cm)
-    precision = np.divide(tp, cm.sum(0), out=np.zeros(k), where=cm.sum(0) > 0)
-    recall = np.divide(tp, cm.sum(1), out=np.zeros(k), where=cm.sum(1) > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
-    # multiclass MCC (Gorodkin): (c*s - sum p_k t_k) / sqrt((s^2 - sum p_k^2)(s^2 - sum t_k^2))
-    s, c = cm.sum(), tp.sum()
-    p_k, t_k = cm.sum(0), cm.sum(1)
-    denom = np.sqrt((s * s - (p_k**2).sum()) * (s * s - (t_k**2).sum()))
-    mcc = float((c * s - (p_k * t_k).sum()) / denom) if denom > 0 else 0.0
-    return {"accuracy": float(c / s), "f1": float(f1.mean()), "mcc": mcc}
+    """Accuracy, macro F1 and Matthews correlation of argmax predictions (classification's scores)."""
+    from .tasks.classification import classification_metrics
+
+    return classification_metrics(logits, labels)
 
 
 def latency_ms(

@@ -16,11 +16,15 @@ _LATENCY_KEY = re.compile(r"latency_ms_b(\d+)")
 # keys a stored record may lack: no training ran, no teacher was given, the note was left out, the
 # candidate did not start from an elastic network, or the record predates test rows and task metrics
 # (then its metric is accuracy) or elastic networks
-OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_score", "retention", "test_accuracy", "test_f1",
-                      "test_mcc", "metric", "elastic_id", "reference_ms_b1", "latency_ratio_b1",
-                      "resident_bytes", "peak_resident_bytes", "train_device"})
-SCORES = ("accuracy", "f1", "mcc")
-"""The task metrics every candidate is scored in; an experiment's `task.metric` names one of them."""
+OPTIONAL = frozenset({"runtime_note", "final_loss", "teacher_score", "retention", "test", "metric", "elastic_id",
+                      "reference_ms_b1", "latency_ratio_b1", "resident_bytes", "peak_resident_bytes",
+                      "train_device"})
+
+
+def _score_names() -> tuple[str, ...]:
+    from .tasks import SCORE_NAMES
+
+    return SCORE_NAMES
 
 
 def retention(score: float, reference_score: float) -> float:
@@ -47,13 +51,11 @@ class Metrics:
     Fields are in the order of the stored keys; `latency_ms` maps batch size to median milliseconds.
     """
 
-    accuracy: float  # on the validation rows: what the search chooses on
-    f1: float
-    mcc: float
-    test_accuracy: float | None = None  # on the test rows: only reported
-    test_f1: float | None = None
-    test_mcc: float | None = None
-    metric: str = "accuracy"  # the task's metric, one of SCORES
+    # every score of the task (`tasks/`: accuracy, f1, mcc for a classifier) on the validation rows: what the
+    # search chooses on; and on the test rows: only reported (None for records that predate test rows)
+    validation: Mapping[str, float]
+    test: Mapping[str, float] | None = None
+    metric: str = "accuracy"  # the task's metric: one of the validation scores
     latency_ms: Mapping[int, float]
     bytes: int  # everything running it needs: the runtime's model file (or the weights), architecture, task, tokenizer
     weight_bytes: int  # the stored compressed weights file alone
@@ -94,20 +96,31 @@ class Metrics:
     def latency_ms_b32(self) -> float:
         return self.latency_ms[32]
 
+    def __getattr__(self, name: str) -> float | None:
+        """A score by its stored name: `m.accuracy` on the validation rows, `m.test_accuracy` on the test rows
+        (None when the record has no test rows)."""
+        d = self.__dict__
+        if "validation" in d and name in d["validation"]:
+            return d["validation"][name]
+        if "validation" in d and name.startswith("test_") and name[5:] in d["validation"]:
+            return None if d.get("test") is None else d["test"].get(name[5:])
+        raise AttributeError(name)
+
     @property
     def score(self) -> float:
         """The task's metric on the validation rows: the objective."""
-        return getattr(self, self.metric)
+        return self.validation[self.metric]
 
     @property
     def test_score(self) -> float | None:
         """The task's metric on the test rows (None for records that predate test rows)."""
-        return getattr(self, "test_" + self.metric)
+        return None if self.test is None else self.test.get(self.metric)
 
     def scores(self, split: str) -> dict[str, float | None]:
-        """accuracy, f1 and mcc on "validation" or "test"."""
-        prefix = "" if split == "validation" else "test_"
-        return {k: getattr(self, prefix + k) for k in SCORES}
+        """Every score of the task on "validation" or "test"."""
+        if split == "validation":
+            return dict(self.validation)
+        return {k: None if self.test is None else self.test.get(k) for k in self.validation}
 
     def with_teacher(self, teacher_score: float) -> Metrics:
         """This record with the teacher's score (its `metric`, on the same validation rows) and the
@@ -122,6 +135,10 @@ class Metrics:
             value = getattr(self, f.name)
             if f.name == "latency_ms":
                 out.update({f"latency_ms_b{bs}": ms for bs, ms in value.items()})
+            elif f.name == "validation":
+                out.update(value)
+            elif f.name == "test":
+                out.update({f"test_{k}": v for k, v in (value or {}).items()})
             elif value is not None or f.name not in OPTIONAL:
                 out[f.name] = value
         return out
@@ -139,8 +156,11 @@ class Metrics:
             hit = _LATENCY_KEY.fullmatch(key)
             if hit:
                 latency[int(hit.group(1))] = value
-        names = [f.name for f in fields(cls) if f.name != "latency_ms"]
-        missing = [n for n in names if n not in data and n not in OPTIONAL]
+        validation = {k: data[k] for k in _score_names() if k in data}
+        test = {k: data["test_" + k] for k in validation if "test_" + k in data}
+        names = [f.name for f in fields(cls) if f.name not in ("latency_ms", "validation", "test")]
+        missing = (["scores"] if not validation else []) + [n for n in names if n not in data and n not in OPTIONAL]
         if missing:
             raise KeyError(f"metrics lack {', '.join(missing)}")
-        return cls(latency_ms=latency, **{n: data[n] for n in names if n in data})
+        return cls(latency_ms=latency, validation=validation, test=test or None,
+                   **{n: data[n] for n in names if n in data})

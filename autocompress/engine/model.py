@@ -1,9 +1,10 @@
-"""The classifier module every technique works on: an encoder of a supported family with a task head.
+"""The module every technique works on: an encoder of a supported family with its task's head.
 
-A thin wrapper around a transformers `...ForSequenceClassification` model with a plain
-`forward(input_ids, attention_mask, token_type_ids) -> logits` (ONNX-friendly) and an
-optional vocabulary map for students whose embedding table was pruned. Where the encoder keeps
-its parts is its family's business (`families/`).
+A thin wrapper around a transformers model (`...ForSequenceClassification`, `...ForTokenClassification`,
+or a bare encoder for embeddings) with a plain `forward(input_ids, attention_mask, token_type_ids) ->
+outputs` (ONNX-friendly) and an optional vocabulary map for students whose embedding table was pruned.
+Where the encoder keeps its parts is its family's business (`families/`); what the outputs are is its
+task's (`tasks/`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import torch
 from torch import nn
 
 from .families import Family, family_of
+from .tasks import Task, task_of
 
 
 class Classifier(nn.Module):
     def __init__(self, hf: nn.Module):
         super().__init__()
         family_of(hf.config).adapt_(hf)
+        task_of(hf).adapt_(hf)
         self.hf = hf
         self.register_buffer("token_map", torch.zeros(0, dtype=torch.int64), persistent=False)
         self.register_buffer("kept", torch.zeros(0, dtype=torch.int64), persistent=False)
@@ -30,6 +33,10 @@ class Classifier(nn.Module):
     @property
     def family(self) -> Family:
         return family_of(self.hf.config)
+
+    @property
+    def task(self) -> Task:
+        return task_of(self.hf)
 
     @property
     def encoder_layers(self) -> nn.ModuleList:
@@ -69,17 +76,17 @@ class Classifier(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.hf(**self.inputs(input_ids, attention_mask, token_type_ids)).logits
+        return self.task.output(self.hf(**self.inputs(input_ids, attention_mask, token_type_ids)), attention_mask)
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  token_type_ids: torch.Tensor | None = None, attentions: bool = False):
-        """(logits, hidden states, attention maps or None) for feature distillation.
+        """(outputs, hidden states, attention maps or None) for feature distillation.
 
         Attention maps need eager attention (`distill.eager_attention`).
         """
         out = self.hf(**self.inputs(input_ids, attention_mask, token_type_ids), output_hidden_states=True,
                       output_attentions=attentions)
-        return out.logits, out.hidden_states, (out.attentions if attentions else None)
+        return self.task.output(out, attention_mask), out.hidden_states, (out.attentions if attentions else None)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -21,7 +21,7 @@ from .recipe import Recipe
 from .build import build_student
 from .distill import StepHook
 from .inputs import EngineInputs
-from .measure import evaluation_rows, interleaved_latency, latency_ms, predict_logits, task_metrics
+from .measure import evaluation_rows, interleaved_latency, latency_ms, predict_logits
 from .metrics import Metrics
 from .model import Classifier, count_parameters
 from .prune import sparsity_of
@@ -72,13 +72,13 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
     calibration = (calibration_batches(inputs.data.train, m.seq_len)
                    if get_runtime(target).needs_calibration(recipe.bits) else [])
     rt = make_runtime(model, recipe.bits, target, folder / RUNTIME_DIR, m.threads, calibration)
-    validation = evaluation_rows(inputs.data.validation, m.eval_subset)
-    test = inputs.data.test
+    data = inputs.data
+    validation = evaluation_rows(data, m.eval_subset)
     before = torch.get_num_threads()
     torch.set_num_threads(m.threads)
     try:
-        scores = task_metrics(predict_logits(rt.run, validation), validation.labels)
-        tested = task_metrics(predict_logits(rt.run, test), test.labels)
+        scores = data.scores(predict_logits(rt.run, validation), validation)
+        tested = data.scores(predict_logits(rt.run, data.test), data.test)
     finally:
         torch.set_num_threads(before)
     latency: dict[int, float] = {}
@@ -94,8 +94,7 @@ def measure(inputs: EngineInputs, model: Classifier, recipe: Recipe, folder: Pat
     weight_bytes = (folder / WEIGHTS).stat().st_size
     shapes = layer_shapes(model)
     return Metrics(
-        accuracy=scores["accuracy"], f1=scores["f1"], mcc=scores["mcc"], test_accuracy=tested["accuracy"],
-        test_f1=tested["f1"], test_mcc=tested["mcc"], metric=inputs.metric, latency_ms=latency,
+        validation=scores, test=tested, metric=inputs.metric, latency_ms=latency,
         bytes=run_bytes(folder, *(rt.files or (folder / WEIGHTS,))),
         weight_bytes=weight_bytes,
         params=count_parameters(model),

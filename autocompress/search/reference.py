@@ -38,20 +38,22 @@ class Reference:
     majority_test_score: float
     validation_rows: int
     test_rows: int
+    constant: str = "majority class"  # what the constant predictor is (`Task.constant`)
 
     @classmethod
     def of(cls, m: Metrics, inputs: EngineInputs) -> Reference:
-        rows = evaluation_rows(inputs.data.validation, inputs.measure.eval_subset)  # what candidates score on
+        rows = evaluation_rows(inputs.data, inputs.measure.eval_subset)  # what candidates score on
         label, base = majority_baseline(inputs.data, rows)
         return cls(m.metric, m.score, m.test_score, m.bytes, m.weight_bytes, m.latency_ms_b1, m.latency_ms_b32,
-                   label, base["validation"][m.metric], base["test"][m.metric], len(rows), len(inputs.data.test))
+                   label, base["validation"][m.metric], base["test"][m.metric], len(rows), len(inputs.data.test),
+                   inputs.data.task.constant)
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
 
     def above_majority(self, score: float) -> float:
-        """The degenerate constraint: <= 0 when `score` beats predicting the majority class for every
-        validation row, > 0 when it is no better (ties included)."""
+        """The degenerate constraint: <= 0 when `score` beats the constant predictor (the majority class for
+        a classifier) on the validation rows, > 0 when it is no better (ties included)."""
         return self.majority_score + 1e-9 - score
 
     def degenerate(self, score: float) -> bool:

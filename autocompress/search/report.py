@@ -93,12 +93,12 @@ class Report:
             "never used to choose",
             f"- metric: {metric}",
             "- trials: " + ", ".join(f"{v} {k.lower()}" for k, v in self.counts.items())
-            + (f"; {len(self.degenerate)} degenerate (no better than the majority class, excluded from the front)"
+            + (f"; {len(self.degenerate)} degenerate (no better than the {t.constant}, excluded from the front)"
                if self.degenerate else ""),
             f"- budget: {self.budget or 'none'}",
             f"- teacher: validation {metric} {t.score:.4f}, test {metric} {t.test_score:.4f}, {t.bytes:,} bytes "
             f"(weights file {t.weight_bytes:,})",
-            f"- majority class ('{t.majority_label}' for every row): validation {metric} {t.majority_score:.4f}, "
+            f"- {t.constant} ('{t.majority_label}' for every row): validation {metric} {t.majority_score:.4f}, "
             f"test {metric} {t.majority_test_score:.4f}",
             *self._elastic_lines(),
             speed,
@@ -370,7 +370,7 @@ def plot(report: Report, path: Path) -> Path:
         m = b.measured
         ax.scatter([m.bytes / 1e6], [m.score], marker=mark, s=90, facecolors="none", edgecolors="darkorange",
                    linewidths=1.5, label=f"baseline: {b.label}")
-    ax.axhline(t.majority_score, color="grey", lw=0.8, ls=":", label="majority class")
+    ax.axhline(t.majority_score, color="grey", lw=0.8, ls=":", label=t.constant)
     for pick, style, name in ((report.best, "s", "recommended"), (report.knee, "D", "knee")):
         if pick:
             ax.scatter([pick.bytes / 1e6], [pick.score], marker=style, s=140, facecolors="none",

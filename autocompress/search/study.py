@@ -22,7 +22,7 @@ import numpy as np
 from ..config import Experiment
 from ..elastic_net import ElasticInfo, untrained_note
 from ..engine.families import Family
-from ..engine.measure import evaluation_rows, predict_logits, task_metrics
+from ..engine.measure import evaluation_rows, predict_logits
 from ..engine.metrics import Metrics
 from ..engine.pipeline import EngineInputs
 from ..engine.errors import ConfigError
@@ -447,7 +447,7 @@ def _early_stop(inputs: EngineInputs, threshold: float, rows: int = 256):
         if total < 20 or step != total // 2:
             return
         was_training = model.training
-        score = task_metrics(predict_logits(model, sample), sample.labels)[inputs.metric]
+        score = inputs.data.scores(predict_logits(model, sample), sample)[inputs.metric]
         model.train(was_training)
         if score < threshold:
             raise EarlyStopped(f"validation {inputs.metric} {score:.3f} half-way is below {threshold:.3f}")
@@ -461,7 +461,7 @@ def _rung_stop(inputs: EngineInputs, study, trial, recipe: Recipe, tracker: Trac
     trial's "rungs" (and its cost in "rung_cost"), log it, and stop when trials no costlier beat it."""
     import optuna
 
-    rows = evaluation_rows(inputs.data.validation, inputs.measure.eval_subset)  # what candidates score on
+    rows = evaluation_rows(inputs.data, inputs.measure.eval_subset)  # what candidates score on
     metric, scores = inputs.metric, {}
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
     cost: dict[str, float] | None = None
@@ -477,7 +477,7 @@ def _rung_stop(inputs: EngineInputs, study, trial, recipe: Recipe, tracker: Trac
             cost = model_cost(model, recipe)
             trial.set_user_attr(COST_ATTR, cost)
         was_training = model.training
-        score = task_metrics(predict_logits(model, rows), rows.labels)[metric]
+        score = inputs.data.scores(predict_logits(model, rows), rows)[metric]
         model.train(was_training)
         scores[str(step)] = score
         trial.set_user_attr(RUNGS_ATTR, dict(scores))

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from ..model import Classifier
 
 RunFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
-"""(input_ids, attention_mask, token_type_ids) int64 [batch, seq] -> float32 logits [batch, labels]."""
+"""(input_ids, attention_mask, token_type_ids) int64 [batch, seq] -> float32 outputs: [batch, width] (a
+class's logits, a regression's score, an embedding), or [batch, seq, labels] for a per-token task."""
 
 Batch = Mapping[str, "torch.Tensor"]
 """One calibration batch: "input_ids", "attention_mask", "token_type_ids" (int64 [batch, seq])."""

@@ -90,7 +90,9 @@ def export_onnx(model: Classifier, path: Path, seq_len: int = 16) -> Path:
     wrapper = Plain(copy.deepcopy(model).float().eval())
     ids = torch.ones(2, seq_len, dtype=torch.long)
     args = (ids, torch.ones_like(ids), torch.zeros_like(ids))
-    axes = {name: {0: "batch", 1: "seq"} for name in INPUTS} | {"logits": {0: "batch"}}
+    per_token = getattr(model, "task", None) is not None and model.task.per_token
+    axes = {name: {0: "batch", 1: "seq"} for name in INPUTS} | {"logits": {0: "batch", 1: "seq"} if per_token
+                                                               else {0: "batch"}}
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

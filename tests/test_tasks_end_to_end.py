@@ -1,0 +1,84 @@
+"""A search and an export per task type beyond classification, on a tiny encoder and generated data: regression,
+token classification (CoNLL files) and sentence embeddings through `autocompress search` (2 trials, the
+product's ONNX Runtime baseline beside them) and `export` to torch, ONNX and OpenVINO; each export reloads to
+the outputs its trial measured and `predict` answers in the task's terms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli, write_experiment
+
+from autocompress.testing import make_teacher_dir, write_pair_task, write_regression_task, write_token_task
+
+SPACE = ("depth: {choices: [1]}\nheads_keep: {choices: [0.5]}\nvocab_prune: {choices: [true, false]}\n"
+         "bits: {choices: [32]}\ntrain_steps: {choices: [20]}\nfixed: {batch_size: 16, lr: 0.003, alpha: 0.7}\n")
+
+
+def _experiment(kind: str, tmp_path, epochs: int = 6):
+    teacher = make_teacher_dir(tmp_path / "encoder", task_model=False)
+    if kind == "regression":
+        paths, task = write_regression_task(tmp_path / "data", 96, 32), {"type": "regression", "label": "score"}
+    elif kind == "token_classification":
+        paths = write_token_task(tmp_path / "data", 96, 32, 32)
+        task = {"type": kind, "validation": str(paths["dev"]), "dev": str(paths["test"])}
+    else:
+        paths = write_pair_task(tmp_path / "data", 96, 32)
+        task = {"type": kind, "text": "sentence1", "text_pair": "sentence2", "label": "score"}
+    return write_experiment(tmp_path, teacher, paths, task=task,
+                            teacher={"finetune": {"epochs": epochs, "batch_size": 16, "lr": 0.003}})
+
+
+ANSWERS = {
+    "regression": lambda row: isinstance(row["score"], float),
+    "token_classification": lambda row: {e["type"] for e in row["entities"]} <= {"POS", "NEG"}
+    and all(len(t) for t in row["tags"]),
+    "embedding": lambda row: len(row["embedding"]) == 32,
+}
+
+
+@pytest.mark.parametrize("kind", ["regression", "token_classification", "embedding"])
+def test_search_export_and_predict(kind, tmp_path, monkeypatch, capsys):
+    from autocompress.export import load_compressed
+    from autocompress.testing import make_sentences
+
+    exp = _experiment(kind, tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(monkeypatch, capsys, "search", exp, "--baselines", "onnxruntime-int8", "--no-memory",
+                             "--space", space, "--trials", 2, "--study", "s")
+    assert code == 0, err
+    assert "2/2 done" in err and "Search report: study `s`" in out
+    metric = {"regression": "spearman", "token_classification": "entity_f1", "embedding": "spearman"}[kind]
+    assert f"metric: {metric}" in out and "ONNX Runtime dynamic int8" in out
+    texts = ["good fun w3 great", "w1 awful sad w2 w7"]
+    for fmt in ("torch", "onnx", "openvino"):
+        code, out, err = run_cli(monkeypatch, capsys, "export", "--study", "s", "--pick", "best", "--format", fmt,
+                                 "--out", f"model-{fmt}")
+        assert code == 0, err
+        code, out, err = run_cli(monkeypatch, capsys, "predict", f"model-{fmt}", *texts, "--json")
+        assert code == 0, err
+        rows = json.loads(out)
+        assert [r["text"] for r in rows] == texts and all(ANSWERS[kind](r) for r in rows), out
+        code, out, err = run_cli(monkeypatch, capsys, "predict", f"model-{fmt}", *texts)
+        assert code == 0 and len(out.strip().splitlines()) == 2, err
+    # the exports answer alike (ONNX and OpenVINO run the same graph the torch module traces)
+    sentences = make_sentences(6, seed=9)[0]
+    outs = [load_compressed(tmp_path / f"model-{fmt}").outputs(sentences) for fmt in ("torch", "onnx", "openvino")]
+    for other in outs[1:]:
+        assert all(np.allclose(a, b, atol=2e-2) for a, b in zip(outs[0], other))
+
+
+def test_the_teacher_of_a_token_task_learns_the_entities(tmp_path, monkeypatch, capsys):
+    exp = _experiment("token_classification", tmp_path, epochs=20)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("layers: [0, 1]\nbits: 8\ntrain_steps: 40\nbatch_size: 16\nlr: 0.003\nalpha: 0.7\n")
+    code, out, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe, "--out", tmp_path / "o",
+                             "--json", tmp_path / "m.json")
+    assert code == 0, err
+    m = json.loads((tmp_path / "m.json").read_text())
+    # the most frequent tag (O) for every word finds no entity: F1 0
+    assert m["metric"] == "entity_f1" and m["teacher_score"] > 0.45 and m["entity_f1"] > 0.45, m
