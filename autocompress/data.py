@@ -251,7 +251,9 @@ def load_task(exp: Experiment, tokenizer, tokenizer_id: str) -> TaskData:
     _checked(task, raw)
     labels = {s: raw[s][task.label] for s in raw}
     names = _label_names(task, labels)
-    ids = {s: task.task.label_values(labels[s], names, f"{s} data") for s in raw}
+    src = data_source(exp)
+    where = {s: f"{src.files[s]} ({s} data)" if src.hub is None and s in src.files else f"{s} data" for s in raw}
+    ids = {s: task.task.label_values(labels[s], names, where[s]) for s in raw}
     if "validation" not in raw:  # held out from the training rows, before any training row is sampled
         texts = [str(x) for x in raw["train"][task.text]] if task.validation_whole_rows else None
         eligible = whole_rows(texts) if texts is not None else None

@@ -308,7 +308,8 @@ STORED_METRIC_KEYS = frozenset({
 
 
 def sample_metrics(**changes):
-    """A plausible measured record (a small int8 student) for tests that need one; fields can be changed."""
+    """A plausible measured record (a small int8 student) for tests that need one; fields can be changed, and
+    scores by their stored names (accuracy=0.9, test_mcc=0.5)."""
     from .engine.metrics import Metrics
 
     values = dict(
@@ -320,5 +321,9 @@ def sample_metrics(**changes):
         train_seconds=3.5, train_steps=40, final_loss=0.31, train_device="cpu", teacher_score=0.9, retention=0.875 / 0.9,
         reference_ms_b1=12.0, latency_ratio_b1=0.125,
     )
-    values.update(changes)
+    scores = {k: v for k, v in changes.items() if k in values["validation"]}  # accuracy=0.9: a validation score
+    tested = {k[5:]: v for k, v in changes.items() if k.startswith("test_") and k[5:] in values["test"]}
+    values.update({k: v for k, v in changes.items() if k not in scores and k[5:] not in tested})
+    values["validation"] = {**values["validation"], **scores}
+    values["test"] = {**values["test"], **tested}
     return Metrics(**values)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_teacher_dir, run_cli, write_experiment, write_task
+from autocompress.testing import ENTITY_TAGS, write_pair_task, write_token_task
 
 from autocompress import cli
 from autocompress.search.storage import DEFAULT_STORAGE
@@ -70,6 +71,18 @@ def _bad_cases(tmp_path):
     empty = tmp_path / "empty_dev.tsv"
     empty.write_text("sentence\tlabel\n")
     three = make_teacher_dir(tmp_path / "three_labels", num_labels=3)  # a classifier for another task
+    scores = tmp_path / "scores.tsv"
+    scores.write_text("sentence\tscore\ngood fun\t4.5\nbad w1\thigh\n")
+    conll = write_token_task(tmp_path / "conll", 20, 8, 8)
+    bad_tag, bad_iob, bad_columns = (tmp_path / f"{n}.txt" for n in ("bad_tag", "bad_iob", "bad_columns"))
+    bad_tag.write_text("good NN B-POS\nw1 NN B-DATE\n")
+    bad_iob.write_text("w1 NN O\nw2 NN O\n\nw3 NN O\ngood NN I-POS\n")
+    bad_columns.write_text("good NN B-POS\nw1 O\n")
+    tags = {"type": "token_classification", "labels": list(ENTITY_TAGS), "validation": str(conll["dev"])}
+    pairs = write_pair_task(tmp_path / "pairs", 20, 8)
+    copy = tmp_path / "pairs" / "copy.tsv"  # the training pairs are the test pairs: no text left to distill on
+    copy.write_text(Path(pairs["train"]).read_text())
+    embed = {"type": "embedding", "text": "sentence1", "text_pair": "sentence2", "label": "score"}
 
     return {
         "missing experiment": ([tmp_path / "nope.yaml", ok_recipe], "experiment file not found"),
@@ -88,11 +101,11 @@ def _bad_cases(tmp_path):
         "binary experiment file": ([binary_exp, ok_recipe], "binary.yaml: not a UTF-8 text file"),
         "binary recipe file": ([good, binary_recipe], "binary_recipe.yaml: not a UTF-8 text file"),
         "blank label": ([write_experiment(sub("e5"), teacher, {**task, "train": blank}), ok_recipe],
-                        "train data: row 21 has a blank label"),
+                        "blank_label.tsv (train data): row 21 has a blank label"),
         "empty dev split": ([write_experiment(sub("e6"), teacher, {**task, "dev": empty}), ok_recipe],
                             "empty_dev.tsv: test data has no rows; fix task.dev"),
         "teacher with other labels": ([write_experiment(sub("e7"), three, task), ok_recipe],
-                                      "is a classifier with 3 labels but the task has 2"),
+                                      "is a classification model that has 3 labels but the task has 2"),
         "validation larger than train": ([write_experiment(sub("e8"), teacher, task, task={"validation_size": 25}),
                                           ok_recipe], "task.validation_size 25 holds out 25 of the 20 training rows"),
         "validation size not whole": ([write_experiment(sub("e9"), teacher, task, task={"validation_size": 2.5}),
@@ -100,6 +113,19 @@ def _bad_cases(tmp_path):
         "label outside the declared labels": ([write_experiment(sub("e10"), teacher, task,
                                                                 task={"labels": ["neg", "pos"]}), ok_recipe],
                                               "label '0' is not one of ['neg', 'pos']; fix task.labels"),
+        "regression label not a number": ([write_experiment(sub("e11"), teacher, {"train": scores, "dev": scores},
+                                                            task={"type": "regression", "label": "score"}),
+                                           ok_recipe], "scores.tsv (train data): row 2 has label 'high', not a number"),
+        "tag outside the declared tags": ([write_experiment(sub("e12"), teacher, {**conll, "train": bad_tag},
+                                                            task=tags), ok_recipe], "bad_tag.txt:2: "),
+        "malformed IOB": ([write_experiment(sub("e13"), teacher, {**conll, "train": bad_iob}, task=tags), ok_recipe],
+                          "bad_iob.txt:5: "),
+        "token line of the wrong column count": ([write_experiment(sub("e14"), teacher,
+                                                                   {**conll, "train": bad_columns}, task=tags),
+                                                  ok_recipe], "bad_columns.txt:2: 2 columns"),
+        "embedding task with no text": ([write_experiment(sub("e15"), teacher, {"train": copy, "dev": pairs["train"]},
+                                                          task={**embed, "validation": str(copy)}), ok_recipe],
+                                        "an embedding task needs text to distill on"),
     }
 
 
@@ -108,7 +134,9 @@ def _bad_cases(tmp_path):
                                   "unknown teacher", "hub teacher offline", "binary experiment file",
                                   "binary recipe file", "blank label", "empty dev split", "teacher with other labels",
                                   "validation larger than train", "validation size not whole",
-                                  "label outside the declared labels"])
+                                  "label outside the declared labels", "regression label not a number",
+                                  "tag outside the declared tags", "malformed IOB",
+                                  "token line of the wrong column count", "embedding task with no text"])
 def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (exp, recipe), needle = _bad_cases(tmp_path)[case]

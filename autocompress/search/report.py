@@ -98,7 +98,8 @@ class Report:
             f"- budget: {self.budget or 'none'}",
             f"- teacher: validation {metric} {t.score:.4f}, test {metric} {t.test_score:.4f}, {t.bytes:,} bytes "
             f"(weights file {t.weight_bytes:,})",
-            f"- {t.constant} ('{t.majority_label}' for every row): validation {metric} {t.majority_score:.4f}, "
+            f"- {t.constant}" + (f" ('{t.majority_label}' for every row)" if t.majority_label else "")
+            + f": validation {metric} {t.majority_score:.4f}, "
             f"test {metric} {t.majority_test_score:.4f}",
             *self._elastic_lines(),
             speed,

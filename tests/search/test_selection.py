@@ -75,7 +75,7 @@ def _scored_as(predictions: dict[int, str]):
                 positives = np.flatnonzero(labels == 1)
                 pred[positives[: len(positives) // 2]] = 0
             scores = task_metrics(np.eye(2, dtype=np.float32)[pred], labels)
-            res.metrics = replace(res.metrics, **scores).with_teacher(inputs.teacher_score)
+            res.metrics = replace(res.metrics, validation=scores).with_teacher(inputs.teacher_score)
         return res
 
     return run
