@@ -85,8 +85,12 @@ def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads
                 shipped.append(f.name)
             shutil.rmtree(work)
         # the standalone script answers as a classifier does: other task types load with autocompress
-        classifier = "task" not in artifact.read_json(tmp, artifact.TASK)
-        standalone = ship_predict_script(tmp, shipped) if classifier else None
+        task_type = artifact.read_json(tmp, artifact.TASK).get("task", "classification")
+        standalone = ship_predict_script(tmp, shipped) if task_type == "classification" else None
+        if task_type == "embedding":  # SentenceTransformer(folder, trust_remote_code=True) loads it
+            from .sentence_transformers_module import write_sentence_transformers_files
+
+            write_sentence_transformers_files(tmp)
         card = model_card(recipe, Metrics.from_dict(metrics), runtime.name, shipped, standalone)
         (tmp / artifact.CARD).write_text(card)
         artifact.write_manifest(tmp, runtime.name if shipped else None)

@@ -70,6 +70,14 @@ def test_search_export_and_predict(kind, tmp_path, monkeypatch, capsys):
     outs = [load_compressed(tmp_path / f"model-{fmt}").outputs(sentences) for fmt in ("torch", "onnx", "openvino")]
     for other in outs[1:]:
         assert all(np.allclose(a, b, atol=2e-2) for a, b in zip(outs[0], other))
+    if kind == "embedding":
+        _loads_in_sentence_transformers(tmp_path / "model-onnx", sentences, outs[1])
+
+
+def _loads_in_sentence_transformers(folder, sentences, expected):
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(folder), trust_remote_code=True, device="cpu")
+    assert np.allclose(model.encode(sentences), np.stack(expected), atol=1e-5)
 
 
 def test_the_teacher_of_a_token_task_learns_the_entities(tmp_path, monkeypatch, capsys):
