@@ -17,3 +17,10 @@ $py experiments/sst2_benchmark.py             # under experiments/results/sst2-b
 $py experiments/bf16_sst2.py
 $py experiments/ort_spinning.py --pairs 4
 $py experiments/main_command.py run && $py experiments/main_command.py write  # the README's main command, fresh clone
+# searches on other tasks, the product's baselines side by side (experiments/task_search.py)
+$py experiments/task_search.py experiments/mrpc.yaml --space quick --trials 4 --stem search-mrpc
+base=onnxruntime-int8,openvino-int8
+$py experiments/task_search.py experiments/stsb.yaml --space quick --trials 3 --stem search-stsb --baselines $base
+$py experiments/task_search.py experiments/conll2003.yaml --space quick --trials 3 --stem search-conll2003 --baselines $base
+$py experiments/task_search.py experiments/embeddings-stsb.yaml --space quick --trials 3 --stem search-embeddings-stsb-quick --baselines $base
+$py experiments/task_search.py experiments/embeddings-stsb.yaml --space embeddings --trials 3 --stem search-embeddings-stsb --baselines $base

@@ -90,3 +90,22 @@ def test_the_teacher_of_a_token_task_learns_the_entities(tmp_path, monkeypatch, 
     m = json.loads((tmp_path / "m.json").read_text())
     # the most frequent tag (O) for every word finds no entity: F1 0
     assert m["metric"] == "entity_f1" and m["teacher_score"] > 0.45 and m["entity_f1"] > 0.45, m
+
+
+@pytest.mark.parametrize("kind", ["regression", "token_classification", "embedding"])
+def test_an_elastic_network_trains_and_cuts_for_every_task(kind, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    exp = _experiment(kind, tmp_path)
+    data = yaml.safe_load(exp.read_text())
+    data["elastic"] = {"steps": 4, "batch_size": 16, "depths": [1, 2], "heads": [0.5, 1.0], "ffn": [0.5, 1.0]}
+    exp.write_text(yaml.safe_dump(data))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("elastic: true\nlayers: [0]\nheads_keep: 0.5\nffn_keep: 0.5\nbits: 8\ntrain_steps: 4\n"
+                      "batch_size: 16\n")
+    code, out, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe, "--out", tmp_path / "o",
+                             "--json", tmp_path / "m.json")
+    assert code == 0, err
+    m = json.loads((tmp_path / "m.json").read_text())
+    metric = {"regression": "spearman", "token_classification": "entity_f1", "embedding": "spearman"}[kind]
+    assert m["metric"] == metric and m["elastic_id"] and m["layers"] == 1 and np.isfinite(m[metric])
