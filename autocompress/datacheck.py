@@ -92,6 +92,8 @@ class DataCheck:
             counts = ", ".join(f"{name} {n:,} ({n / total:.0%})" for name, n in s.label_counts.items())
             if s.label_range is not None:
                 counts = f"from {s.label_range[0]:g} to {s.label_range[1]:g}"
+            elif not s.label_counts:
+                counts = "none (sentences distilled on)"
             lines += [f"{s.name:<10}  {s.rows:>{width},} rows  {s.source}", f"{'':<10}  labels: {counts}"]
         return "\n".join(lines)
 
@@ -144,6 +146,9 @@ def check_data(exp: Experiment, log: Log = silent, experiment_file: str | None =
     splits = []
     for name in SPLITS:
         enc = data.split(name)
+        if name == "train" and not data.task.labelled_training:
+            splits.append(SplitCheck(name, where[name], len(enc), {}))
+            continue
         if not data.label_names:  # numbers: their range
             low, high = (float(enc.labels.min()), float(enc.labels.max())) if len(enc) else (0.0, 0.0)
             splits.append(SplitCheck(name, where[name], len(enc), {}, (low, high)))
