@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Classify texts with this exported model, with only numpy, tokenizers and onnxruntime (model.onnx)
-or openvino (model.xml + model.bin) installed: no torch, transformers or autocompress.
+"""Run this exported model on texts, with only numpy, tokenizers and onnxruntime (model.onnx) or openvino
+(model.xml + model.bin) installed: no torch, transformers or autocompress.
 
-    python predict.py "a sentence" ["another sentence" ...]   one predicted label per line
-    python predict.py --json "a sentence"                     label and probabilities of each text (JSON)
+    python predict.py "a sentence" ["another sentence" ...]   one answer per line: a classifier's label, a
+                                                               regression's score, a tagger's entities
+                                                               (TYPE: text; ...), an embedding (JSON)
+    python predict.py --json "a sentence"                     each text's full answer (JSON)
     python predict.py < texts.txt                              one text per line from standard input
 
 A pair task (task.json "text_pair": true) takes each pair as two arguments, first text then second
@@ -164,6 +166,10 @@ class Model:
         except (KeyError, TypeError, ValueError):
             raise DeployError(f"{folder / 'task.json'}: no label_names or max_length; re-export the model") from None
         self.pairs = bool(task.get("text_pair", False))
+        self.task = str(task.get("task", "classification"))
+        if self.task not in ANSWER:
+            raise DeployError(f"{folder / 'task.json'}: task '{self.task}' is not one this script answers "
+                              f"({', '.join(ANSWER)}); re-export with a newer autocompress")
         self.tokenizer = load_tokenizer(folder, max_length)
         bits = int(read_json(folder, "recipe.json").get("bits", 32))
         threads = threads or int(read_json(folder, "metrics.json").get("threads", 2))
@@ -180,12 +186,72 @@ class Model:
     def predict(self, texts: list[str], pairs: list[str] | None = None) -> list[str]:
         return [self.label_names[i] for i in self.logits(texts, pairs).argmax(-1)]
 
+    def answers(self, texts: list[str], pairs: list[str] | None = None) -> list[dict]:
+        """Each text's answer in the task's terms (a label, a score, entities or an embedding)."""
+        out = []
+        for i in range(0, len(texts), BATCH):
+            part, part_pairs = texts[i:i + BATCH], pairs[i:i + BATCH] if pairs else None
+            encodings = self.tokenizer.encode_batch(list(zip(part, part_pairs)) if part_pairs else list(part))
+            rows = self.run(encode(self.tokenizer, part, part_pairs))
+            out += [ANSWER[self.task](self, row, enc, text) for row, enc, text in zip(rows, encodings, part)]
+        return out
+
 
 def softmax(rows):
     import numpy as np
 
     e = np.exp(rows - rows.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def entity_spans(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(type, first word, last word + 1) of each entity: B-X starts one, I-X continues one of type X (and
+    otherwise starts one), O ends one (as autocompress scores entities)."""
+    spans, kind, start = [], "", 0
+    for i, tag in enumerate(tags + ["O"]):
+        prefix, tag_kind = (tag[0], tag[2:]) if tag[:2] in ("B-", "I-") else ("O", "")
+        if kind and (prefix != "I" or tag_kind != kind):
+            spans.append((kind, start, i))
+            kind = ""
+        if prefix != "O" and not kind:
+            kind, start = tag_kind, i
+    return spans
+
+
+def entities(model: Model, row, enc, text: str) -> dict:
+    """A tagger's answer: each word tagged as its first sub-word token, runs of tags as character spans."""
+    first: dict[int, int] = {}
+    for pos, word in enumerate(enc.word_ids):
+        if word is not None and word not in first:
+            first[word] = pos
+    words = sorted(first)
+    tags = [model.label_names[int(row[first[w]].argmax())] for w in words]
+    found = []
+    for kind, a, z in entity_spans(tags):
+        start, end = enc.word_to_chars(words[a])[0], enc.word_to_chars(words[z - 1])[1]
+        found.append({"type": kind, "text": text[start:end], "start": start, "end": end})
+    return {"entities": found}
+
+
+ANSWER = {  # task.json's task -> one row's answer
+    "classification": lambda m, row, enc, text: {
+        "label": m.label_names[int(row.argmax())],
+        "probabilities": {n: round(float(v), 6) for n, v in zip(m.label_names, softmax(row))}},
+    "regression": lambda m, row, enc, text: {"score": round(float(row[0]), 6)},
+    "token_classification": entities,
+    "embedding": lambda m, row, enc, text: {"embedding": [round(float(v), 6) for v in row]},
+}
+
+
+def line(answer: dict) -> str:
+    """One printed line: the label, the score, the entities (TYPE: text; ...) or the embedding as JSON."""
+    if "label" in answer:
+        return answer["label"]
+    if "score" in answer:
+        return f"{answer['score']:.4f}"
+    if "entities" in answer:
+        return "; ".join(f"{e['type']}: {e['text']}" for e in answer["entities"]) or "(no entities)"
+    return json.dumps(answer["embedding"])
 
 
 # ---- command line ----------------------------------------------------------------------------------
@@ -212,29 +278,26 @@ def read_inputs(args: list[str], pairs: bool) -> tuple[list[str], list[str] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Classify texts with this exported model.")
-    parser.add_argument("texts", nargs="*", help="texts to classify (none: one per line on standard input)")
-    parser.add_argument("--json", action="store_true", help="print each text's label and probabilities as JSON")
+    parser = argparse.ArgumentParser(description="Run this exported model on texts: a label, a score, entities "
+                                     "or an embedding per text, as its task is.")
+    parser.add_argument("texts", nargs="*", help="texts (none: one per line on standard input)")
+    parser.add_argument("--json", action="store_true", help="print each text's full answer as JSON (a classifier: "
+                        "its label and probabilities)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: as measured)")
     args = parser.parse_args(argv)
     try:
         model = Model(HERE, args.threads)
         texts, pairs = read_inputs(args.texts, model.pairs)
-        logits = model.logits(texts, pairs)
+        answers = model.answers(texts, pairs)
     except DeployError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    labels = [model.label_names[i] for i in logits.argmax(-1)]
     if not args.json:
-        for label in labels:
-            print(label)
+        for answer in answers:
+            print(line(answer))
         return 0
-    rows = []
-    for k, (label, p) in enumerate(zip(labels, softmax(logits))):
-        row = {"text": texts[k], **({"pair": pairs[k]} if pairs else {}), "label": label,
-               "probabilities": {n: round(float(v), 6) for n, v in zip(model.label_names, p)}}
-        rows.append(row)
-    print(json.dumps(rows, ensure_ascii=False))
+    print(json.dumps([{"text": texts[k], **({"pair": pairs[k]} if pairs else {}), **answer}
+                      for k, answer in enumerate(answers)], ensure_ascii=False))
     return 0
 
 

@@ -87,7 +87,7 @@ def export_folder(trial_folder: Path, out: Path, *, force: bool = False, threads
             shutil.rmtree(work)
         # the standalone script answers as a classifier does: other task types load with autocompress
         task_type = artifact.read_json(tmp, artifact.TASK).get("task", "classification")
-        standalone = ship_predict_script(tmp, shipped) if task_type == "classification" else None
+        standalone = ship_predict_script(tmp, shipped)
         if task_type == "embedding":  # SentenceTransformer(folder, trust_remote_code=True) loads it
             write_sentence_transformers_files(tmp)
         card = model_card(recipe, Metrics.from_dict(metrics), runtime.name, shipped, standalone)
@@ -177,8 +177,9 @@ def model_card(recipe: dict, m: Metrics, runtime: str, shipped: list[str], stand
     if standalone:
         lines += ["", f"`{artifact.PREDICT}` runs them with only `{standalone}`, `tokenizers` and `numpy` installed "
                   f"(no torch, transformers or autocompress): `python {artifact.PREDICT} \"a text\" ...` prints "
-                  "one label per text, `--json` each label with its probabilities (texts on standard input, "
-                  "one per line, when none are given; a pair task takes each pair as two texts)."]
+                  "one answer per text (a label, a score, the entities or the embedding), `--json` the full "
+                  "answers (texts on standard input, one per line, when none are given; a pair task takes each "
+                  "pair as two texts)."]
     return "\n".join(lines) + "\n"
 
 

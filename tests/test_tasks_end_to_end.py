@@ -6,6 +6,8 @@ the outputs its trial measured and `predict` answers in the task's terms."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -65,6 +67,12 @@ def test_search_export_and_predict(kind, tmp_path, monkeypatch, capsys):
         assert [r["text"] for r in rows] == texts and all(ANSWERS[kind](r) for r in rows), out
         code, out, err = run_cli(monkeypatch, capsys, "predict", f"model-{fmt}", *texts)
         assert code == 0 and len(out.strip().splitlines()) == 2, err
+        if fmt != "torch":  # the standalone script answers as `autocompress predict --json` does
+            alone = json.loads(_standalone(tmp_path / f"model-{fmt}", *texts, "--json"))
+            assert [r["text"] for r in alone] == texts
+            for r, ours in zip(alone, rows):
+                _same_answer(kind, r, ours)
+            assert len(_standalone(tmp_path / f"model-{fmt}", *texts).strip().splitlines()) == 2
     # the exports answer alike (ONNX and OpenVINO run the same graph the torch module traces)
     sentences = make_sentences(6, seed=9)[0]
     outs = [load_compressed(tmp_path / f"model-{fmt}").outputs(sentences) for fmt in ("torch", "onnx", "openvino")]
@@ -72,6 +80,22 @@ def test_search_export_and_predict(kind, tmp_path, monkeypatch, capsys):
         assert all(np.allclose(a, b, atol=2e-2) for a, b in zip(outs[0], other))
     if kind == "embedding":
         _loads_in_sentence_transformers(tmp_path / "model-onnx", sentences, outs[1])
+
+
+def _standalone(folder, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(folder / "predict.py"), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _same_answer(kind: str, alone: dict, ours: dict) -> None:
+    if kind == "regression":
+        assert alone["score"] == pytest.approx(ours["score"], abs=1e-4)
+    elif kind == "token_classification":
+        assert alone["entities"] == ours["entities"]
+    else:
+        assert np.allclose(alone["embedding"], ours["embedding"], atol=1e-4)
 
 
 def _loads_in_sentence_transformers(folder, sentences, expected):
