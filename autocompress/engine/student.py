@@ -10,10 +10,13 @@ from torch import nn
 from .model import Classifier
 
 
-def evenly_spaced_layers(n_teacher: int, depth: int) -> tuple[int, ...]:
-    """`depth` teacher layer indices spread over the stack, first layer included (6, 3 -> 0, 2, 4)."""
+def evenly_spaced_layers(n_teacher: int, depth: int, keep_last: bool = False) -> tuple[int, ...]:
+    """`depth` teacher layer indices spread over the stack, first layer included (6, 3 -> 0, 2, 4); with
+    `keep_last`, the teacher's last layer too (6, 3 -> 0, 2, 5; 6, 5 -> 0, 1, 2, 3, 5)."""
     if not 1 <= depth <= n_teacher:
         raise ValueError(f"depth must be between 1 and {n_teacher}, got {depth}")
+    if keep_last and depth > 1:
+        return tuple(int(i * (n_teacher - 1) / (depth - 1)) for i in range(depth))
     return tuple(int(i * n_teacher / depth) for i in range(depth))
 
 

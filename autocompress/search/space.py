@@ -3,13 +3,14 @@
 A space file maps dimension names to ranges or choices:
 
     depth:       {low: 2, high: 6}                  # student layers, evenly spread over the teacher
+    keep_last:   {choices: [true, false]}           # spread so that the teacher's last layer is kept
     temperature: {low: 1.0, high: 8.0, log: true}
     bits:        {choices: [32, 16, 8, 4, 2, 1]}
     embedding_bits: {choices: [8, 4], when: {bits: [4, 2, 1]}}   # only sampled under a condition
     prune_scope: {choices: [global, layer], when: {prune_ratio: {gt: 0}}}
     fixed:       {batch_size: 32}                   # constant recipe values
 
-Dimension names are Recipe fields (except `layers`) plus `depth`. The mapping from a trial to a
+Dimension names are Recipe fields (except `layers`) plus `depth` and `keep_last`. The mapping from a trial to a
 Recipe is pure: it only calls the trial's suggest_* methods (testable with optuna's FixedTrial).
 """
 
@@ -25,7 +26,7 @@ from ..engine.student import evenly_spaced_layers
 from ..engine.errors import ConfigError
 from ..engine.recipe import Recipe
 
-DIMENSIONS = tuple(k for k in Recipe.model_fields if k != "layers") + ("depth",)
+DIMENSIONS = tuple(k for k in Recipe.model_fields if k != "layers") + ("depth", "keep_last")
 
 
 class Condition(BaseModel):
@@ -109,9 +110,11 @@ class SearchSpace(BaseModel):
     def to_recipe(self, chosen: dict[str, Any], n_teacher_layers: int) -> Recipe:
         values = {**self.fixed, **chosen}
         depth = values.pop("depth", None)
+        keep_last = bool(values.pop("keep_last", False))
         if depth is not None:
             depth = min(int(depth), n_teacher_layers)
-            values["layers"] = None if depth == n_teacher_layers else list(evenly_spaced_layers(n_teacher_layers, depth))
+            values["layers"] = (None if depth == n_teacher_layers
+                                else list(evenly_spaced_layers(n_teacher_layers, depth, keep_last)))
         return Recipe.from_dict(values, f"search space '{self.name}'")
 
     def offers(self, key: str, value: Any) -> bool:
@@ -224,6 +227,10 @@ def parse_space(data: dict[str, Any], source: str, name: str = "space") -> Searc
             if key == "depth":
                 if not isinstance(value, (int, float)) or value < 1:
                     raise ConfigError(f"{source}: depth: {value} is not a valid depth (>= 1)")
+                continue
+            if key == "keep_last":
+                if not isinstance(value, bool) or dim.choices is None:
+                    raise ConfigError(f"{source}: keep_last: give choices of true / false, not {value!r}")
                 continue
             try:
                 Recipe.model_validate(probe)

@@ -9,7 +9,7 @@ from autocompress.search.space import load_space, parse_space
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["default", "quick", "quantization", "distillation"])
+@pytest.mark.parametrize("name", ["default", "quick", "quantization", "distillation", "embeddings"])
 def test_shipped_spaces_load_and_sample_valid_recipes(name):
     space = load_space(ROOT / "search_spaces" / f"{name}.yaml")
     study = optuna.create_study(directions=["maximize"], sampler=optuna.samplers.RandomSampler(seed=0))
@@ -29,6 +29,8 @@ def test_shipped_spaces_load_and_sample_valid_recipes(name):
             if name == "depth":
                 depth = min(value, 6)
                 assert (recipe.layers is None) if depth == 6 else len(recipe.layers) == depth
+            elif name == "keep_last":
+                assert recipe.layers is None or (recipe.layers[-1] == 5) == (value and len(recipe.layers) > 1)
             else:
                 assert getattr(recipe, name) == value, name
         for name, value in space.fixed.items():
@@ -46,6 +48,14 @@ def test_fixed_trial_maps_to_the_expected_recipe():
     assert (r.heads_keep, r.ffn_keep, r.vocab_prune, r.temperature, r.alpha, r.hidden_mse) == (0.75, 0.5, True, 4.0, 0.6, 1.0)
     assert (r.prune_ratio, r.prune_scope, r.bits, r.embedding_bits, r.train_steps) == (0.25, "layer", 4, 8, 1500)
     assert (r.batch_size, r.train_subset) == (32, None)  # from `fixed`; None: all training rows
+
+
+@pytest.mark.parametrize("depth, keep_last, layers", [
+    (5, False, (0, 1, 2, 3, 4)), (5, True, (0, 1, 2, 3, 5)), (3, False, (0, 2, 4)), (3, True, (0, 2, 5)),
+    (2, True, (0, 5)), (1, True, (0,)), (6, True, None)])
+def test_keep_last_spreads_the_student_over_the_teacher_ends_included(depth, keep_last, layers):
+    space = parse_space({"depth": {"choices": [depth]}, "keep_last": {"choices": [keep_last]}}, "s.yaml")
+    assert space.suggest(optuna.trial.FixedTrial({"depth": depth, "keep_last": keep_last}), 6).layers == layers
 
 
 def test_binary_trials_choose_their_embedding_width():
@@ -79,6 +89,8 @@ def test_conditions_skip_dimensions():
         ({"bits": {"choices": [8]}, "fixed": {"colour": 1}}, "fixed: colour: unknown key"),
         ({"bits": {"low": 1}}, "give low and high"),
         ({"bits": 8}, "expected {low"),
+        ({"keep_last": {"choices": ["yes"]}}, "keep_last: give choices of true / false"),
+        ({"keep_last": {"low": 0, "high": 1}}, "keep_last: give choices of true / false"),
     ],
 )
 def test_bad_spaces_name_file_and_key(data, needle):
