@@ -97,6 +97,10 @@ class Verdict:
     outside: int | None = None
     outside_beaten: tuple[str, ...] = ()
     outside_beaten_test: tuple[str, ...] = ()
+    # with a pick that does not dominate the best baseline: the best front trial within budget that does
+    instead: int | None = None
+    instead_beaten: tuple[str, ...] = ()
+    instead_beaten_test: tuple[str, ...] = ()
 
     @property
     def dominates_all(self) -> bool:
@@ -127,5 +131,8 @@ def verdict(pick: Point | None, front: Sequence[Point], test_scores: Mapping[int
         closest = min(live, key=lambda p: (shortfall(p.score, p.bytes, latency[p.key], best_rival), -p.score)).key
     outside = by[0] if pick is None and by else None
     out_beaten, out_test = against(next(p for p in live if p.key == outside)) if outside is not None else ((), ())
+    within = [k for k in by if next(p for p in live if p.key == k).feasible]
+    instead = within[0] if pick is not None and pick.key not in by and within else None
+    in_beaten, in_test = against(next(p for p in live if p.key == instead)) if instead is not None else ((), ())
     return Verdict(pick.key if pick else None, beaten, beaten_test, names, best_rival.name, by, closest, outside,
-                   out_beaten, out_test)
+                   out_beaten, out_test, instead, in_beaten, in_test)

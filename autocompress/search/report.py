@@ -224,6 +224,10 @@ class Report:
             out.append(f"- outside the budget, trial {v.outside} dominates {listed(v.outside_beaten)} on validation "
                        f"{self.teacher.metric}, bytes and {timing}, and {listed(v.outside_beaten_test)} on the test "
                        "rows; it is not within the budget's limits (see the table)")
+        if v.instead is not None:
+            out.append(f"- **trial {v.instead} dominates {listed(v.instead_beaten)}** on validation {self.teacher.metric}, "
+                       f"bytes and {timing}, and {listed(v.instead_beaten_test)} on the test rows (within budget; the "
+                       f"pick scores higher on validation): `export --pick {v.instead}` exports it")
         if not v.best_beaten_by and v.best_rival is not None:
             out.append(f"- **no trial dominates the best baseline** ({labels[v.best_rival]}) on validation; closest: "
                        + (self._closest(v.closest, v.best_rival) if v.closest is not None else "none (empty front)"))

@@ -115,6 +115,18 @@ def test_verdict_on_validation_and_on_test():
     assert (v.outside, v.outside_beaten, v.outside_beaten_test) == (5, ("ort", "ov"), ("ort",))
 
 
+def test_a_front_trial_that_dominates_the_baselines_is_named_when_the_pick_does_not():
+    # as in experiments/results/search-embeddings-stsb.md: the pick (bf16, big) is a hair more accurate; the
+    # int8 trial beside it on the front dominates both baselines
+    rivals = [Rival("ort", "ORT", 0.7941, 0.8651, 23_719_956, 4.19), Rival("ov", "OV", 0.7949, 0.8676, 24_270_311, 2.62)]
+    pick, small = Point(0, 0.7971, 83_996_865, 5.99), Point(1, 0.7965, 22_362_026, 2.13)
+    outside = Point(2, 0.7969, 20_000_000, 1.0, feasible=False)
+    v = verdict(pick, [pick, small, outside], {0: 0.8704, 1: 0.8706, 2: 0.86}, {0: 5.99, 1: 2.13, 2: 1.0}, rivals)
+    assert v.beaten == () and v.best_beaten_by == (2, 1)
+    assert (v.instead, v.instead_beaten, v.instead_beaten_test) == (1, ("ort", "ov"), ("ort", "ov"))  # 2: over budget
+    assert verdict(small, [pick, small], {}, {0: 5.99, 1: 2.13}, rivals).instead is None  # the pick itself does
+
+
 def test_no_trial_dominates_the_best_baseline_names_the_closest():
     rivals = [Rival("ov", "OV", 0.87, 0.84, 24_000_000, 2.0)]
     front = [Point(1, 0.86, 5_000_000, 1.0), Point(2, 0.80, 3_000_000, 0.8), Point(3, 0.88, 30_000_000, 3.0)]

@@ -192,3 +192,20 @@ def test_the_report_says_when_no_trial_dominates_the_best_baseline(study, monkey
     # trial 1: 16.7 % short on accuracy, half the bytes, faster: the nearest to dominating it
     assert ("- **no trial dominates the best baseline** (ONNX Runtime dynamic int8) on validation; closest: trial 1 "
             "(accuracy 0.8000 vs 0.9600, 10.00 vs 20.00 MB, batch-1 2.50 vs 3.00 ms)") in md
+
+
+def test_the_report_names_a_front_trial_that_dominates_the_baselines_when_the_pick_does_not(study, monkeypatch):
+    """The pick (trial 0) is more accurate but larger and slower than the baseline; trial 1, also on the front
+    and within budget, dominates it: the report says so and how to export it."""
+    study.set_user_attr("baselines", [_baseline("ort", "ONNX Runtime dynamic int8", 0.79, 0.78, 20_000_000)])
+
+    def fake(folders, *, seq_len, batch_sizes, threads, rounds, **_kw):
+        stored = {0: 5.0, 1: 2.5, 2: 10.0, 3: 8.0}
+        return {k: {1: 10.0 if k == TEACHER_KEY else 3.0 if k == "baseline:ort" else stored[k]} for k in folders}
+
+    monkeypatch.setattr(remeasure, "side_by_side", fake)
+    rep = build_report(study, memory=False)
+    assert rep.best.key == 0 and rep.verdict.beaten == () and rep.verdict.instead == 1
+    assert ("- **trial 1 dominates every baseline** on validation accuracy, bytes and side-by-side batch-1 latency, "
+            "and every baseline on the test rows (within budget; the pick scores higher on validation): "
+            "`export --pick 1` exports it") in rep.markdown()
