@@ -73,9 +73,13 @@ def load_tokenizer(folder: Path, max_length: int):
 
 def encode(tok, texts: list[str], pairs: list[str] | None = None) -> dict:
     """One batch as the int64 [batch, seq] arrays the model takes, by input name."""
+    return arrays(tok.encode_batch(list(zip(texts, pairs)) if pairs else list(texts)))
+
+
+def arrays(encodings) -> dict:
+    """Padded encodings of one batch as the int64 [batch, seq] arrays the model takes, by input name."""
     import numpy as np
 
-    encodings = tok.encode_batch(list(zip(texts, pairs)) if pairs else list(texts))
     return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
@@ -192,7 +196,7 @@ class Model:
         for i in range(0, len(texts), BATCH):
             part, part_pairs = texts[i:i + BATCH], pairs[i:i + BATCH] if pairs else None
             encodings = self.tokenizer.encode_batch(list(zip(part, part_pairs)) if part_pairs else list(part))
-            rows = self.run(encode(self.tokenizer, part, part_pairs))
+            rows = self.run(arrays(encodings))
             out += [ANSWER[self.task](self, row, enc, text) for row, enc, text in zip(rows, encodings, part)]
         return out
 

@@ -17,25 +17,28 @@ from .engine.tasks import Task
 from .engine.tasks.entities import entity_spans
 
 
-def encode(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int, offsets: bool = False):
+def encode(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int):
     return tokenizer(list(texts), list(pairs) if pairs else None, truncation=True, max_length=max_length,
-                     padding=True, return_tensors="pt", return_token_type_ids=True, return_offsets_mapping=offsets)
+                     padding=True, return_tensors="pt", return_token_type_ids=True)
 
 
-def row_outputs(run: Callable, tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int,
-                batch_size: int = 64) -> list[np.ndarray]:
-    """Each text's output: a row (`[width]`), or for a per-token model its real tokens' rows (`[tokens, labels]`)."""
-    out: list[np.ndarray] = []
+def _runs(run: Callable, tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int,
+          batch_size: int = 64):
+    """(each text's output, its tokenizer encoding) in text order: an output is a row (`[width]`), or for a
+    per-token model its real tokens' rows (`[tokens, labels]`)."""
     for i in range(0, len(texts), batch_size):
         b = encode(tokenizer, texts[i:i + batch_size], pairs[i:i + batch_size] if pairs else None, max_length)
         with torch.inference_mode():
             y = np.asarray(run(b["input_ids"], b["attention_mask"], b["token_type_ids"]), dtype=np.float32)
         if y.ndim == 3:
-            lengths = b["attention_mask"].sum(1).tolist()
-            out += [y[r, :n] for r, n in enumerate(lengths)]
-        else:
-            out += list(y)
-    return out
+            y = [y[r, :n] for r, n in enumerate(b["attention_mask"].sum(1).tolist())]
+        yield from zip(y, b.encodings)
+
+
+def row_outputs(run: Callable, tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int,
+                batch_size: int = 64) -> list[np.ndarray]:
+    """Each text's output: a row (`[width]`), or for a per-token model its real tokens' rows (`[tokens, labels]`)."""
+    return [y for y, _ in _runs(run, tokenizer, texts, pairs, max_length, batch_size)]
 
 
 def entities(tags: Sequence[str], text: str, encoding) -> list[dict[str, Any]]:
@@ -57,11 +60,12 @@ def entities(tags: Sequence[str], text: str, encoding) -> list[dict[str, Any]]:
 def predictions(task: Task, run: Callable, tokenizer, label_names: Sequence[str], texts: Sequence[str],
                 pairs: Sequence[str] | None, max_length: int) -> list[dict[str, Any]]:
     """The task's answer for each text (`Task.prediction`); a per-token task's tags grouped into entities."""
-    rows = [task.prediction(y, label_names) for y in row_outputs(run, tokenizer, texts, pairs, max_length)]
-    if task.per_token:
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-        for k, row in enumerate(rows):
-            row["entities"] = entities(row["tags"], texts[k], enc[k])
+    rows = []
+    for text, (y, encoding) in zip(texts, _runs(run, tokenizer, texts, pairs, max_length)):
+        row = task.prediction(y, label_names)
+        if task.per_token:
+            row["entities"] = entities(row["tags"], text, encoding)
+        rows.append(row)
     return rows
 
 

@@ -174,15 +174,19 @@ def _baseline(name, label, score, test, nbytes):
             "metrics": sample_metrics(accuracy=score, test_accuracy=test, bytes=nbytes).to_dict()}
 
 
-def test_the_report_says_when_no_trial_dominates_the_best_baseline(study, monkeypatch):
-    """A baseline better than every trial on validation: the report says so in one line and names the closest."""
-    study.set_user_attr("baselines", [_baseline("ort", "ONNX Runtime dynamic int8", 0.96, 0.95, 20_000_000)])
-
+def _time_beside_a_3ms_baseline(monkeypatch):
+    """Side-by-side batch-1 times: the teacher 10 ms, baseline "ort" 3 ms, the trials as stored."""
     def fake(folders, *, seq_len, batch_sizes, threads, rounds, **_kw):
         stored = {0: 5.0, 1: 2.5, 2: 10.0, 3: 8.0}
         return {k: {1: 10.0 if k == TEACHER_KEY else 3.0 if k == "baseline:ort" else stored[k]} for k in folders}
 
     monkeypatch.setattr(remeasure, "side_by_side", fake)
+
+
+def test_the_report_says_when_no_trial_dominates_the_best_baseline(study, monkeypatch):
+    """A baseline better than every trial on validation: the report says so in one line and names the closest."""
+    study.set_user_attr("baselines", [_baseline("ort", "ONNX Runtime dynamic int8", 0.96, 0.95, 20_000_000)])
+    _time_beside_a_3ms_baseline(monkeypatch)
     rep = build_report(study, memory=False)
     assert rep.best.key == 0 and rep.verdict.beaten == () and rep.verdict.closest == 1
     md = rep.markdown()
@@ -198,12 +202,7 @@ def test_the_report_names_a_front_trial_that_dominates_the_baselines_when_the_pi
     """The pick (trial 0) is more accurate but larger and slower than the baseline; trial 1, also on the front
     and within budget, dominates it: the report says so and how to export it."""
     study.set_user_attr("baselines", [_baseline("ort", "ONNX Runtime dynamic int8", 0.79, 0.78, 20_000_000)])
-
-    def fake(folders, *, seq_len, batch_sizes, threads, rounds, **_kw):
-        stored = {0: 5.0, 1: 2.5, 2: 10.0, 3: 8.0}
-        return {k: {1: 10.0 if k == TEACHER_KEY else 3.0 if k == "baseline:ort" else stored[k]} for k in folders}
-
-    monkeypatch.setattr(remeasure, "side_by_side", fake)
+    _time_beside_a_3ms_baseline(monkeypatch)
     rep = build_report(study, memory=False)
     assert rep.best.key == 0 and rep.verdict.beaten == () and rep.verdict.instead == 1
     assert ("- **trial 1 dominates every baseline** on validation accuracy, bytes and side-by-side batch-1 latency, "
