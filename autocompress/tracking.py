@@ -106,7 +106,7 @@ class MlflowTracker:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = MlflowClient(tracking_uri=absolute_sqlite(tracking_uri))
         self.tracking_uri = tracking_uri
         if experiment is None:  # only runs that already exist are used
             return
@@ -324,6 +324,18 @@ def open_store(uri: str) -> MlflowTracker:
 def _unusable(uri: str, err: Exception, hint: str) -> ConfigError:
     first = (str(err).splitlines() or [type(err).__name__])[0]
     return ConfigError(f"MLflow tracking store '{uri}' cannot be used ({first}); {hint}")
+
+
+def absolute_sqlite(uri: str) -> str:
+    """A sqlite URI with a relative path made absolute from the working directory now (others unchanged).
+
+    MLflow keeps one store per URI string for the life of the process, so a relative one would keep writing to
+    the file of the directory it was first opened in."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):].startswith("/"):
+        return uri
+    path, sep, query = uri[len(prefix):].partition("?")
+    return f"{prefix}{Path(path).resolve()}{sep}{query}"
 
 
 def store_exists(uri: str) -> bool:

@@ -312,3 +312,13 @@ def test_open_store_and_store_exists(store, tmp_path):
     assert not hasattr(open_store(store), "experiment_id")
     with pytest.raises(ConfigError, match="^MLflow tracking store 'nosuch://x' cannot be used"):
         open_store("nosuch://x")
+
+
+def test_a_relative_sqlite_store_is_opened_where_the_working_directory_is_now(tmp_path, monkeypatch):
+    from autocompress.tracking import absolute_sqlite
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_sqlite("sqlite:///mlflow.db") == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert absolute_sqlite("sqlite:///runs/m.db?timeout=5") == f"sqlite:///{tmp_path.resolve()}/runs/m.db?timeout=5"
+    for uri in ("sqlite:////srv/mlflow.db", "postgresql://u@h/db", "http://localhost:5000"):
+        assert absolute_sqlite(uri) == uri
