@@ -156,6 +156,19 @@ class TeacherConfig(BaseModel):
     finetune: FinetuneConfig = FinetuneConfig()
 
 
+class AugmentConfig(BaseModel):
+    """Teacher-labelled augmentation of the elastic network's training rows (`engine/augment.py`): new rows made
+    from the training rows (words dropped, replaced, or two rows spliced), scored once by the teacher and cached;
+    the network then trains on the training rows and these."""
+
+    model_config = _STRICT
+    factor: float = Field(4.0, gt=0.0, le=50.0, description="new rows per training row")
+    drop: float = Field(0.1, gt=0.0, lt=1.0, description="each word's chance to be dropped")
+    replace: float = Field(0.1, gt=0.0, lt=1.0, description="each word's chance to be replaced by a word drawn "
+                           "from the training text")
+    seed: int = 0
+
+
 class ElasticConfig(BaseModel):
     """The task's elastic network (DynaBERT-style): trained once by distillation so that its
     sub-networks of the listed depths and kept fractions of heads and FFN neurons all work; recipes
@@ -177,6 +190,14 @@ class ElasticConfig(BaseModel):
     bits: tuple[int, ...] = Field(
         (), description="quantization-aware: weight widths (8, 4, 2, 1) sub-networks also train at, so that they "
         "can be cut and quantized with few recovery steps or none; empty: float only")
+    hidden_mse: float = Field(0.0, ge=0.0, le=100.0, description="layer-wise distillation: weight of each "
+                              "sub-network's layer outputs' MSE against the ranked teacher's on mapped layers")
+    attention_kl: float = Field(0.0, ge=0.0, le=100.0, description="layer-wise distillation: weight of the KL "
+                                "of each sub-network's attention maps (kept heads) against the ranked teacher's")
+    progressive: bool = Field(False, description="progressive shrinking: the first steps train the largest "
+                              "sub-network, the next ones shallower ones too, the rest every one")
+    augment: AugmentConfig | None = Field(None, description="train also on new rows made from the training "
+                                          "rows and labelled by the teacher (cached)")
 
     @field_validator("bits")
     @classmethod

@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from . import augmented
 from .engine._io import atomic_dir, digest, write_json
 from .config import ElasticConfig, Experiment
-from .engine.batches import infinite_batches
+from .engine.batches import concat, infinite_batches
 from .engine.device import for_training, label
 from .engine.distill import TrainingDiverged, distilled_importance
 from .engine.elastic import (
@@ -70,26 +73,29 @@ def settings_of(cfg: ElasticConfig, n_teacher_layers: int, device: str = "cpu", 
     """The engine's training settings for an experiment's `elastic:` block and its teacher, trained on `device`."""
     return ElasticSettings(steps=cfg.steps, lr=cfg.lr, temperature=cfg.temperature, alpha=cfg.alpha,
                            depths=cfg.depths_for(n_teacher_layers), heads_fracs=cfg.heads, ffn_fracs=cfg.ffn,
-                           random_subnets=cfg.random_subnets, seed=cfg.seed, bits=cfg.bits, device=device, bf16=bf16)
+                           random_subnets=cfg.random_subnets, seed=cfg.seed, bits=cfg.bits, device=device, bf16=bf16,
+                           hidden_mse=cfg.hidden_mse, attention_kl=cfg.attention_kl, progressive=cfg.progressive)
 
 
 def _settings_record(settings: ElasticSettings) -> dict[str, Any]:
     """The training settings a network is keyed and recorded by. Where it trained (device, autocast) is not
-    among them: a network trained on a GPU serves a CPU-only machine under the same id. Without `bits` that
-    key is left out too, so float-only networks keep the ids (and caches) they had before quantization-aware
-    training."""
+    among them: a network trained on a GPU serves a CPU-only machine under the same id. A setting added later is
+    left out while it has its default (`bits` empty, no layer-wise terms, no progressive shrinking), so networks
+    keep the ids (and caches) they had before it existed."""
     record = asdict(settings)
     del record["device"], record["bf16"]
-    if not settings.bits:
-        del record["bits"]
+    for name, default in (("bits", ()), ("hidden_mse", 0.0), ("attention_kl", 0.0), ("progressive", False)):
+        if record[name] == default:
+            del record[name]
     return record
 
 
 def network_id(teacher: Teacher, cfg: ElasticConfig) -> str:
     """The cache key: the teacher's identity (its cache folder's key), the training rows and the settings."""
     settings = settings_of(cfg, len(teacher.model.encoder_layers))
+    augment = [{"augment": augmented.key_of(teacher, cfg.augment)}] if cfg.augment is not None else []
     return digest(VERSION, teacher.folder.name, teacher.data.train_key, _settings_record(settings),
-                  {"batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES})
+                  {"batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES}, *augment)
 
 
 def folder_of(exp: Experiment, network: str) -> Path:
@@ -124,10 +130,11 @@ def prepare(exp: Experiment, teacher: Teacher, log: Log = silent, progress: Prog
     on, bf16 = for_training(exp.train.device, exp.train.precision)
     settings = settings_of(cfg, n_layers, on, bf16)
     started = time.perf_counter()
-    model = _train(teacher, cfg, settings, log, progress or progress_for(log))
+    model = _train(teacher, cfg, settings, exp.task.max_length, log, progress or progress_for(log))
     seconds = round(time.perf_counter() - started, 1)
     date = datetime.now(UTC).isoformat(timespec="seconds")
-    stored = {**_settings_record(settings), "batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES}
+    stored = {**_settings_record(settings), "batch_size": cfg.batch_size, "importance_batches": IMPORTANCE_BATCHES,
+              **({"augment": cfg.augment.model_dump()} if cfg.augment is not None else {})}
     with atomic_dir(folder) as tmp:
         save_model(model, tmp, 32, 32)
         write_json(tmp / INFO, {"id": network, "teacher": teacher.folder.name, "train_key": teacher.data.train_key,
@@ -137,9 +144,10 @@ def prepare(exp: Experiment, teacher: Teacher, log: Log = silent, progress: Prog
     return ElasticNet(model, read_info(folder), cached=False)
 
 
-def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, log: Log,
+def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, max_length: int, log: Log,
            progress: Progress) -> Classifier:
-    """A copy of the teacher, its units ranked by importance, then trained with the sandwich rule."""
+    """A copy of the teacher, its units ranked by importance, then trained with the sandwich rule (on the training
+    rows and, with `augment`, the teacher-labelled new rows after them)."""
     model = copy.deepcopy(teacher.model)
     train, logits = teacher.data.train, teacher.train_logits
     for shape in (settings.largest, settings.smallest):
@@ -149,11 +157,17 @@ def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, log:
     rank_units_(model, distilled_importance(model, train, logits, batch_size=cfg.batch_size, seed=cfg.seed,
                                             batches=IMPORTANCE_BATCHES, temperature=cfg.temperature,
                                             alpha=cfg.alpha, device=settings.device))
+    if cfg.augment is not None:
+        extra, extra_logits = augmented.augmented_rows(teacher, cfg.augment, max_length, log, progress)
+        train, logits = concat(train, extra), torch.cat([logits, extra_logits.to(logits.dtype)])
     log(f"elastic: training the elastic network for {settings.steps} steps on {len(train)} rows on "
         f"{label(settings.device, settings.bf16)} (depths "
         f"{list(settings.depths)}, heads {list(settings.heads_fracs)}, FFN {list(settings.ffn_fracs)}; "
         f"{2 + settings.random_subnets} sub-networks a step"
         + (f"; quantization-aware at {', '.join(map(str, settings.bits))} bits" if settings.bits else "")
+        + (f"; layer-wise distillation (hidden {settings.hidden_mse}, attention {settings.attention_kl})"
+           if settings.hidden_mse or settings.attention_kl else "")
+        + ("; progressive shrinking" if settings.progressive else "")
         + "; cached after this)")
     try:
         with StepBar(progress, "elastic: training") as bar:

@@ -76,7 +76,11 @@ def test_the_block_is_optional_typed_and_defaulted(elastic_experiment, tiny_expe
     ({"lr": 0}, "experiment.yaml: elastic.lr: Input should be greater than 0"),
     ({"depths": [2, 5]}, "elastic.depths: the teacher has 3 layers, got [2, 5]; use depths from 1 to 3"),
     ({"bits": [8, 3]}, "experiment.yaml: elastic.bits: bits must be distinct widths among 8, 4, 2, 1, got [8, 3]"),
-], ids=["unknown key", "fraction", "no fractions", "depth 0", "lr", "depth beyond the teacher", "bits"])
+    ({"hidden_mse": -1}, "experiment.yaml: elastic.hidden_mse: Input should be greater than or equal to 0"),
+    ({"augment": {"factor": 0}}, "experiment.yaml: elastic.augment.factor: Input should be greater than 0"),
+    ({"augment": {"drop": 1.0}}, "experiment.yaml: elastic.augment.drop: Input should be less than 1"),
+], ids=["unknown key", "fraction", "no fractions", "depth 0", "lr", "depth beyond the teacher", "bits", "hidden_mse",
+        "augment factor", "augment drop"])
 def test_a_bad_block_is_one_line_and_exit_2(block, needle, tmp_path, monkeypatch, capsys):
     exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), write_task(tmp_path / "d", 40, 12),
                            elastic=block)
@@ -152,6 +156,45 @@ def test_prepare_trains_once_then_reads_the_cache(elastic_experiment, monkeypatc
     assert elastic_net.network_id(teacher, aware) != first.elastic_id  # quantization-aware: another network
     plain, _ = engine_inputs(exp)
     assert plain.elastic is None and plain.elastic_id is None  # only prepared when asked for
+    explicit = exp.elastic.model_copy(update={"hidden_mse": 0.0, "attention_kl": 0.0, "progressive": False})
+    assert elastic_net.network_id(teacher, explicit) == first.elastic_id  # defaults leave the id as it was
+    for change in ({"hidden_mse": 1.0}, {"attention_kl": 1.0}, {"progressive": True}, {"augment": {"factor": 1.0}}):
+        changed = ElasticConfig(**{**exp.elastic.model_dump(), **change})
+        assert elastic_net.network_id(teacher, changed) != first.elastic_id, change
+
+
+def test_augmented_rows_are_made_scored_and_cached_once(elastic_experiment, monkeypatch):
+    from autocompress import augmented
+
+    exp = Experiment.from_file(elastic_experiment)
+    block = {**BLOCK, "hidden_mse": 1.0, "attention_kl": 0.5, "progressive": True,
+             "augment": {"factor": 2.0, "seed": 1}}
+    exp = exp.model_copy(update={"elastic": ElasticConfig(**block)})
+    scored: list[int] = []
+    real_score = augmented._score
+    monkeypatch.setattr(augmented, "_score", lambda t, rows, p: scored.append(len(rows)) or real_score(t, rows, p))
+    rows_seen: list[int] = []
+    real_train = elastic_net.train_elastic_
+
+    def counted(model, batches, settings, **kw):
+        rows_seen.append(len(kw["teacher_logits"]))
+        assert (settings.hidden_mse, settings.attention_kl, settings.progressive) == (1.0, 0.5, True)
+        return real_train(model, batches, settings, **kw)
+
+    monkeypatch.setattr(elastic_net, "train_elastic_", counted)
+    lines: list[str] = []
+    inputs, teacher = engine_inputs(exp, lines.append, elastic=True)
+    n = len(teacher.data.train)
+    assert scored == [2 * n] and rows_seen == [3 * n]  # the training rows, then the new ones
+    files = list(teacher.folder.glob("augment-*.npz"))
+    assert len(files) == 1 and any(ln.startswith(f"augment: {2 * n:,} new rows scored") for ln in lines), lines
+    rows, outputs = augmented.augmented_rows(teacher, exp.elastic.augment, exp.task.max_length)
+    assert scored == [2 * n]  # read back, not made again
+    assert len(rows) == 2 * n and outputs.shape == (2 * n, 2)
+    assert list(rows.labels) == list(outputs.argmax(dim=-1).numpy())  # the teacher's labels
+    assert max(rows.lengths) <= exp.task.max_length
+    info = json.loads((exp.cache / "elastic" / inputs.elastic_id / "elastic.json").read_text())
+    assert info["settings"]["augment"]["factor"] == 2.0 and info["settings"]["progressive"] is True
 
 
 # ---- recipes cut from it -------------------------------------------------------------------------

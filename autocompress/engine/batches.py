@@ -100,6 +100,15 @@ def pack(ids: list, types: list, labels, per_token: bool = False) -> Encoded:
     return Encoded(flat_ids, flat_types, offsets, labels.astype(dtype), per_token)
 
 
+def concat(first: Encoded, second: Encoded) -> Encoded:
+    """The rows of `first`, then those of `second` (labels of one kind, one per row or per token)."""
+    if first.per_token != second.per_token:
+        raise ValueError("cannot join rows labelled per token with rows labelled per row")
+    return Encoded(np.concatenate([first.ids, second.ids]), np.concatenate([first.types, second.types]),
+                   np.concatenate([first.offsets, second.offsets[1:] + first.offsets[-1]]),
+                   np.concatenate([first.labels, second.labels.astype(first.labels.dtype)]), first.per_token)
+
+
 def collate(enc: Encoded, idx: np.ndarray, pad_id: int = 0, pad_to: int | None = None) -> dict[str, torch.Tensor]:
     """Pad rows `idx` to the longest (or `pad_to`) into input_ids / attention_mask / token_type_ids / labels."""
     lengths = enc.lengths[idx]

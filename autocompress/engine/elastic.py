@@ -10,6 +10,12 @@ few random sub-networks together. With `bits` it is also quantization-aware (as 
 more elastic dimension in APQ, Wang et al. 2020): each sub-network of a step runs at a weight width
 of its own (the largest in float, the smallest at the narrowest width), so that sub-networks cut and
 quantized after training need fewer recovery steps, or none.
+
+Two more signals, each off by default: layer-wise distillation (`hidden_mse`, `attention_kl`: every
+sub-network's layer outputs and attention maps follow a frozen copy of the ranked network at the start,
+on the layers `layer_map` pairs them with, as TinyBERT maps a shallow student onto its teacher), and
+progressive shrinking (`progressive`, as in Once-for-All, Cai et al. 2020): the first steps train the
+largest shape only, the next ones also shallower shapes, the rest every shape (`PROGRESSIVE_STAGES`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import torch
@@ -27,8 +33,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .device import autocast, placed, to_device
-from .distill import StepHook, TrainingDiverged, optimizer, task_loss
-from .model import Classifier
+from .distill import StepHook, TrainingDiverged, attention_loss, eager_attention, hidden_loss, optimizer, task_loss
+from .model import Classifier, record_every_layer_
 from .quantize import QUANT_WIDTHS, attach_fake_quant_, detach_fake_quant_, fake_quants
 from .structured import Importance, attention_linears, ffn_linears, layer_shapes, prune_heads_, prune_neurons_
 from .student import evenly_spaced_layers, keep_layers_
@@ -154,6 +160,7 @@ def active_subnet(model: Classifier, shape: SubnetShape) -> Iterator[Classifier]
         raise RuntimeError("a sub-network is already active on this model")
     counts = subnet_counts(model, shape)
     family = model.family
+    record_every_layer_(model.hf)
     original = model.encoder_layers
     kept = [original[i] for i in counts.layers]
     layer_ids = []
@@ -217,10 +224,15 @@ class ElasticSettings:
     bits: tuple[int, ...] = ()  # weight widths (8, 4, 2, 1) sub-networks also train at (see embedding_width)
     device: str = "cpu"  # where the steps run (`engine/device.py`); the model comes back to the CPU
     bf16: bool = False  # forward passes under bfloat16 autocast on `device` (float32 weights, loss and optimizer)
+    hidden_mse: float = 0.0  # weight of the layer outputs' MSE against the frozen start (`layer_map`)
+    attention_kl: float = 0.0  # weight of the attention maps' KL against the frozen start (kept heads only)
+    progressive: bool = False  # largest shape first, then shallower ones, then every shape (`stage_settings`)
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.random_subnets < 0:
             raise ValueError("steps and random_subnets must not be negative")
+        if self.hidden_mse < 0 or self.attention_kl < 0:
+            raise ValueError("hidden_mse and attention_kl must not be negative")
         if not (self.depths and self.heads_fracs and self.ffn_fracs):
             raise ValueError("depths, heads_fracs and ffn_fracs each need at least one value")
         if any(b not in QUANT_WIDTHS for b in self.bits):
@@ -233,6 +245,33 @@ class ElasticSettings:
     @property
     def smallest(self) -> SubnetShape:
         return SubnetShape(min(self.depths), min(self.heads_fracs), min(self.ffn_fracs))
+
+
+# progressive shrinking: the shares of the steps after which shallower shapes, then every shape, train
+PROGRESSIVE_STAGES = (0.1, 0.4)
+
+
+def stage_settings(settings: ElasticSettings, step: int) -> ElasticSettings:
+    """The settings step `step` draws its shapes from. Without `progressive`, `settings` itself. With it: before
+    the first of `PROGRESSIVE_STAGES` (a share of the steps) only the largest shape; before the second, every
+    depth at the largest width; then every shape. Each step trains as many shapes in every stage."""
+    if not settings.progressive:
+        return settings
+    done = step / max(settings.steps, 1)
+    if done >= PROGRESSIVE_STAGES[1]:
+        return settings
+    largest = settings.largest
+    depths = settings.depths if done >= PROGRESSIVE_STAGES[0] else (largest.depth,)
+    return replace(settings, depths=depths, heads_fracs=(largest.heads_keep,), ffn_fracs=(largest.ffn_keep,))
+
+
+def layer_map(depth: int, n_layers: int) -> tuple[int, ...]:
+    """The reference layer each of a `depth`-layer sub-network's layers learns from, out of `n_layers`: layer i
+    to layer ceil((i + 1) * n_layers / depth) - 1, spread evenly with the last on the last (TinyBERT's uniform
+    mapping), so that the layer the head reads follows the one it was trained on."""
+    if not 1 <= depth <= n_layers:
+        raise ValueError(f"depth must be between 1 and {n_layers}, got {depth}")
+    return tuple(-(-(i + 1) * n_layers // depth) - 1 for i in range(depth))
 
 
 def _pick(values: Sequence[T], generator: torch.Generator) -> T:
@@ -286,11 +325,17 @@ def train_elastic_(
     With `settings.bits`, every weight the quantizer targets trains under a `FakeQuant` whose width is
     set per shape (`sandwich_widths`; embedding tables at `embedding_width`); the quantizers are removed at the end (also after an error),
     leaving the latent float weights, which trials quantize after cutting.
+
+    With `settings.hidden_mse` or `settings.attention_kl`, a frozen copy of `model` as it is before the first step
+    (rank its units first) is the reference of layer-wise distillation: per step one forward pass of it, and each
+    shape's layer outputs (and attention maps of its kept heads) follow the reference's on `layer_map`.
     """
     if settings.steps == 0:
         return []
     for shape in (settings.largest, settings.smallest):
         subnet_counts(model, shape)  # rejects impossible shapes before any training
+    layerwise = settings.hidden_mse > 0 or settings.attention_kl > 0
+    reference = copy.deepcopy(model).eval().requires_grad_(False) if layerwise else None
     on = torch.device(settings.device)
     cuda = [on] if on.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda, device_type="cuda"):
@@ -301,8 +346,9 @@ def train_elastic_(
         if settings.bits:
             attach_fake_quant_(model, 32, 32, every_width=True)
         try:
-            with placed(on, model):
-                return _train(model, batches, settings, teacher_logits.to(on), hooks)
+            attention = eager_attention(model, reference) if settings.attention_kl > 0 else contextlib.nullcontext()
+            with attention, placed(on, model, reference):
+                return _train(model, batches, settings, teacher_logits.to(on), hooks, reference)
         finally:
             if settings.bits:
                 detach_fake_quant_(model)
@@ -310,26 +356,37 @@ def train_elastic_(
 
 
 def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settings: ElasticSettings,
-           teacher_logits: torch.Tensor, hooks: Sequence[StepHook]) -> list[float]:
+           teacher_logits: torch.Tensor, hooks: Sequence[StepHook], reference: Classifier | None) -> list[float]:
     params, opt, sched = optimizer(model, settings.steps, settings.lr, settings.warmup_frac, settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
     quantizers = [(fq, isinstance(module, nn.Embedding)) for module, _, fq in fake_quants(model)]
     model.train()
     losses: list[float] = []
     on = torch.device(settings.device)
+    attentions = settings.attention_kl > 0
     for step in range(settings.steps):
         batch = to_device(next(batches), on)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        shapes = sandwich_shapes(settings, generator)
-        widths = sandwich_widths(settings, len(shapes), generator)
+        stage = stage_settings(settings, step)
+        shapes = sandwich_shapes(stage, generator)
+        widths = sandwich_widths(stage, len(shapes), generator)
+        if reference is not None:
+            with torch.no_grad(), autocast(on, settings.bf16):
+                _, ref_hidden, ref_att = reference.features(**inputs, attentions=attentions)
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for shape, width in zip(shapes, widths):
             for fq, table in quantizers:
                 fq.bits = embedding_width(width) if table else width
             with active_subnet(model, shape), autocast(on, settings.bf16):
-                logits = model(**inputs)
+                if reference is None:
+                    logits = model(**inputs)
+                else:
+                    logits, hidden, att = model.features(**inputs, attentions=attentions)
             loss = task_loss(model, logits.float(), teacher_logits, batch, settings.temperature, settings.alpha)
+            if reference is not None:
+                loss = loss + _layerwise_loss(model, shape, settings, batch["attention_mask"], (hidden, att),
+                                              (ref_hidden, ref_att))
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(f"loss became {value} at step {step} ({shape}); lower the learning rate")
@@ -344,3 +401,21 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
         for hook in hooks:
             hook(step + 1, settings.steps, mean, model)
     return losses
+
+
+def _layerwise_loss(model: Classifier, shape: SubnetShape, settings: ElasticSettings, mask: torch.Tensor,
+                    sub: tuple, ref: tuple) -> torch.Tensor:
+    """The weighted hidden-state MSE and attention KL of one shape's (hidden states, attention maps) against the
+    reference's, on `layer_map`; the attention maps compared are those of the shape's kept heads (the first
+    ones, in both: the reference is the ranked network)."""
+    (hidden, att), (ref_hidden, ref_att) = sub, ref
+    pairs = layer_map(shape.depth, len(ref_hidden) - 1)
+    loss = hidden[0].new_zeros((), dtype=torch.float32)
+    if settings.hidden_mse > 0:
+        loss = loss + settings.hidden_mse * hidden_loss([h.float() for h in hidden], [h.float() for h in ref_hidden],
+                                                        pairs, mask)
+    if settings.attention_kl > 0:
+        heads = subnet_counts(model, shape).heads
+        loss = loss + settings.attention_kl * attention_loss([a[:, :heads].float() for a in att],
+                                                             [a[:, :heads].float() for a in ref_att], pairs, mask)
+    return loss

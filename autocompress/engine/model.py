@@ -89,5 +89,18 @@ class Classifier(nn.Module):
         return self.task.output(out, attention_mask), out.hidden_states, (out.attentions if attentions else None)
 
 
+def record_every_layer_(hf: nn.Module) -> None:
+    """Make `hf` record every encoder layer's hidden states and attention maps from now on. transformers 5 records
+    them with hooks it installs, once, on the layers present at the first call that asks for them: a sub-network
+    running first (`elastic.active_subnet`) would leave the other layers unrecorded for good. A no-op where
+    transformers records them otherwise or has its hooks in place already."""
+    try:
+        from transformers.utils.output_capturing import maybe_install_capturing_hooks
+
+        maybe_install_capturing_hooks(hf.base_model)
+    except (ImportError, AttributeError, TypeError):  # another transformers version: nothing to install
+        pass
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

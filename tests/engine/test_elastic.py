@@ -10,15 +10,17 @@ import torch
 from conftest import make_tiny, random_batch, separable_batches
 from torch.nn.utils import parametrize
 
-from autocompress.engine.distill import TrainingDiverged, kd_loss
+from autocompress.engine.distill import TrainingDiverged, eager_attention, kd_loss
 from autocompress.engine.elastic import (
     ElasticSettings,
     SubnetShape,
     active_subnet,
     extract,
+    layer_map,
     rank_units_,
     sandwich_shapes,
     sandwich_widths,
+    stage_settings,
     subnet_counts,
     train_elastic_,
 )
@@ -335,3 +337,85 @@ def test_detaching_refuses_a_quantizer_after_another_parametrization():
     attach_fake_quant_(model, 4, 8)
     with pytest.raises(ValueError, match="other parametrizations"):
         detach_fake_quant_(model)
+
+
+# ---- layer-wise distillation and progressive shrinking ----------------------------------------------
+
+
+def test_layer_map_spreads_layers_and_ends_on_the_last():
+    assert layer_map(6, 6) == (0, 1, 2, 3, 4, 5)
+    assert layer_map(3, 6) == (1, 3, 5)
+    assert layer_map(4, 6) == (1, 2, 4, 5)
+    assert layer_map(1, 3) == (2,)
+    with pytest.raises(ValueError, match="depth must be between"):
+        layer_map(7, 6)
+
+
+def test_progressive_stages_grow_from_the_largest_to_every_shape():
+    settings = _settings(steps=100, progressive=True)
+    first, second, last = (stage_settings(settings, step) for step in (0, 10, 40))
+    assert (first.depths, first.heads_fracs, first.ffn_fracs) == ((3,), (1.0,), (1.0,))
+    assert (second.depths, second.heads_fracs, second.ffn_fracs) == ((1, 2, 3), (1.0,), (1.0,))
+    assert last == settings
+    assert stage_settings(settings, 9).depths == (3,) and stage_settings(settings, 39).ffn_fracs == (1.0,)
+    g = torch.Generator().manual_seed(0)
+    assert set(sandwich_shapes(first, g)) == {SubnetShape(3, 1.0, 1.0)}
+    plain = _settings(steps=100)
+    assert all(stage_settings(plain, step) is plain for step in (0, 50))
+
+
+def _layerwise_gap(model, reference, shape, batch) -> float:
+    """Hidden-state MSE of `shape`'s layers against the reference's, on the layer map."""
+    from autocompress.engine.distill import hidden_loss
+
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad(), active_subnet(model, shape):
+        _, hidden, _ = model.features(**inputs)
+    with torch.no_grad():
+        _, ref, _ = reference.features(**inputs)
+    return float(hidden_loss(hidden, ref, layer_map(shape.depth, 3), batch["attention_mask"]))
+
+
+@pytest.mark.parametrize("attention_kl", [0.0, 1.0])
+def test_layerwise_distillation_keeps_each_shapes_layers_nearer_the_reference(attention_kl):
+    """Trained toward teacher logits the random tiny model's layers drift; with the layer-wise terms the
+    sub-networks' layers stay nearer the frozen start than with the same steps on logits alone."""
+    batch = next(separable_batches())
+    small = SubnetShape(2, 0.5, 0.5)
+    gaps, first_losses = {}, {}
+    for weight in (0.0, 1.0):
+        model = make_tiny(seed=1)
+        reference = copy.deepcopy(model).eval()
+        settings = _settings(steps=30, hidden_mse=weight, attention_kl=attention_kl * weight)
+        losses = train_elastic_(model, separable_batches(), settings, teacher_logits=TEACHER)
+        assert all(math.isfinite(v) for v in losses) and sum(losses[-5:]) < sum(losses[:5])
+        assert model.hf.config._attn_implementation == reference.hf.config._attn_implementation  # restored
+        gaps[weight], first_losses[weight] = _layerwise_gap(model, reference, small, batch), losses[0]
+    assert gaps[1.0] < 0.5 * gaps[0.0]
+    assert first_losses[1.0] > first_losses[0.0]  # the layer terms add to the logits' loss
+
+
+def test_layerwise_and_progressive_training_is_repeatable_for_a_seed():
+    runs = []
+    for _ in range(2):
+        model = make_tiny(seed=1)
+        settings = _settings(steps=6, hidden_mse=1.0, attention_kl=0.5, progressive=True, bits=(8,))
+        runs.append((train_elastic_(model, separable_batches(), settings, teacher_logits=TEACHER), model.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+    with pytest.raises(ValueError, match="must not be negative"):
+        _settings(hidden_mse=-1.0)
+
+
+def test_a_sub_network_run_first_leaves_every_layer_recorded():
+    """transformers 5 hooks the layers present at the first call asking for hidden states; a sub-network going
+    first must not leave the model reporting fewer layers afterwards (nor a copy made then)."""
+    model = make_tiny(seed=1)
+    batch = next(separable_batches())
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        with active_subnet(model, SubnetShape(2, 0.5, 0.5)):
+            assert len(model.features(**inputs)[1]) == 3
+        assert len(model.features(**inputs)[1]) == 4
+        with eager_attention(model):
+            assert len(copy.deepcopy(model).features(**inputs, attentions=True)[2]) == 3

@@ -96,6 +96,11 @@ class Task:
         """Groups a held-out validation split keeps the shares of (default: the labels themselves)."""
         return labels
 
+    def pseudo_labels(self, outputs: np.ndarray) -> np.ndarray | None:
+        """Labels for new text from the teacher's outputs on it (augmentation), one per row; None where the
+        task has none to give (default)."""
+        return None
+
     # ---- scoring --------------------------------------------------------------------------------
 
     def metrics(self, outputs: np.ndarray, rows: Encoded, label_names: Sequence[str]) -> dict[str, float]:

@@ -62,6 +62,9 @@ class Regression(Task):
     def label_values(self, values, names, where):
         return float_labels(values, where)
 
+    def pseudo_labels(self, outputs):
+        return np.asarray(outputs, dtype=np.float32).reshape(len(outputs))
+
     def strata(self, labels):
         return np.round(labels).astype(np.int64)
 
