@@ -174,3 +174,17 @@ def test_config_accepts_registered_runtimes_and_rejects_others(tmp_path):
     assert str(err.value) == (f"{path}: runtime: Input should be 'torch', 'onnxruntime', 'onnxruntime-static', "
                               "'openvino' or 'torch-cuda'")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("flags, reduced", [
+    ({"avx2"}, True),  # u8 x s8 pair sums saturate: 7-bit weights
+    ({"avx2", "avx512f", "avx512_vnni"}, False),
+    ({"avx2", "avx_vnni"}, False),
+    ({"avx2", "amx_int8"}, False),
+    (set(), False),  # flags unknown: as built elsewhere
+])
+def test_int8_weights_are_7_bit_only_on_a_cpu_without_int8_dot_products(flags, reduced, monkeypatch):
+    from autocompress.engine.runtimes import base
+
+    monkeypatch.setattr(base, "cpu_flags", lambda: frozenset(flags))
+    assert base.int8_needs_reduced_range() is reduced

@@ -199,5 +199,13 @@ def has_amx_int8() -> bool:
 
 
 def has_vnni() -> bool:
-    """True when this CPU has int8 dot-product instructions (AVX-512 VNNI or AVX-VNNI)."""
-    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni"})
+    """True when this CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX int8)."""
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def int8_needs_reduced_range() -> bool:
+    """True on an x86 CPU without int8 dot products (e.g. AVX2 only): its u8 x s8 multiply-adds (VPMADDUBSW)
+    saturate their 16-bit pair sums, so int8 runtimes built here quantize weights to 7 bits (ONNX Runtime's
+    `reduce_range`, NNCF's overflow fix on every layer). Off where the flags are unknown (not x86 Linux)."""
+    flags = cpu_flags()
+    return "avx2" in flags and not has_vnni()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..artifact import ONNX
 from ..quiet import quiet_onnx_quantization
 from ..widths import width_name
-from .base import Batch, Precision, RuntimeBase, Session, int64_feeds
+from .base import Batch, Precision, RuntimeBase, Session, int64_feeds, int8_needs_reduced_range
 from .onnx_runtime import exported_onnx, ort_run
 
 if TYPE_CHECKING:
@@ -133,5 +133,6 @@ def quantize_static_int8(src: Path, dst: Path, batches: Sequence[Batch], scratch
             activation_type=getattr(QuantType, settings.activations),
             calibrate_method=getattr(CalibrationMethod, settings.method),
             extra_options={"MatMulConstBOnly": settings.const_b_only},
+            reduce_range=int8_needs_reduced_range(),
         )
     return dst

@@ -33,6 +33,7 @@ from .base import (
     expanded_deploys,
     has_bf16,
     int64_feeds,
+    int8_needs_reduced_range,
     slow_note,
 )
 from .onnx_runtime import exported_onnx
@@ -175,6 +176,10 @@ def nncf_int8(ov_model, batches: Sequence[Batch]):
     import nncf
 
     names = input_names(ov_model)
+    # a CPU without int8 dot products saturates 8-bit weights: NNCF's fix (7-bit weights) on every layer, not only
+    # the first one (its default)
+    overflow = nncf.OverflowFix.ENABLE if int8_needs_reduced_range() else nncf.OverflowFix.FIRST_LAYER
     with quiet_nncf():
         return nncf.quantize(ov_model, nncf.Dataset(list(batches), lambda b: int64_feeds(b, names)),
-                             model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
+                             model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches),
+                             advanced_parameters=nncf.AdvancedQuantizationParameters(overflow_fix=overflow))
