@@ -18,6 +18,7 @@ from .config import Experiment
 from .data import data_source, load_task
 from .engine.batches import Encoded, TaskData, infinite_batches
 from .engine.device import describe, for_training, label, placed
+from .engine.checkpoint import Checkpoint
 from .engine.distill import TrainSettings, train_
 from .engine.families import family_for, supported_types
 from .engine.measure import predict_logits
@@ -27,6 +28,9 @@ from .engine.errors import TeacherError
 from .log import Log, silent
 from .progress import Progress, StepBar, progress_for
 from .engine.quiet import quiet_third_party
+
+
+CHECKPOINT_EVERY = 200  # fine-tuning steps between two saves of a run that a stop would otherwise lose
 
 
 def resolve_source(source: str) -> Path | str:
@@ -136,7 +140,8 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
         hf, tokenizer, is_task = _load_pretrained(source, data.task, data.label_names)
         model = Classifier(hf)
         started = time.perf_counter()
-        steps = _finetune_(model, data, exp, on, bf16, log, progress) if not is_task else 0
+        partial = Checkpoint(folder.with_name(f"{key}.partial"), key, every=CHECKPOINT_EVERY)
+        steps = _finetune_(model, data, exp, on, bf16, log, progress, partial) if not is_task else 0
         with atomic_dir(folder) as tmp:
             hf.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
@@ -145,6 +150,7 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
                                            "finetune_seconds": round(time.perf_counter() - started, 1),
                                            "finetune_steps": steps,
                                            **({"trained_on": label(on, bf16)} if not is_task else {})})
+        partial.clear()
         log(f"teacher: cached in {folder}")
     hf, tokenizer, _ = _load_pretrained(folder, data.task, data.label_names)
     model = Classifier(hf).eval()
@@ -196,8 +202,9 @@ def _train_logits(model: Classifier, train: Encoded, progress: Progress, chunk: 
 
 
 def _finetune_(model: Classifier, data: TaskData, exp: Experiment, device: str, bf16: bool, log: Log,
-               progress: Progress) -> int:
-    """Fine-tune `model` in place as the experiment says; returns the number of steps."""
+               progress: Progress, checkpoint: Checkpoint) -> int:
+    """Fine-tune `model` in place as the experiment says; returns the number of steps. A run killed part-way
+    left `checkpoint` behind, and this one goes on from it."""
     ft = exp.teacher.finetune
     from .engine.batches import sample_indices
 
@@ -206,9 +213,12 @@ def _finetune_(model: Classifier, data: TaskData, exp: Experiment, device: str, 
         train = train.subset(sample_indices(len(train), ft.train_subset, ft.seed))
     steps = max(1, int(round(ft.epochs * len(train) / ft.batch_size)))
     log(f"teacher: fine-tuning on {len(train)} rows for {steps} steps (lr {ft.lr}, batch {ft.batch_size}) on "
-        f"{label(describe(torch.device(device)), bf16)}")
+        f"{label(describe(torch.device(device)), bf16)}; saved every {checkpoint.every} steps to go on after a stop")
+    done = checkpoint.saved_step()
+    if done:
+        log(f"teacher: going on from step {done}, saved by an earlier run in {checkpoint.folder}")
     # rows of a subset are renumbered 0..n-1, so no logits indexing is needed here (alpha = 0)
     with StepBar(progress, "teacher: fine-tuning") as bar:
         train_(model, infinite_batches(train, ft.batch_size, ft.seed),
-               TrainSettings(steps=steps, lr=ft.lr, device=device, bf16=bf16), hooks=[bar])
+               TrainSettings(steps=steps, lr=ft.lr, device=device, bf16=bf16), hooks=[bar], checkpoint=checkpoint)
     return steps

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .checkpoint import Checkpoint
 from .device import autocast, placed, to_device
 from .tasks import Task
 from .tasks.classification import CLASSIFICATION, kd_loss
@@ -144,12 +145,16 @@ def train_(
     teacher: nn.Module | None = None,
     layer_map: Sequence[int] = (),
     hooks: Sequence[StepHook] = (),
+    checkpoint: Checkpoint | None = None,
 ) -> list[float]:
-    """Train `model` in place for `settings.steps` steps; returns the loss of each step.
+    """Train `model` in place for `settings.steps` steps; returns the loss of each step it ran.
 
     teacher_logits[i] are the cached teacher logits of training row i (batches carry 'index').
     `teacher` is only needed for hidden-state MSE and attention KL (settings.hidden_mse,
-    settings.attention_kl > 0).
+    settings.attention_kl > 0). With `checkpoint`, the run is saved every `checkpoint.every` steps and one
+    saved before under the same key goes on from its step (`engine/checkpoint.py`; `batches` must then be
+    the same seeded sequence: the batches already trained on are drawn and skipped); the losses returned are
+    those of the steps this call ran.
     """
     if settings.steps == 0:
         return []
@@ -158,7 +163,7 @@ def train_(
     on = torch.device(settings.device)
     with eager_attention(*((model, teacher) if use_attention else ())), placed(on, model, use_teacher):
         logits = teacher_logits.to(on) if teacher_logits is not None else None
-        return _train(model, batches, settings, logits, teacher, layer_map, hooks)
+        return _train(model, batches, settings, logits, teacher, layer_map, hooks, checkpoint)
 
 
 def optimizer(model: nn.Module, steps: int, lr: float, warmup_frac: float, weight_decay: float):
@@ -180,15 +185,18 @@ def optimizer(model: nn.Module, steps: int, lr: float, warmup_frac: float, weigh
 
 def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], settings: TrainSettings,
            teacher_logits: torch.Tensor | None, teacher: nn.Module | None, layer_map: Sequence[int],
-           hooks: Sequence[StepHook]) -> list[float]:
+           hooks: Sequence[StepHook], checkpoint: Checkpoint | None = None) -> list[float]:
     params, opt, sched = optimizer(model, settings.steps, settings.lr, settings.warmup_frac, settings.weight_decay)
+    start = checkpoint.restore_(model, opt, sched) if checkpoint is not None else 0
+    for _ in range(start):
+        next(batches)  # the batches the saved steps trained on
     use_hidden = settings.hidden_mse > 0 and teacher is not None
     use_attention = settings.attention_kl > 0 and teacher is not None
     features = use_hidden or use_attention
     on = torch.device(settings.device)
     model.train()
     losses: list[float] = []
-    for step in range(settings.steps):
+    for step in range(start, settings.steps):
         batch = to_device(next(batches), on)
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         with autocast(on, settings.bf16):
@@ -218,5 +226,7 @@ def _train(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], setting
         losses.append(value)
         for hook in hooks:
             hook(step + 1, settings.steps, value, model)
+        if checkpoint is not None and (step + 1) % checkpoint.every == 0 and step + 1 < settings.steps:
+            checkpoint.save(step + 1, model, opt, sched)
     model.eval()
     return losses

@@ -55,3 +55,58 @@ def test_nan_loss_raises(tiny, batch):
         tiny.hf.classifier.weight.fill_(float("nan"))
     with pytest.raises(TrainingDiverged):
         train_(tiny, _batches(batch), TrainSettings(steps=2, lr=1e-4))
+
+
+# ---- a run that stops goes on from its checkpoint -------------------------------------------------
+
+
+def _numbered_batches():
+    """A different batch every step, the same sequence every time (as seeded training batches are)."""
+    from conftest import random_batch
+
+    step = 0
+    while True:
+        yield {**random_batch(seed=step), "labels": torch.tensor([0, 1, 0, 1, 0, 1]), "index": torch.arange(6)}
+        step += 1
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_at(step: int):
+    def hook(s, _n, _loss, _model):
+        if s == step:
+            raise _Stop
+
+    return hook
+
+
+def test_a_stopped_run_goes_on_from_its_checkpoint_to_the_same_weights(tmp_path):
+    from conftest import make_tiny
+
+    from autocompress.engine.checkpoint import Checkpoint
+
+    settings = TrainSettings(steps=10, lr=1e-3)  # labels only; dropout on, so the RNG must come back too
+    whole_model = make_tiny(seed=2, hidden_dropout_prob=0.2)
+    torch.manual_seed(5)
+    whole = train_(whole_model, _numbered_batches(), settings)
+
+    model = make_tiny(seed=2, hidden_dropout_prob=0.2)
+    torch.manual_seed(5)
+    saved = Checkpoint(tmp_path / "run.partial", "run-a", every=3)
+    with pytest.raises(_Stop):
+        train_(model, _numbered_batches(), settings, hooks=[_stop_at(8)], checkpoint=saved)
+    assert saved.saved_step() == 6  # saved after steps 3 and 6; step 7 and 8 are lost with the stop
+    assert Checkpoint(tmp_path / "run.partial", "run-b").saved_step() == 0  # another run's key: not resumed
+
+    torch.manual_seed(123)  # whatever the process did in between
+    fresh = make_tiny(seed=9, hidden_dropout_prob=0.2)
+    rest = train_(fresh, _numbered_batches(), settings, checkpoint=saved)
+    assert len(rest) == 4 and rest == pytest.approx(whole[6:], rel=1e-6)
+    expected, got = whole_model.state_dict(), fresh.state_dict()
+    assert all(torch.allclose(expected[k], got[k], atol=1e-6) for k in expected)
+    saved.clear()
+    assert not (tmp_path / "run.partial").exists()
+    with pytest.raises(ValueError, match="every must be at least 1"):
+        Checkpoint(tmp_path, "k", every=0)
