@@ -18,6 +18,7 @@ from .engine.augment import AugmentSettings, augment, word_starts_of
 from .engine.batches import Encoded
 from .engine.errors import ConfigError
 from .engine.measure import predict_logits
+from .engine.tasks import Task
 from .log import Log, silent
 from .progress import Progress, progress_for
 from .teacher import Teacher
@@ -34,13 +35,18 @@ def key_of(teacher: Teacher, cfg: AugmentConfig) -> str:
     return digest(VERSION, teacher.folder.name, teacher.data.train_key, cfg.model_dump())
 
 
+def check(task: Task) -> None:
+    """A one-line ConfigError where `task` takes no augmented rows (per-token labels; unlabelled training text)."""
+    if task.per_token or not task.labelled_training:
+        raise ConfigError(f"elastic.augment: new rows are not made for a {task.name} task yet; leave augment out "
+                          "of the experiment's elastic block")
+
+
 def augmented_rows(teacher: Teacher, cfg: AugmentConfig, max_length: int, log: Log = silent,
                    progress: Progress | None = None) -> tuple[Encoded, torch.Tensor]:
     """(new rows labelled by the teacher, the teacher's outputs on them): from the cache, or made and cached first."""
     task = teacher.data.task
-    if task.per_token or not task.labelled_training:
-        raise ConfigError(f"elastic.augment: new rows are not made for a {task.name} task yet; leave augment out "
-                          "of the experiment's elastic block")
+    check(task)
     file = teacher.folder / f"augment-{key_of(teacher, cfg)}.npz"
     if not file.is_file():
         rows = _make(teacher, cfg, max_length, log)

@@ -120,6 +120,8 @@ def prepare(exp: Experiment, teacher: Teacher, log: Log = silent, progress: Prog
     problem = cfg.check(n_layers)
     if problem:
         raise ConfigError(problem)
+    if cfg.augment is not None:
+        augmented.check(teacher.data.task)
     network = network_id(teacher, cfg)
     folder = folder_of(exp, network)
     if (folder / INFO).is_file():

@@ -250,3 +250,14 @@ def test_shapes_the_network_was_not_trained_on_are_named(elastic_inputs, elastic
     assert note == ("elastic: the elastic network was not trained at heads_keep 0.25 and ffn_keep 0.75 (it trained "
                     "depths [1, 2, 3], heads [0.5, 1.0], FFN [0.25, 0.5, 1.0]): those sub-networks run but score "
                     "lower; add them to the experiment's elastic block to train them")
+
+
+@pytest.mark.parametrize("task", ["token_classification", "embedding"])
+def test_augmenting_a_task_that_takes_no_new_rows_is_one_line(task):
+    from autocompress import augmented
+    from autocompress.engine.tasks import get_task
+
+    with pytest.raises(ConfigError, match=f"elastic.augment: new rows are not made for a {task} task yet; leave"):
+        augmented.check(get_task(task))
+    for fine in ("classification", "regression"):
+        augmented.check(get_task(fine))
