@@ -24,3 +24,7 @@ $py experiments/task_search.py experiments/stsb.yaml --space quick --trials 3 --
 $py experiments/task_search.py experiments/conll2003.yaml --space quick --trials 3 --stem search-conll2003 --baselines $base
 $py experiments/task_search.py experiments/embeddings-stsb.yaml --space quick --trials 3 --stem search-embeddings-stsb-quick --baselines $base
 $py experiments/task_search.py experiments/embeddings-stsb.yaml --space embeddings --trials 3 --stem search-embeddings-stsb --baselines $base
+# the elastic network's ingredients at equal steps (issue 30), and an untrained low-rank embedding table
+$py experiments/elastic_ablation.py
+$py experiments/embedding_rank.py
+$py experiments/keep_last.py                 # which teacher layers a shallower student keeps
