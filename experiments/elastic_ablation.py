@@ -119,9 +119,10 @@ def main() -> None:
 def _points(rows: dict, name: str, split: str) -> list[tuple[float, float, float]]:
     """(1 - accuracy, bytes / teacher's, latency ratio) per cut, bytes and latency the medians over variants."""
     out = []
+    variants = [r for v, r in rows.items() if not v.startswith("_")]
     for key, cut in rows[name]["cuts"].items():
-        ratio = statistics.median(r["cuts"][key]["latency_ratio_b1"] for r in rows.values())
-        size = statistics.median(r["cuts"][key]["bytes"] for r in rows.values())
+        ratio = statistics.median(r["cuts"][key]["latency_ratio_b1"] for r in variants)
+        size = statistics.median(r["cuts"][key]["bytes"] for r in variants)
         out.append((1.0 - cut[split], size / rows["_teacher_bytes"], ratio))
     return out
 
