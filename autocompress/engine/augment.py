@@ -62,10 +62,8 @@ class _Corpus:
     def __init__(self, rows: Encoded, special: np.ndarray, word_starts: np.ndarray) -> None:
         self.rows = rows
         self.runs = [_runs(rows.row(i)[0], special) for i in range(len(rows))]
-        self.word_starts = word_starts
-        words = [w for i, runs in enumerate(self.runs) for a, b in runs
-                 for w in _words(rows.row(i)[0][a:b], word_starts)]
-        self.words = words
+        self.words = [w for i, runs in enumerate(self.runs) for a, b in runs
+                      for w in _words(rows.row(i)[0][a:b], word_starts)]
 
     def word(self, rng: np.random.Generator) -> np.ndarray:
         return self.words[int(rng.integers(len(self.words)))]

@@ -36,22 +36,25 @@ class Checkpoint:
         with atomic_path(self.folder / FILE) as tmp:
             torch.save(state, tmp)
 
-    def saved_step(self) -> int:
-        """The step a saved run of this key reached (0: none)."""
+    def _saved(self, mmap: bool = False) -> dict | None:
+        """The saved state of this key's run, or None (no file, or another key's). With `mmap` the tensors are
+        mapped, not read: enough to look at the step."""
         path = self.folder / FILE
         if not path.is_file():
-            return 0
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        return int(state["step"]) if state.get("key") == self.key else 0
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+        return state if state.get("key") == self.key else None
+
+    def saved_step(self) -> int:
+        """The step a saved run of this key reached (0: none)."""
+        state = self._saved(mmap=True)
+        return int(state["step"]) if state is not None else 0
 
     def restore_(self, model: nn.Module, optimizer, schedule) -> int:
         """Load the saved run into `model`, `optimizer` and `schedule`; the step it had reached (0: nothing
         to resume)."""
-        path = self.folder / FILE
-        if not path.is_file():
-            return 0
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("key") != self.key:
+        state = self._saved()
+        if state is None:
             return 0
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -373,6 +373,8 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
         if reference is not None:
             with torch.no_grad(), autocast(on, settings.bf16):
                 _, ref_hidden, ref_att = reference.features(**inputs, attentions=attentions)
+            ref_hidden = [h.float() for h in ref_hidden]  # once a step, for every shape's loss
+            ref_att = [a.float() for a in ref_att] if attentions else None
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for shape, width in zip(shapes, widths):
@@ -406,16 +408,15 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
 def _layerwise_loss(model: Classifier, shape: SubnetShape, settings: ElasticSettings, mask: torch.Tensor,
                     sub: tuple, ref: tuple) -> torch.Tensor:
     """The weighted hidden-state MSE and attention KL of one shape's (hidden states, attention maps) against the
-    reference's, on `layer_map`; the attention maps compared are those of the shape's kept heads (the first
+    reference's (already float32), on `layer_map`; the attention maps compared are those of the shape's kept heads (the first
     ones, in both: the reference is the ranked network)."""
     (hidden, att), (ref_hidden, ref_att) = sub, ref
     pairs = layer_map(shape.depth, len(ref_hidden) - 1)
     loss = hidden[0].new_zeros((), dtype=torch.float32)
     if settings.hidden_mse > 0:
-        loss = loss + settings.hidden_mse * hidden_loss([h.float() for h in hidden], [h.float() for h in ref_hidden],
-                                                        pairs, mask)
+        loss = loss + settings.hidden_mse * hidden_loss([h.float() for h in hidden], ref_hidden, pairs, mask)
     if settings.attention_kl > 0:
         heads = subnet_counts(model, shape).heads
         loss = loss + settings.attention_kl * attention_loss([a[:, :heads].float() for a in att],
-                                                             [a[:, :heads].float() for a in ref_att], pairs, mask)
+                                                             [a[:, :heads] for a in ref_att], pairs, mask)
     return loss
