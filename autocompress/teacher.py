@@ -129,12 +129,8 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
     log(f"data: {len(data.train)} train / {len(data.validation)} validation / {len(data.test)} test rows, "
         + (f"labels {list(data.label_names)}" if data.label_names else f"{data.task_type} task"))
 
-    ft = exp.teacher.finetune
-    # the key names what the teacher is (its files' content, the training rows, the recipe), never where it lies
-    # or where it trains: a teacher fine-tuned on a GPU machine is found again on a CPU-only one
-    key = digest("teacher-v3", source_identity(source), data.train_key, ft.model_dump(),
-                 *([data.task_type] if data.task_type != "classification" else []))
-    folder = exp.cache / "teachers" / key
+    folder = cached_folder(exp, source, data)
+    key = folder.name
     on, bf16 = for_training(exp.train.device, exp.train.precision)
     if not (folder / "meta.json").is_file():
         hf, tokenizer, is_task = _load_pretrained(source, data.task, data.label_names)
@@ -178,6 +174,16 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
             tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
             write_json(tmp / artifact.TASK, task)
     return Teacher(model, tokenizer, data, logits, scores, folder, task_files)
+
+
+def cached_folder(exp: Experiment, source: Path | str, data: TaskData) -> Path:
+    """Where the teacher of `exp`'s recipe lies once fine-tuned on `data` (it is trained when meta.json is missing).
+
+    The key names what the teacher is (its files' content, the training rows, the recipe), never where it lies
+    or where it trains: a teacher fine-tuned on a GPU machine is found again on a CPU-only one."""
+    key = digest("teacher-v3", source_identity(source), data.train_key, exp.teacher.finetune.model_dump(),
+                 *([data.task_type] if data.task_type != "classification" else []))
+    return exp.cache / "teachers" / key
 
 
 def source_identity(source: Path | str) -> object:
