@@ -190,6 +190,9 @@ class ElasticConfig(BaseModel):
     bits: tuple[int, ...] = Field(
         (), description="quantization-aware: weight widths (8, 4, 2, 1) sub-networks also train at, so that they "
         "can be cut and quantized with few recovery steps or none; empty: float only")
+    embedding_bits: tuple[int, ...] = Field(
+        (), description="narrower widths the embedding tables of quantized sub-networks also train at (e.g. [2] "
+        "for ternary tables, cut with embedding_bits 2); empty: tables at the weights' width, not below 4")
     hidden_mse: float = Field(0.0, ge=0.0, le=100.0, description="layer-wise distillation: weight of each "
                               "sub-network's layer outputs' MSE against the ranked teacher's on mapped layers")
     attention_kl: float = Field(0.0, ge=0.0, le=100.0, description="layer-wise distillation: weight of the KL "
@@ -199,12 +202,18 @@ class ElasticConfig(BaseModel):
     augment: AugmentConfig | None = Field(None, description="train also on new rows made from the training "
                                           "rows and labelled by the teacher (cached)")
 
-    @field_validator("bits")
+    @field_validator("bits", "embedding_bits")
     @classmethod
     def _bits_valid(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if any(b not in QUANT_WIDTHS for b in v) or len(set(v)) != len(v):
-            raise ValueError(f"bits must be distinct widths among {', '.join(map(str, QUANT_WIDTHS))}, got {list(v)}")
+            raise ValueError(f"widths must be distinct, among {', '.join(map(str, QUANT_WIDTHS))}, got {list(v)}")
         return tuple(sorted(v, reverse=True))
+
+    @model_validator(mode="after")
+    def _embedding_bits_need_bits(self) -> ElasticConfig:
+        if self.embedding_bits and not self.bits:
+            raise ValueError("embedding_bits needs bits (the widths the network trains quantization-aware at)")
+        return self
 
     @field_validator("depths")
     @classmethod

@@ -73,7 +73,8 @@ def settings_of(cfg: ElasticConfig, n_teacher_layers: int, device: str = "cpu", 
     """The engine's training settings for an experiment's `elastic:` block and its teacher, trained on `device`."""
     return ElasticSettings(steps=cfg.steps, lr=cfg.lr, temperature=cfg.temperature, alpha=cfg.alpha,
                            depths=cfg.depths_for(n_teacher_layers), heads_fracs=cfg.heads, ffn_fracs=cfg.ffn,
-                           random_subnets=cfg.random_subnets, seed=cfg.seed, bits=cfg.bits, device=device, bf16=bf16,
+                           random_subnets=cfg.random_subnets, seed=cfg.seed, bits=cfg.bits,
+                           embedding_bits=cfg.embedding_bits, device=device, bf16=bf16,
                            hidden_mse=cfg.hidden_mse, attention_kl=cfg.attention_kl, progressive=cfg.progressive)
 
 
@@ -84,7 +85,8 @@ def _settings_record(settings: ElasticSettings) -> dict[str, Any]:
     keep the ids (and caches) they had before it existed."""
     record = asdict(settings)
     del record["device"], record["bf16"]
-    for name, default in (("bits", ()), ("hidden_mse", 0.0), ("attention_kl", 0.0), ("progressive", False)):
+    for name, default in (("bits", ()), ("embedding_bits", ()), ("hidden_mse", 0.0), ("attention_kl", 0.0),
+                          ("progressive", False)):
         if record[name] == default:
             del record[name]
     return record
@@ -167,6 +169,7 @@ def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, max_
         f"{list(settings.depths)}, heads {list(settings.heads_fracs)}, FFN {list(settings.ffn_fracs)}; "
         f"{2 + settings.random_subnets} sub-networks a step"
         + (f"; quantization-aware at {', '.join(map(str, settings.bits))} bits" if settings.bits else "")
+        + (f" (tables also at {', '.join(map(str, settings.embedding_bits))})" if settings.embedding_bits else "")
         + (f"; layer-wise distillation (hidden {settings.hidden_mse}, attention {settings.attention_kl})"
            if settings.hidden_mse or settings.attention_kl else "")
         + ("; progressive shrinking" if settings.progressive else "")

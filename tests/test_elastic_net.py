@@ -75,11 +75,15 @@ def test_the_block_is_optional_typed_and_defaulted(elastic_experiment, tiny_expe
     ({"depths": [0, 2]}, "experiment.yaml: elastic.depths: depths must be distinct layer counts of at least 1"),
     ({"lr": 0}, "experiment.yaml: elastic.lr: Input should be greater than 0"),
     ({"depths": [2, 5]}, "elastic.depths: the teacher has 3 layers, got [2, 5]; use depths from 1 to 3"),
-    ({"bits": [8, 3]}, "experiment.yaml: elastic.bits: bits must be distinct widths among 8, 4, 2, 1, got [8, 3]"),
+    ({"bits": [8, 3]}, "experiment.yaml: elastic.bits: widths must be distinct, among 8, 4, 2, 1, got [8, 3]"),
+    ({"bits": [8, 4], "embedding_bits": [2, 2]},
+     "experiment.yaml: elastic.embedding_bits: widths must be distinct, among 8, 4, 2, 1, got [2, 2]"),
+    ({"embedding_bits": [2]}, "experiment.yaml: elastic: embedding_bits needs bits (the widths the network trains"),
     ({"hidden_mse": -1}, "experiment.yaml: elastic.hidden_mse: Input should be greater than or equal to 0"),
     ({"augment": {"factor": 0}}, "experiment.yaml: elastic.augment.factor: Input should be greater than 0"),
     ({"augment": {"drop": 1.0}}, "experiment.yaml: elastic.augment.drop: Input should be less than 1"),
-], ids=["unknown key", "fraction", "no fractions", "depth 0", "lr", "depth beyond the teacher", "bits", "hidden_mse",
+], ids=["unknown key", "fraction", "no fractions", "depth 0", "lr", "depth beyond the teacher", "bits",
+        "embedding_bits", "embedding_bits without bits", "hidden_mse",
         "augment factor", "augment drop"])
 def test_a_bad_block_is_one_line_and_exit_2(block, needle, tmp_path, monkeypatch, capsys):
     exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), write_task(tmp_path / "d", 40, 12),
@@ -158,7 +162,10 @@ def test_prepare_trains_once_then_reads_the_cache(elastic_experiment, monkeypatc
     assert plain.elastic is None and plain.elastic_id is None  # only prepared when asked for
     explicit = exp.elastic.model_copy(update={"hidden_mse": 0.0, "attention_kl": 0.0, "progressive": False})
     assert elastic_net.network_id(teacher, explicit) == first.elastic_id  # defaults leave the id as it was
-    for change in ({"hidden_mse": 1.0}, {"attention_kl": 1.0}, {"progressive": True}, {"augment": {"factor": 1.0}}):
+    assert elastic_net.network_id(teacher, aware.model_copy(update={"embedding_bits": ()})) == \
+        elastic_net.network_id(teacher, aware)  # no narrower tables: the quantization-aware network's id as before
+    for change in ({"hidden_mse": 1.0}, {"attention_kl": 1.0}, {"progressive": True}, {"augment": {"factor": 1.0}},
+                   {"bits": (4,), "embedding_bits": (2,)}):
         changed = ElasticConfig(**{**exp.elastic.model_dump(), **change})
         assert elastic_net.network_id(teacher, changed) != first.elastic_id, change
 

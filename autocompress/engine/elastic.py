@@ -222,6 +222,7 @@ class ElasticSettings:
     grad_clip: float = 1.0
     seed: int = 0
     bits: tuple[int, ...] = ()  # weight widths (8, 4, 2, 1) sub-networks also train at (see embedding_width)
+    embedding_bits: tuple[int, ...] = ()  # narrower table widths quantized shapes may also train at (table_widths)
     device: str = "cpu"  # where the steps run (`engine/device.py`); the model comes back to the CPU
     bf16: bool = False  # forward passes under bfloat16 autocast on `device` (float32 weights, loss and optimizer)
     hidden_mse: float = 0.0  # weight of the layer outputs' MSE against the frozen start (`layer_map`)
@@ -235,8 +236,11 @@ class ElasticSettings:
             raise ValueError("hidden_mse and attention_kl must not be negative")
         if not (self.depths and self.heads_fracs and self.ffn_fracs):
             raise ValueError("depths, heads_fracs and ffn_fracs each need at least one value")
-        if any(b not in QUANT_WIDTHS for b in self.bits):
-            raise ValueError(f"bits must be among {list(QUANT_WIDTHS)}, got {list(self.bits)}")
+        if any(b not in QUANT_WIDTHS for b in (*self.bits, *self.embedding_bits)):
+            raise ValueError(f"bits and embedding_bits must be among {list(QUANT_WIDTHS)}, got "
+                             f"{list(self.bits)} and {list(self.embedding_bits)}")
+        if self.embedding_bits and not self.bits:
+            raise ValueError("embedding_bits needs bits: tables train quantized only in quantization-aware training")
 
     @property
     def largest(self) -> SubnetShape:
@@ -301,8 +305,28 @@ def sandwich_widths(settings: ElasticSettings, n_shapes: int, generator: torch.G
 
 def embedding_width(width: int) -> int:
     """The embedding tables' width while the weights train at `width`: the same, but not below 4
-    (searches keep embeddings at 8 or 4 bits; binary or ternary tables lose too much)."""
+    (binary or ternary tables lose too much unless they train at that width: see `table_widths`)."""
     return width if width == 32 else max(width, 4)
+
+
+def table_widths(settings: ElasticSettings, widths: Sequence[int], generator: torch.Generator) -> list[int]:
+    """The embedding tables' width for each of a step's shapes, whose weights train at `widths`.
+
+    Without `settings.embedding_bits`: `embedding_width` of each (nothing is drawn, so the shapes and widths
+    drawn stay those of a network trained before the setting existed). With it, a quantized shape's tables
+    train at a width drawn from `embedding_width` of its weights' and the narrower `embedding_bits`; the
+    smallest shape (the second) at the narrowest of them. Float shapes keep float tables."""
+    if not settings.embedding_bits:
+        return [embedding_width(w) for w in widths]
+    out = []
+    for i, width in enumerate(widths):
+        if width == 32:
+            out.append(32)
+            continue
+        widest = embedding_width(width)
+        choices = (widest, *sorted((e for e in settings.embedding_bits if e < widest), reverse=True))
+        out.append(choices[-1] if i == 1 else _pick(choices, generator))
+    return out
 
 
 def train_elastic_(
@@ -323,7 +347,8 @@ def train_elastic_(
     repeatable. The model is left in eval mode.
 
     With `settings.bits`, every weight the quantizer targets trains under a `FakeQuant` whose width is
-    set per shape (`sandwich_widths`; embedding tables at `embedding_width`); the quantizers are removed at the end (also after an error),
+    set per shape (`sandwich_widths`; embedding tables at `table_widths`); the quantizers are removed at the end
+    (also after an error),
     leaving the latent float weights, which trials quantize after cutting.
 
     With `settings.hidden_mse` or `settings.attention_kl`, a frozen copy of `model` as it is before the first step
@@ -370,6 +395,7 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
         stage = stage_settings(settings, step)
         shapes = sandwich_shapes(stage, generator)
         widths = sandwich_widths(stage, len(shapes), generator)
+        tables = table_widths(stage, widths, generator)
         if reference is not None:
             with torch.no_grad(), autocast(on, settings.bf16):
                 _, ref_hidden, ref_att = reference.features(**inputs, attentions=attentions)
@@ -377,9 +403,9 @@ def _train(model: Classifier, batches: Iterator[dict[str, torch.Tensor]], settin
             ref_att = [a.float() for a in ref_att] if attentions else None
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for shape, width in zip(shapes, widths):
+        for shape, width, table_width in zip(shapes, widths, tables):
             for fq, table in quantizers:
-                fq.bits = embedding_width(width) if table else width
+                fq.bits = table_width if table else width
             with active_subnet(model, shape), autocast(on, settings.bf16):
                 if reference is None:
                     logits = model(**inputs)

@@ -21,6 +21,7 @@ from autocompress.engine.elastic import (
     sandwich_shapes,
     sandwich_widths,
     stage_settings,
+    table_widths,
     subnet_counts,
     train_elastic_,
 )
@@ -280,8 +281,25 @@ def test_sandwich_widths_are_float_then_narrowest_then_drawn():
     widths = sandwich_widths(_settings(bits=(8, 4)), 6, g)
     assert widths[:2] == [32, 4] and set(widths[2:]) <= {32, 8, 4}
     assert widths == sandwich_widths(_settings(bits=(8, 4)), 6, torch.Generator().manual_seed(0).set_state(state))
-    with pytest.raises(ValueError, match="bits must be among"):
+    with pytest.raises(ValueError, match="bits and embedding_bits must be among"):
         _settings(bits=(3,))
+    with pytest.raises(ValueError, match="bits and embedding_bits must be among"):
+        _settings(bits=(4,), embedding_bits=(3,))
+    with pytest.raises(ValueError, match="embedding_bits needs bits"):
+        _settings(embedding_bits=(2,))
+
+
+def test_table_widths_follow_the_weights_unless_narrower_tables_are_asked_for():
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert table_widths(_settings(bits=(8, 1)), [32, 1, 8, 2], g) == [32, 4, 8, 4]  # embedding_width of each
+    assert torch.equal(g.get_state(), state)  # nothing drawn: networks trained before the setting draw the same
+    settings = _settings(bits=(8, 4), embedding_bits=(2,))
+    drawn = [table_widths(settings, [32, 4, 8, 4, 32], g) for _ in range(40)]
+    assert all(d[0] == 32 and d[1] == 2 and d[4] == 32 for d in drawn)  # float stays float, the smallest narrowest
+    assert {d[2] for d in drawn} == {8, 2} and {d[3] for d in drawn} == {4, 2}  # the weights' width or narrower
+    again = torch.Generator().manual_seed(0)
+    assert drawn == [table_widths(settings, [32, 4, 8, 4, 32], again) for _ in range(40)]  # seeded
 
 
 def _kd_at(model, shape, bits: int) -> float:
@@ -320,6 +338,30 @@ def test_quantization_aware_training_keeps_embeddings_at_4_bits_or_more():
     assert seen[1] == {(True, 4), (False, 1)}  # the smallest: binary weights, 4-bit tables
     assert seen[0] == {(True, 32), (False, 32)}  # the largest: float
     assert all(s in ({(True, 32), (False, 32)}, {(True, 8), (False, 8)}, {(True, 4), (False, 1)}) for s in seen)
+
+
+def test_quantization_aware_training_with_narrower_tables_trains_them_at_that_width():
+    model = make_tiny(seed=1)
+    keys = sorted(model.state_dict())
+    seen: list[set[tuple[bool, int]]] = []
+
+    def record(m, _args):
+        seen.append({(isinstance(module, torch.nn.Embedding), fq.bits) for module, _, fq in fake_quants(m)})
+
+    settings = _settings(steps=30, bits=(4,), embedding_bits=(2,))
+    smallest = settings.smallest
+    q = copy.deepcopy(model)
+    attach_fake_quant_(q, 4, 2)
+    before = _kd(q, smallest)
+    handle = model.register_forward_pre_hook(record)
+    losses = train_elastic_(model, separable_batches(), settings, teacher_logits=TEACHER)
+    handle.remove()
+    assert all(s == {(True, 2), (False, 4)} for s in seen[1::4])  # the smallest: 4-bit weights, ternary tables
+    assert {(True, 4), (False, 4)} in seen and {(True, 2), (False, 4)} in seen[2::4] + seen[3::4]  # both drawn
+    assert all(math.isfinite(v) for v in losses) and sorted(model.state_dict()) == keys
+    q = copy.deepcopy(model)
+    attach_fake_quant_(q, 4, 2)
+    assert _kd(q, smallest) < 0.5 * before  # it learned with ternary tables
 
 
 def test_quantization_aware_training_removes_its_quantizers_after_an_error():
