@@ -136,7 +136,7 @@ def write_tokenizer_json(tokenizer_dir: Path) -> None:
     if backend is None:
         raise ConfigError(f"{tokenizer_dir}: this tokenizer has no {artifact.TOKENIZER_JSON} form, which "
                           f"{artifact.PREDICT} needs; export with --format torch")
-    backend.save(str(path))
+    backend.save(str(path), pretty=False)
 
 
 def _has_files(folder: Path, names: tuple[str, ...]) -> bool:

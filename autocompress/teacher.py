@@ -168,10 +168,10 @@ def prepare(exp: Experiment, log: Log = silent, progress: Progress | None = None
     task = {"label_names": list(data.label_names), "max_length": exp.task.max_length,
             "text_pair": exp.task.text_pair is not None and not data.task.pairs_as_rows,
             **({"task": data.task_type} if data.task_type != "classification" else {})}
-    task_files = exp.cache / "task-files" / digest("task-files-v2", task, folder.name)
+    task_files = exp.cache / "task-files" / digest("task-files-v3", task, folder.name)
     if not task_files.is_dir():
         with atomic_dir(task_files) as tmp:
-            tokenizer.save_pretrained(tmp / artifact.TOKENIZER)
+            artifact.save_tokenizer(tokenizer, tmp / artifact.TOKENIZER)
             write_json(tmp / artifact.TASK, task)
     return Teacher(model, tokenizer, data, logits, scores, folder, task_files)
 

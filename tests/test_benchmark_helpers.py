@@ -65,7 +65,7 @@ def test_a_target_point_is_chosen_on_validation_and_only_reported_on_test():
     tie = bench.check_target(_front((4, 0.9, 0.9, 20, 4.0), (5, 0.9, 0.85, 10, 4.0)), TEACHER, 0.99, 4, 2)
     assert tie["trial"] == 5 and not tie["met"]  # a validation tie goes to fewer bytes, whatever the test says
     lines = bench.target_lines([("target", got)])
-    assert "**missed**: trial 1" in lines[0] and "88.9% of the teacher's test accuracy" in lines[0]
+    assert "**missed**: trial 1" in lines[0] and "test accuracy 0.8000, 88.9% of the teacher's" in lines[0]
 
 
 def test_a_target_no_front_trial_reaches_is_missed_and_the_nearest_is_named():
@@ -75,6 +75,25 @@ def test_a_target_no_front_trial_reaches_is_missed_and_the_nearest_is_named():
     assert got["trial"] is None and not got["met"] and got["closest"]["trial"] == 2
     assert "**missed**; no front trial meets both ratios (nearest: trial 2" in bench.target_lines([("stretch", got)])[0]
     assert bench.check_target([], TEACHER, 0.97, 20, 5)["closest"] is None
+
+
+def test_an_absolute_target_is_judged_on_the_test_score_of_the_point_validation_chose():
+    bench = _benchmark()
+    front = _front((1, 0.91, 0.89, 10, 20.0),   # >= 10x smaller, best on validation: the point, 0.89 on test
+                   (2, 0.90, 0.92, 10, 20.0),   # would pass on test, but validation did not choose it
+                   (3, 0.95, 0.95, 50, 4.0))    # only 2x smaller
+    got = bench.check_target(front, TEACHER, None, 10, 0, floor=0.90)
+    assert got["trial"] == 1 and not got["met"] and got["candidates"] == [1, 2]
+    assert bench.check_target(front, TEACHER, None, 10, 0, floor=0.89)["met"]
+    both = bench.check_target(front, TEACHER, 0.99, 10, 0, floor=0.80)
+    assert not both["met"]  # the share (0.89 / 0.90) misses even where the floor is met
+    line = bench.target_lines([("(iv)", got)])[0]
+    assert line.startswith("- (iv): test accuracy >= 0.90, >= 10x fewer bytes: **missed**: trial 1"), line
+    assert "lower batch-1 latency" not in line
+    assert bench.check_target(_front((4, 0.9, 0.9, 50, 1.0)), TEACHER, None, 10, 0, 0.9)["closest"]["trial"] == 4
+    names = [t[0] for t in bench.TARGETS]
+    assert names[:3] == ["(i)", "(ii)", "(iv)"] and bench.TARGETS[0][1:] == (0.99, None, 20.0, 10.0)
+    assert bench.TARGETS[1][1:] == (0.97, None, 30.0, 12.0) and bench.TARGETS[2][1:] == (None, 0.90, 10.0, 0.0)
 
 
 def test_the_results_file_opens_with_the_protocol_verbatim_and_its_commit(tmp_path):

@@ -47,3 +47,19 @@ def test_a_stopped_fine_tuning_goes_on_from_its_checkpoint(tmp_path, monkeypatch
     a, b = whole.model.state_dict(), resumed.model.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert torch.allclose(whole.train_logits, resumed.train_logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_the_shipped_tokenizer_is_written_compact_and_tokenizes_as_the_teachers(family, tmp_path):
+    from transformers import AutoTokenizer
+
+    from autocompress.engine import artifact
+
+    source = make_teacher_dir(tmp_path / "t", family=family)
+    exp = Experiment.from_file(write_experiment(tmp_path, source, write_task(tmp_path / "data", 40, 12)))
+    shipped = teacher_module.prepare(exp).task_files / artifact.TOKENIZER
+    text = (shipped / artifact.TOKENIZER_JSON).read_text()
+    assert "\n" not in text.strip()  # no indentation: every model ships this file
+    original, reloaded = AutoTokenizer.from_pretrained(str(source)), AutoTokenizer.from_pretrained(str(shipped))
+    sentences = ["the film was good", "a dull , tedious movie !", "unseenword zzz", "two  spaces and UPPER"]
+    assert reloaded(sentences)["input_ids"] == original(sentences)["input_ids"]
