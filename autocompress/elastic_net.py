@@ -30,6 +30,7 @@ from .engine.distill import TrainingDiverged, distilled_importance
 from .engine.elastic import (
     ElasticSettings,
     SubnetShape,
+    embedding_width,
     rank_units_,
     subnet_counts,
     train_elastic_,
@@ -184,9 +185,11 @@ def _train(teacher: Teacher, cfg: ElasticConfig, settings: ElasticSettings, max_
 
 
 def untrained_note(cfg: ElasticConfig, teacher: Classifier, *, depths: list[int] | None = None,
-                   heads: list[float] | None = None, ffn: list[float] | None = None) -> str | None:
-    """A line naming the depths and kept fractions asked for that the elastic network was not trained
-    on (their sub-networks still run, but were never trained as such), or None when all were trained."""
+                   heads: list[float] | None = None, ffn: list[float] | None = None, bits: list[int] | None = None,
+                   embedding_bits: list[int] | None = None) -> str | None:
+    """A line naming the depths, kept fractions and integer widths (weights, tables) asked for that the elastic
+    network was not trained on (their sub-networks still run, but were never trained as such), or None when all
+    were trained. Float and bfloat16 (16 bits and up) count as trained."""
     n = len(teacher.encoder_layers)
     trained = settings_of(cfg, n)
     counts = lambda h, f: subnet_counts(teacher, SubnetShape(1, h, f))
@@ -202,8 +205,14 @@ def untrained_note(cfg: ElasticConfig, teacher: Classifier, *, depths: list[int]
     if ffn:
         bad = sorted({f for f in ffn if counts(1.0, f).neurons not in ffn_ok})
         missing += [f"ffn_keep {', '.join(map(str, bad))}"] if bad else []
+    tables = {embedding_width(b) for b in trained.bits} | set(trained.embedding_bits)
+    for name, asked, ok in (("bits", bits, set(trained.bits)), ("embedding_bits", embedding_bits, tables)):
+        if trained.bits:  # a float-only network is cut and quantized with recovery steps: no width is its own
+            bad = sorted({b for b in asked or () if b < 16} - ok, reverse=True)
+            missing += [f"{name} {', '.join(map(str, bad))}"] if bad else []
     if not missing:
         return None
+    widths = f", bits {list(trained.bits)}, tables at {sorted(tables, reverse=True)}" if trained.bits else ""
     return (f"elastic: the elastic network was not trained at {' and '.join(missing)} (it trained depths "
-            f"{list(trained.depths)}, heads {list(trained.heads_fracs)}, FFN {list(trained.ffn_fracs)}): those "
-            "sub-networks run but score lower; add them to the experiment's elastic block to train them")
+            f"{list(trained.depths)}, heads {list(trained.heads_fracs)}, FFN {list(trained.ffn_fracs)}{widths}): "
+            "those sub-networks run but score lower; add them to the experiment's elastic block to train them")

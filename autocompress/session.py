@@ -83,7 +83,7 @@ def elastic_note(exp: Experiment, inputs: EngineInputs, recipe: Recipe) -> str |
         return None
     depth = len(recipe.layers) if recipe.layers is not None else len(inputs.teacher.encoder_layers)
     return elastic_net.untrained_note(exp.elastic, inputs.teacher, depths=[depth], heads=[recipe.heads_keep],
-                                      ffn=[recipe.ffn_keep])
+                                      ffn=[recipe.ffn_keep], bits=[recipe.bits], embedding_bits=[recipe.emb_bits])
 
 
 def check_recipe(recipe: Recipe, inputs: EngineInputs, source: str = "recipe") -> None:

@@ -257,6 +257,15 @@ def test_shapes_the_network_was_not_trained_on_are_named(elastic_inputs, elastic
     assert note == ("elastic: the elastic network was not trained at heads_keep 0.25 and ffn_keep 0.75 (it trained "
                     "depths [1, 2, 3], heads [0.5, 1.0], FFN [0.25, 0.5, 1.0]): those sub-networks run but score "
                     "lower; add them to the experiment's elastic block to train them")
+    assert elastic_net.untrained_note(cfg, teacher, bits=[8, 2], embedding_bits=[2]) is None  # float-only: no claim
+    aware = cfg.model_copy(update={"bits": (8, 4)})
+    assert elastic_net.untrained_note(aware, teacher, bits=[32, 16, 8, 4], embedding_bits=[8, 4]) is None
+    note = elastic_net.untrained_note(aware, teacher, bits=[4, 2, 1], embedding_bits=[8, 2])
+    assert note.startswith("elastic: the elastic network was not trained at bits 2, 1 and embedding_bits 2 (it "
+                           "trained depths [1, 2, 3], heads [0.5, 1.0], FFN [0.25, 0.5, 1.0], bits [8, 4], tables at "
+                           "[8, 4]): "), note
+    ternary = cfg.model_copy(update={"bits": (8, 4, 2), "embedding_bits": (2,)})
+    assert elastic_net.untrained_note(ternary, teacher, bits=[2], embedding_bits=[4, 2]) is None
 
 
 @pytest.mark.parametrize("task", ["token_classification", "embedding"])

@@ -184,9 +184,11 @@ def prepare_search(exp: Experiment, settings: SearchSettings, tracker: Tracker |
     info = None
     if elastic:  # trained once, by the process that creates the search; workers read it from the cache
         inputs, info = with_elastic(exp, inputs, teacher, log, source=f"search space '{settings.space.name}'")
+        space = settings.space
         note = untrained_note(exp.elastic, inputs.teacher, **{
-            name: settings.space.values_of(key) for name, key in
-            (("depths", "depth"), ("heads", "heads_keep"), ("ffn", "ffn_keep"))})
+            name: space.values_of(key) for name, key in
+            (("depths", "depth"), ("heads", "heads_keep"), ("ffn", "ffn_keep"), ("bits", "bits"))},
+            embedding_bits=[*(space.values_of("embedding_bits") or ()), *(space.values_of("bits") or ())])
         if note:
             log(note)
     teacher_folder = settings.out_dir / settings.study / "teacher"
