@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--experiment", default=str(HERE / "sst2.yaml"))
     ap.add_argument("--recipes", nargs="+", default=GRID, help="epochs:lr, trained in this order")
     ap.add_argument("--only-cached", action="store_true", help="train nothing; report the recipes already cached")
+    ap.add_argument("--note", action="append", default=[], help="a line of context for the results file")
     ap.add_argument("--out", default=str(HERE / "results" / "teacher-sweep"))
     args = ap.parse_args()
     started = time.time()
@@ -98,6 +99,7 @@ def write(rows: list[dict], args, base: Experiment, wall: float) -> None:
     lines += provenance("teacher_sweep.py", base.measure.threads)
     lines += [f"- experiment `{Path(args.experiment).name}`; rules in the script's docstring (fixed before the run); "
               f"wall time of this invocation {wall / 60:.1f} min (cached teachers are read, not trained again)",
+              *[f"- {note}" for note in args.note],
               "", "| epochs | lr | steps | training minutes | validation accuracy | test accuracy | |",
               "|---|---|---|---|---|---|---|"]
     for r in rows:

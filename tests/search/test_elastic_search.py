@@ -30,12 +30,14 @@ def _complete(study):
 
 
 def test_which_spaces_ask_for_the_elastic_network():
-    for name in ("elastic", "elastic-recovery"):
+    for name in ("elastic", "elastic-recovery", "elastic-lowbit"):
         shipped = load_space(name)
         assert shipped.offers("elastic", True) and shipped.fixed["elastic"] is True
         assert shipped.values_of("depth") == [2, 3, 4, 5, 6] and shipped.values_of("heads_keep") == [0.5, 0.75, 1.0]
         assert shipped.values_of("prune_ratio") is None
     assert load_space("elastic").values_of("train_steps") == [0]  # measured as cut: no training in a trial
+    lowbit = load_space("elastic-lowbit")  # ternary weights and tables, for a network trained at those widths
+    assert lowbit.values_of("bits") == [16, 8, 4, 2] and lowbit.values_of("embedding_bits") == [8, 4, 2]
     recovery = load_space("elastic-recovery")
     assert recovery.values_of("train_steps") == [0, 100, 300]
     assert recovery.values_of("lr") == [3e-5, 3e-4]  # a continuous range: its two ends
