@@ -9,10 +9,12 @@ $py experiments/search_sst2.py --trials 20 --max-size-mb 10 --min-retention 0.97
 $py experiments/export_sst2.py --pick best
 $py experiments/sampler_compare.py --trials 10 --seeds 0 1 2
 bash experiments/peers/setup_inc.sh            # Intel Neural Compressor peer, in its own .venv-inc
-$py experiments/sst2_benchmark.py --space default  # a departure from the protocol (its space is elastic): listed as such
+$py experiments/sst2_benchmark.py --space default  # a departure from the protocol (its space is elastic-lowbit): listed as such
 $py experiments/reliability.py --kills 6
 $py experiments/binary_sst2.py sweep && $py experiments/binary_sst2.py ladder && $py experiments/binary_sst2.py report
 $py experiments/elastic_sst2.py               # trains the elastic network once (cached), then parts 2-4
+$py experiments/teacher_sweep.py              # the benchmark's teacher, chosen on validation rows (issue 30)
+$py experiments/lowbit_elastic.py             # ternary tables and weights in the elastic network
 $py experiments/sst2_benchmark.py             # under experiments/results/sst2-benchmark-protocol.md
 $py experiments/bf16_sst2.py
 $py experiments/ort_spinning.py --pairs 4

@@ -117,9 +117,12 @@ def test_the_drivers_defaults_are_the_protocols_and_departures_are_listed():
     bench = _benchmark()
     ap = bench.parser()
     text = bench.PROTOCOL.read_text()
-    assert bench.SPACES["elastic"] == ("sst2-elastic.yaml", "sst2-benchmark-elastic", 200, 60.0)
+    assert bench.SPACES[bench.PROTOCOL_SPACE] == ("sst2-benchmark.yaml", "sst2-benchmark-lowbit", 200, 60.0)
+    assert ap.get_default("space") == bench.PROTOCOL_SPACE == "elastic-lowbit"
     for phrase in ("200 finished trials", "60 minutes", "0.9 x the fastest", "in 5 rounds", "seed 0",
-                   "`sst2-benchmark-elastic`", "`search_spaces/elastic.yaml`", "`experiments/sst2-elastic.yaml`"):
+                   "`sst2-benchmark-lowbit`", "`search_spaces/elastic-lowbit.yaml`", "`experiments/sst2-benchmark.yaml`",
+                   "`bits: [8, 4, 2]`", "`embedding_bits: [2]`", ">= 20x fewer bytes and >= 10x lower batch-1",
+                   ">= 30x fewer bytes and >= 12x", "test accuracy >= 0.90 and >= 10x fewer bytes"):
         assert phrase in text
     assert (ap.get_default("latency_margin"), ap.get_default("confirm_rounds"), ap.get_default("seed")) == (0.9, 5, 0)
     args = ap.parse_args(["--trials", "200", "--confirm-rounds", "3", "--report-only"])
@@ -148,3 +151,15 @@ def test_the_inc_peer_tunes_on_the_validation_rows_written_from_their_token_ids(
     assert tsv == "sentence\tlabel\nw3 w4\t1\nw5\t0\n" and off == 0
     assert _benchmark().rows_tsv(Tok(), rows, max_length=64, idx=[1]) == ("sentence\tlabel\nw5\t0\n", 0)
     assert _benchmark().rows_tsv(Tok(), rows, max_length=3)[1] == 1  # a row that tokenizes back otherwise is counted
+
+
+def test_the_benchmark_experiment_trains_every_width_its_space_searches():
+    from autocompress.engine.elastic import embedding_width
+    from autocompress.search.space import load_space
+
+    bench = _benchmark()
+    exp = Experiment.from_file(bench.HERE / bench.SPACES[bench.PROTOCOL_SPACE][0])
+    space = load_space(bench.PROTOCOL_SPACE)
+    assert {b for b in space.values_of("bits") if b < 16} <= set(exp.elastic.bits)
+    tables = {embedding_width(b) for b in exp.elastic.bits} | set(exp.elastic.embedding_bits)
+    assert set(space.values_of("embedding_bits")) <= tables
