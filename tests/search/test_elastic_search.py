@@ -114,3 +114,42 @@ def test_the_shipped_spaces_make_elastic_recipes(depth):
         assert recipe.elastic and recipe.alpha == 0.7 and recipe.batch_size == 32 and recipe.bits == 4
         assert recipe.layers == (None if depth == 6 else (0, 3))
     assert cut.train_steps == 0 and recovered.train_steps == 100 and recovered.lr == 1e-4
+
+
+LOWBIT_SPACE = """\
+runtime: {choices: [onnxruntime, openvino]}
+depth: {low: 2, high: 3}
+heads_keep: {choices: [0.5, 1.0]}
+ffn_keep: {choices: [0.25, 1.0]}
+vocab_prune: {choices: [true, false]}
+bits: {choices: [4, 2]}
+embedding_bits: {choices: [4, 2], when: {bits: [4, 2]}}
+fixed: {elastic: true, train_steps: 0, batch_size: 16}
+"""
+
+
+def test_a_search_cuts_ternary_sub_networks_from_a_network_trained_at_two_bits(tmp_path, monkeypatch, capsys):
+    """The SST-2 benchmark's path on a tiny network: trained at 4 and 2 bits with ternary tables, every trial cut
+    as it is at 4 or 2 bits on either runtime, measured, and the report written."""
+    block = {**BLOCK, "bits": [4, 2], "embedding_bits": [2]}
+    exp = write_experiment(tmp_path, make_teacher_dir(tmp_path / "t"), write_task(tmp_path / "d"), elastic=block)
+    space = tmp_path / "space.yaml"
+    space.write_text(LOWBIT_SPACE)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(monkeypatch, capsys, "search", exp, "--baselines", "none", "--no-memory", "--space",
+                             space, "--trials", 6, "--study", "lowbit", "--no-tracking")
+    assert code == 0, err
+    assert "never trained" not in err  # every width the space asks for was trained
+    study = open_existing_study("lowbit", "sqlite:///autocompress.db")
+    done = _complete(study)
+    assert len(done) == 6, [t.state for t in study.trials]
+    cuts = {(t.params["runtime"], t.params["bits"], t.params["embedding_bits"])
+            for t in done}
+    assert len(cuts) > 1
+    for trial in done:
+        stored = json.loads((Path(trial.user_attrs["folder"]) / "metrics.json").read_text())
+        assert stored["bytes"] > 0 and 0.0 <= stored["accuracy"] <= 1.0
+        # the model measured is the cut asked for: its weights' and tables' widths, on its runtime
+        assert (stored["bits"], stored["embedding_bits"]) == (trial.params["bits"], trial.params["embedding_bits"])
+        assert stored["runtime"].startswith(trial.params["runtime"])
+    assert "elastic network" in out  # the report
