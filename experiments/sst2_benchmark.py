@@ -1,12 +1,14 @@
 """SST-2 benchmark: a thin driver of the product's search, baselines, budget, confirmed pick and report.
 
-    python experiments/sst2_benchmark.py [--space elastic|default] [--trials N] [--timeout-min M] [--report-only]
+    python experiments/sst2_benchmark.py [--space elastic-lowbit|elastic|default] [--trials N] [--timeout-min M]
+                                         [--report-only] [--add-context]
 
 The rules are experiments/results/sst2-benchmark-protocol.md, committed before the run (without --draft the script
 refuses to run while it is uncommitted or changed); the defaults below are that protocol. `run_search` (resumable)
 with every installed baseline, the --beat-baselines budget and the confirmed pick; then what the product does not
 do: Intel Neural Compressor's int8 of the teacher in its own venv (when .venv-inc exists), tuned on the validation
-rows; the issue's targets, each point chosen on validation and reported on test; published anchors; search cost.
+rows; the issue's targets, each point chosen on validation and reported on test; published anchors; the teacher's
+recipe and the sweep that chose it, the elastic network's ablations (read from their results files); search cost.
 Writes experiments/results/sst2-benchmark.md, .json and -pareto.png (another --space S: sst2-benchmark-S.*),
 opening with the protocol verbatim, the commit that fixed it and every departure from it.
 """
@@ -70,9 +72,9 @@ print(json.dumps({"accuracy": inc_peer.accuracy(load(model), ids, mask, torch.te
 
 
 def departures(args: argparse.Namespace, protocol: dict) -> list[str]:
-    """Settings of this run other than the protocol's (`--report-only` and `--draft` change no rule)."""
+    """Settings of this run other than the protocol's (`--report-only`, `--draft`, `--add-context` change no rule)."""
     return [f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(args).items())
-            if k not in ("report_only", "draft") and v != protocol.get(k)]
+            if k not in ("report_only", "draft", "add_context") and v != protocol.get(k)]
 
 
 def check_target(front: list[dict], teacher: dict, keep: float | None, smaller: float, faster: float,
@@ -244,6 +246,70 @@ def anchor_lines() -> list[str]:
                     "(22.7 M parameters)."]
 
 
+def teacher_lines(exp: Experiment, teacher_folder: Path, d: dict) -> list[str]:
+    """The teacher's recipe, its accuracy in this run, and the sweep that chose the recipe (teacher-sweep.json)."""
+    ft, meta = exp.teacher.finetune, json.loads((teacher_folder / "meta.json").read_text())
+    t = d["teacher"]
+    lines = [f"- `{exp.teacher.source}`, fine-tuned on the training rows for {ft.epochs:g} epochs at lr {ft.lr:g}, "
+             f"batch {ft.batch_size} ({meta.get('finetune_steps', '?')} steps on {meta.get('trained_on', '?')}); "
+             f"validation accuracy {t['validation']['accuracy']:.4f}, test {t['test']['accuracy']:.4f} (this run)"]
+    sweep = HERE / "results" / "teacher-sweep.json"
+    if not sweep.is_file():
+        return lines + ["- no teacher sweep in experiments/results/: the recipe is the experiment file's"]
+    rows = json.loads(sweep.read_text())["rows"]
+    lines += ["- the recipe was chosen on validation rows by `experiments/teacher_sweep.py` (`teacher-sweep.md`, "
+              "its timings and notes):", "", "| epochs | lr | validation | test | training minutes |",
+              "|---|---|---|---|---|"]
+    return lines + [f"| {r['epochs']:g} | {r['lr']:g} | {r['validation']:.4f} | {r['test']:.4f} | "
+                    f"{r['seconds'] / 60:.1f} |" for r in rows if r.get("validation") is not None]
+
+
+def ablation_lines() -> list[str]:
+    """What each ingredient of the elastic network added, from the ablations committed under results/ (context:
+    a smaller setting than this run's, one seed; the numbers are theirs, not measured here)."""
+    lines = []
+    ab = HERE / "results" / "elastic-ablation.json"
+    if ab.is_file():
+        s = json.loads(ab.read_text())["summary"]
+        base = s["base"]
+        lines += ["`elastic-ablation.md` (SST-2, 8,000 training rows, 500 steps per network, 30 cuts at 8 and 4 bits, "
+                  "one seed; equal steps): each ingredient alone, then all together", "",
+                  "| variant | hypervolume (validation) | vs base | mean validation acc. | vs base | mean test acc. |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {v['hv_validation']:.4f} | {v['hv_validation'] - base['hv_validation']:+.4f} | "
+                  f"{v['mean_validation']:.4f} | {100 * (v['mean_validation'] - base['mean_validation']):+.2f} pts | "
+                  f"{v['mean_test']:.4f} |" for name, v in s.items()]
+        lines.append("")
+    lb = HERE / "results" / "lowbit-elastic.json"
+    if lb.is_file():
+        per = json.loads(lb.read_text())["summary"]["per_widths"]
+        lines += ["`lowbit-elastic.md` (the same setting, 75 cuts per network): embedding compression, a network also "
+                  "trained at 2 bits with ternary tables (lowbit) against one trained at 8 and 4 bits (base)", "",
+                  "| weights / tables | median MB | base mean validation | lowbit mean validation | difference |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {w} | {v['mb']:.2f} | {v['base']['validation']:.4f} | {v['lowbit']['validation']:.4f} | "
+                  f"{100 * (v['lowbit']['validation'] - v['base']['validation']):+.2f} pts |" for w, v in per.items()]
+        lines.append("")
+    return lines or ["No ablation results under experiments/results/."]
+
+
+def add_context(results_md: Path, exp: Experiment, teacher_folder: Path) -> None:
+    """Put the teacher and ablation sections into a results file written before the script wrote them (they are
+    read from files, not measured, so adding them changes no number of the run)."""
+    text = results_md.read_text()
+    if "\n## The teacher\n" in text:
+        return
+    d = json.loads(results_md.with_suffix(".json").read_text())["report"]
+    head, cost = text.split("\n## Search cost\n", 1)
+    results_md.write_text("\n".join([head, *context_lines(exp, teacher_folder, d), "## Search cost", ""]) + cost)
+
+
+def context_lines(exp: Experiment, teacher_folder: Path, d: dict) -> list[str]:
+    return ["## The teacher", "", *teacher_lines(exp, teacher_folder, d), "",
+            "## Ablation: what each ingredient of the elastic network adds (earlier runs, context)", "",
+            *ablation_lines()]
+
+
 def cost_lines(study, d: dict, teacher_folder: Path, wall: float) -> tuple[list[str], list[float]]:
     done = [t for t in study.trials if t.datetime_start and t.datetime_complete]
     secs = [(t.datetime_complete - t.datetime_start).total_seconds() for t in done]
@@ -275,6 +341,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-inc", action="store_true", help="leave out the Intel Neural Compressor peer")
     ap.add_argument("--report-only", action="store_true", help="report the study as it is: no new trials")
+    ap.add_argument("--add-context", action="store_true", help="only put the teacher and ablation sections into "
+                    "the results file of a run made before they were written; measures nothing")
     ap.add_argument("--draft", action="store_true", help="run with the protocol file uncommitted or changed")
     return ap
 
@@ -291,10 +359,13 @@ def main() -> None:
         sys.exit(f"error: {PROTOCOL.relative_to(ROOT)} is {'changed since its commit' if commit else 'not committed'}"
                  "; commit the protocol before the run (or pass --draft for a run that is not the benchmark)")
     exp = Experiment.from_file(HERE / exp_file)
+    stem = "sst2-benchmark" + ("" if args.space == PROTOCOL_SPACE else f"-{args.space}")
     work = exp.cache / name
     storage = f"sqlite:///{work / 'optuna.db'}"
     t0 = time.time()
     inputs, teacher = engine_inputs(exp, log)
+    if args.add_context:
+        return add_context(HERE / "results" / f"{stem}.md", exp, teacher.folder)
     if args.report_only:
         study = open_existing_study(name, storage)
         rep, _md, png = write_report(study, work / "report", True, args.confirm_rounds)
@@ -322,7 +393,6 @@ def main() -> None:
     checks = [(n, check_target(d["front"], d["teacher"], keep, smaller, faster, floor))
               for n, keep, floor, smaller, faster in TARGETS]
     cost, secs = cost_lines(study, d, teacher.folder, time.time() - t0)
-    stem = "sst2-benchmark" + ("" if args.space == PROTOCOL_SPACE else f"-{args.space}")
     verdict = d["verdict"] or {}
     lines = protocol_header(PROTOCOL, commit, changed, departures(args, protocol))
     lines += ["# SST-2 benchmark: results", "", *provenance("sst2_benchmark.py", exp.measure.threads),
@@ -336,7 +406,7 @@ def main() -> None:
               "", "## The product's report (headings one level down)", "",
               *[("#" + ln if ln.startswith("#") else ln) for ln in rep.markdown().splitlines()],
               "", "## Published anchors (as reported by their papers, not measured here)", "", *anchor_lines(),
-              "", "## Search cost", "", *cost, "", f"![Pareto plot]({stem}-pareto.png)", ""]
+              "", *context_lines(exp, teacher.folder, d), "## Search cost", "", *cost, "", f"![Pareto plot]({stem}-pareto.png)", ""]
     results = HERE / "results"
     shutil.copy(png, results / f"{stem}-pareto.png")
     (results / f"{stem}.md").write_text("\n".join(lines))

@@ -163,3 +163,28 @@ def test_the_benchmark_experiment_trains_every_width_its_space_searches():
     assert {b for b in space.values_of("bits") if b < 16} <= set(exp.elastic.bits)
     tables = {embedding_width(b) for b in exp.elastic.bits} | set(exp.elastic.embedding_bits)
     assert set(space.values_of("embedding_bits")) <= tables
+
+
+def test_the_results_file_gains_the_teacher_and_ablation_sections_once_and_no_number_changes(tmp_path):
+    bench = _benchmark()
+    exp = Experiment.from_file(Path(bench.HERE) / "sst2-benchmark.yaml")
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "meta.json").write_text(json.dumps({"finetune_steps": 5393, "trained_on": "cpu"}))
+    report = {"teacher": {"validation": {"accuracy": 0.8899}, "test": {"accuracy": 0.8956}}}
+    md = tmp_path / "sst2-benchmark.md"
+    before = "# results\n\n| trial | 0.8100 |\n\n## Search cost\n\n- trials: 200 finished\n"
+    md.write_text(before)
+    md.with_suffix(".json").write_text(json.dumps({"report": report}))
+
+    bench.add_context(md, exp, teacher)
+    text = md.read_text()
+    assert text.startswith("# results\n\n| trial | 0.8100 |\n") and text.endswith("## Search cost\n\n- trials: 200 finished\n")
+    assert "3 epochs at lr 5e-05, batch 32 (5393 steps on cpu); validation accuracy 0.8899, test 0.8956" in text
+    sweep = json.loads((Path(bench.HERE) / "results" / "teacher-sweep.json").read_text())["rows"]
+    assert all(f"| {r['epochs']:g} | {r['lr']:g} | {r['validation']:.4f} | {r['test']:.4f} |" in text for r in sweep)
+    ablation = json.loads((Path(bench.HERE) / "results" / "elastic-ablation.json").read_text())["summary"]
+    assert all(f"| {name} | {v['hv_validation']:.4f} |" in text for name, v in ablation.items())
+    assert "| base | 3.1421 | +0.0000 |" in text and "| w2-e2 | 2.36 | 0.7208 | 0.7859 | +6.51 pts |" in text
+    bench.add_context(md, exp, teacher)  # a second call adds nothing
+    assert md.read_text() == text
