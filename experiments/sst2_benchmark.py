@@ -252,7 +252,7 @@ def teacher_lines(exp: Experiment, teacher_folder: Path, d: dict) -> list[str]:
     t = d["teacher"]
     lines = [f"- `{exp.teacher.source}`, fine-tuned on the training rows for {ft.epochs:g} epochs at lr {ft.lr:g}, "
              f"batch {ft.batch_size} ({meta.get('finetune_steps', '?')} steps on {meta.get('trained_on', '?')}); "
-             f"validation accuracy {t['validation']['accuracy']:.4f}, test {t['test']['accuracy']:.4f} (this run)"]
+             f"validation {t['metric']} {t['score']:.4f}, test {t['test_score']:.4f} (this run)"]
     sweep = HERE / "results" / "teacher-sweep.json"
     if not sweep.is_file():
         return lines + ["- no teacher sweep in experiments/results/: the recipe is the experiment file's"]

@@ -171,7 +171,7 @@ def test_the_results_file_gains_the_teacher_and_ablation_sections_once_and_no_nu
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "meta.json").write_text(json.dumps({"finetune_steps": 5393, "trained_on": "cpu"}))
-    report = {"teacher": {"validation": {"accuracy": 0.8899}, "test": {"accuracy": 0.8956}}}
+    report = {"teacher": {"metric": "accuracy", "score": 0.8899, "test_score": 0.8956}}  # as Report.to_dict has it
     md = tmp_path / "sst2-benchmark.md"
     before = "# results\n\n| trial | 0.8100 |\n\n## Search cost\n\n- trials: 200 finished\n"
     md.write_text(before)
