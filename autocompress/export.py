@@ -248,7 +248,7 @@ def open_session(folder: Path, model: torch.nn.Module | Callable[[], torch.nn.Mo
                  threads: int, workdir: Path | None = None) -> Session:
     """The model of `folder` as a session on runtime `target`: the runtime files the folder holds
     (in runtime/ for a trial, at the top for an export), which is what was measured, else a session
-    built from the weights (in `workdir`, default a new temporary folder).
+    built from the weights (in `workdir`; without one, in a temporary folder removed once the session is open).
 
     `model` may be a function that loads it: it is then only called when no runtime file serves."""
     rt = get_runtime(target)
@@ -264,7 +264,13 @@ def open_session(folder: Path, model: torch.nn.Module | Callable[[], torch.nn.Mo
         raise ValueError(f"{target} at {bits} bits needs the runtime files it was measured with "
                          f"({', '.join(rt.export_files)}), which the folder lacks; re-export the trial")
     module = model if isinstance(model, torch.nn.Module) else model()
-    return rt.build(module, bits, workdir or Path(tempfile.mkdtemp(prefix="autocompress-rt-")), threads)
+    if workdir is not None:
+        return rt.build(module, bits, workdir, threads)
+    scratch = Path(tempfile.mkdtemp(prefix="autocompress-rt-"))
+    try:  # a session holds what it runs once it is open: the files it was built from go with the folder
+        return rt.build(module, bits, scratch, threads)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def load_compressed(folder: str | Path, runtime: str | None = None, threads: int | None = None,

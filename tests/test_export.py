@@ -82,6 +82,26 @@ def test_onnx_fp32_matches_torch_and_8_bits_is_int8(prepared, tmp_path):
     assert np.abs(a - b).max() <= 0.25 * np.abs(b).max()  # a random tiny model: logits ~1e-2
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_session_built_from_the_weights_leaves_no_files_behind(prepared, tmp_path, monkeypatch, runtime):
+    """A torch export opened on another runtime is compiled from its weights in a scratch folder: the
+    session runs from memory, so the folder is gone once it is open (loads used to leave one per call)."""
+    import tempfile
+
+    inputs, _teacher = prepared
+    texts, _ = make_sentences(16, seed=2)
+    run_recipe(inputs, Recipe(layers=(0, 1)), tmp_path / "trial")
+    out = export_folder(tmp_path / "trial", tmp_path / "export")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    model = load_compressed(out, runtime=runtime)
+    assert model.runtime == runtime
+    assert list(scratch.iterdir()) == []
+    on_torch = load_compressed(out, runtime="torch").logits(texts)
+    assert np.allclose(model.logits(texts), on_torch, atol=1e-4)
+
+
 def test_bad_exports(prepared, tmp_path):
     inputs, _teacher = prepared
     run_recipe(inputs, Recipe(bits=4), tmp_path / "trial")
