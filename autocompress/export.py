@@ -244,7 +244,10 @@ def _return_freed_memory() -> None:
     import ctypes.util
 
     name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    try:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:  # a C library that cannot be opened by that name: nothing to hand back through it
+        return
     if trim is not None:
         trim(0)
 
