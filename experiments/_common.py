@@ -39,7 +39,7 @@ def provenance(script: str, threads: int | None = None) -> list[str]:
     """Markdown lines: the command that produced a results file, when, and on what machine."""
     cpu = cpu_line()
     return [
-        f"- command: `python experiments/{script} {shlex.join(sys.argv[1:])}`".rstrip(),
+        f"- command: `{shlex.join(['python', f'experiments/{script}', *sys.argv[1:]])}`",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}; machine: {platform.machine()}, {cpu}, "
         f"{os.cpu_count()} cores" + (f", {threads} threads used" if threads else "") + f"; torch {torch.__version__}",
     ]
