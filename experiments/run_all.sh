@@ -16,6 +16,9 @@ $py experiments/elastic_sst2.py               # trains the elastic network once 
 $py experiments/teacher_sweep.py              # the benchmark's teacher, chosen on validation rows (issue 30)
 $py experiments/lowbit_elastic.py             # ternary tables and weights in the elastic network
 $py experiments/sst2_benchmark.py             # under experiments/results/sst2-benchmark-protocol.md
+b=.autocompress-cache/sst2-benchmark-lowbit/out/sst2-benchmark-lowbit   # that run's trials
+$py experiments/lowbit_kernels.py --folder $b/trial-0057 $b/trial-0181   # two of its 4-bit cuts
+$py experiments/depth2_recovery.py            # recovery steps for 2-layer cuts of its elastic network
 $py experiments/bf16_sst2.py
 $py experiments/ort_spinning.py --pairs 4
 $py experiments/main_command.py run && $py experiments/main_command.py write  # the README's main command, fresh clone
