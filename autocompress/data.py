@@ -99,7 +99,7 @@ def load_raw(exp: Experiment, log: Log = silent) -> dict[str, Any]:
         if name is not None and name not in d:
             raise DataError(f"dataset {hub.describe()} has no split '{name}' (has {', '.join(d)}); "
                             "set task.hub.*_split")
-    return {split: _named_labels(_renamed(d[name], hub), task.label, hub, name)
+    return {split: _named_labels(_renamed(d[name], hub), task.label, hub, name, task.task.per_token)
             for split, name in names.items() if name is not None}
 
 
@@ -109,17 +109,30 @@ def _renamed(ds, hub: HubData):
     return ds.rename_columns(renames) if renames else ds
 
 
-def _named_labels(ds, column: str, hub: HubData, split: str):
-    """The hub split with its integer labels replaced by `hub.label_names` (unchanged without them)."""
-    names = hub.label_names
-    if names is None or column not in ds.column_names:
+def _named_labels(ds, column: str, hub: HubData, split: str, per_token: bool = False):
+    """The hub split with its integer labels replaced by names, the way local files spell labels out:
+    `hub.label_names`, or for a per-token task's tags (a list of class indices a row: CoNLL-2003's `ner_tags`) the
+    names the dataset's own features give them. Unchanged when nothing names them and they are not per-token."""
+    if column not in ds.column_names:
         return ds
-    values = ds[column]
-    for v in values:
+    names = hub.label_names
+    if names is None and per_token:
+        inner = getattr(ds.features[column], "feature", None)  # a sequence of ClassLabel: its names, in order
+        names = tuple(inner.names) if getattr(inner, "names", None) else None
+    values = list(ds[column])
+    flat = [v for row in values for v in row] if per_token else values
+    if names is None:
+        if per_token and any(isinstance(v, (int, np.integer)) for v in flat):
+            raise DataError(f"dataset {hub.describe()} split '{split}': its tags are numbers the dataset does not "
+                            "name; set task.hub.label_names (the names of tags 0, 1, ... in order)")
+        return ds
+    source = "task.hub.label_names" if hub.label_names is not None else "the dataset's tag names"
+    for v in flat:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < len(names):
             raise DataError(f"dataset {hub.describe()} split '{split}': label {v!r} has no name in "
-                            f"task.hub.label_names {list(names)} (they name labels 0 to {len(names) - 1})")
-    return ds.remove_columns(column).add_column(column, [names[v] for v in values])
+                            f"{source} {list(names)} (they name labels 0 to {len(names) - 1})")
+    named = [[names[v] for v in row] for row in values] if per_token else [names[v] for v in values]
+    return ds.remove_columns(column).add_column(column, named)
 
 
 def _load_local(path: Path, split: str, columns: tuple[str, ...] | None = None, task: TaskConfig | None = None):

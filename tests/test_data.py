@@ -331,3 +331,68 @@ def test_shipped_experiments_on_the_shared_glue_files_fall_back_to_the_hub():
         assert (task.hub.train_split, task.hub.dev_split, task.hub.validation_split) == ("train", "validation", None)
         if task.labels is not None:  # files with label names: the hub's integers get the same names
             assert task.hub.label_names == task.labels, p.name
+
+
+def _token_hub(paths, names, order=None):
+    """CoNLL files as the hub has them (CoNLL-2003's `eriktks/conll2003`): `tokens`, and `ner_tags` as class
+    indices, named (in `order`, not the files' order) by the dataset's features unless `names` is False."""
+    import datasets
+
+    from autocompress.engine.tasks.conll import read_conll
+
+    parts = {}
+    for split, hub_split in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        words, tags = read_conll(paths[split])
+        order = order or sorted({t for row in tags for t in row})
+        tag = datasets.ClassLabel(names=list(order)) if names else datasets.Value("int64")
+        features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                      "ner_tags": datasets.Sequence(tag)})
+        parts[hub_split] = datasets.Dataset.from_dict(
+            {"tokens": words, "ner_tags": [[order.index(t) for t in row] for row in tags]}, features=features)
+    return datasets.DatasetDict(parts)
+
+
+def _token_experiment(tmp_path, paths):
+    from autocompress.testing import make_teacher_dir as teacher_dir
+
+    hub = {"path": "fake/conll2003", "validation_split": "validation", "dev_split": "test",
+           "columns": {"tokens": "sentence", "ner_tags": "label"}}
+    return Experiment.from_file(write_experiment(
+        tmp_path, teacher_dir(tmp_path / "t", task_model=False), paths,
+        task={"type": "token_classification", "validation": str(paths["dev"]), "dev": str(paths["test"]),
+              "hub": hub}))
+
+
+def test_the_hub_stands_in_for_missing_conll_files_with_its_tags_named_by_the_dataset(tmp_path, monkeypatch):
+    """The hub's CoNLL-2003 stores each sentence's tags as class indices, in another order than the files';
+    the dataset's own tag names turn them into the files' tags, so the rows are the same either way."""
+    from conftest import fake_hub
+
+    from autocompress.testing import write_token_task
+
+    paths = write_token_task(tmp_path / "d", 24, 8, 8)
+    exp = _token_experiment(tmp_path, paths)
+    local = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    names = local.label_names
+    calls = fake_hub(monkeypatch, _token_hub(paths, True, order=list(reversed(names))))
+    paths["train"].unlink()
+    hub = load_task(exp, _tokenizer(tmp_path / "t"), "tok")
+    assert calls == [("fake/conll2003", None)]
+    assert hub.label_names == names and len(names) > 2
+    for split in ("train", "validation", "test"):
+        assert np.array_equal(hub.split(split).ids, local.split(split).ids)
+        assert np.array_equal(hub.split(split).labels, local.split(split).labels)
+
+
+def test_hub_tags_that_nothing_names_are_one_clear_error(tmp_path, monkeypatch):
+    from conftest import fake_hub
+
+    from autocompress.testing import write_token_task
+
+    paths = write_token_task(tmp_path / "d", 24, 8, 8)
+    exp = _token_experiment(tmp_path, paths)
+    fake_hub(monkeypatch, _token_hub(paths, False))
+    paths["train"].unlink()
+    with pytest.raises(DataError, match=r"^dataset 'fake/conll2003' split 'train': its tags are numbers the "
+                                        r"dataset does not name; set task.hub.label_names"):
+        load_task(exp, _tokenizer(tmp_path / "t"), "tok")
