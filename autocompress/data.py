@@ -119,10 +119,12 @@ def _named_labels(ds, column: str, hub: HubData, split: str, per_token: bool = F
     if names is None and per_token:
         inner = getattr(ds.features[column], "feature", None)  # a sequence of ClassLabel: its names, in order
         names = tuple(inner.names) if getattr(inner, "names", None) else None
+    if names is None and not per_token:
+        return ds
     values = list(ds[column])
     flat = [v for row in values for v in row] if per_token else values
     if names is None:
-        if per_token and any(isinstance(v, (int, np.integer)) for v in flat):
+        if any(isinstance(v, (int, np.integer)) for v in flat):
             raise DataError(f"dataset {hub.describe()} split '{split}': its tags are numbers the dataset does not "
                             "name; set task.hub.label_names (the names of tags 0, 1, ... in order)")
         return ds

@@ -42,7 +42,6 @@ from autocompress.data import load_raw
 from autocompress.engine.measure import folder_bytes, interleaved_latency
 from autocompress.engine.runtimes.onnx_runtime import export_onnx, ort_run, quantize_dynamic_int8
 from autocompress.engine.runtimes.openvino_runtime import XML, _core, ov_run, quiet_nncf
-from autocompress.engine.storage import load_model
 from autocompress.search.remeasure import latency_batches
 
 HERE = Path(__file__).resolve().parent
@@ -80,9 +79,9 @@ def openvino_weights(fp32: Path, dst: Path, mode: str) -> Path:
     return dst
 
 
-def variants(folder: Path, work: Path, threads: int) -> dict[str, tuple[Callable, int, str]]:
-    """name -> (run, deployed bytes, what it is)."""
-    fp32 = export_onnx(load_model(folder), work / "fp32" / "model.onnx")
+def variants(model, work: Path, threads: int) -> dict[str, tuple[Callable, int, str]]:
+    """name -> (run, deployed bytes, what it is), every one from `model`'s fp32 graph."""
+    fp32 = export_onnx(model, work / "fp32" / "model.onnx")
     ort: dict[str, tuple[Path, str]] = {
         "ort-fp32": (fp32, "ONNX Runtime fp32"),
         "ort-int8": (quantize_dynamic_int8(fp32, work / "int8.onnx"),
@@ -112,7 +111,7 @@ def measure(folder: Path, exp: Experiment, texts: list[str], labels: np.ndarray,
     threads, seq_len = exp.measure.threads, exp.measure.seq_len
     reference = load_compressed(folder, runtime="torch")
     log(f"{folder.name}: building the variants")
-    runs = variants(folder, Path(tempfile.mkdtemp(prefix="lowbit-kernels-")), threads)
+    runs = variants(reference.model, Path(tempfile.mkdtemp(prefix="lowbit-kernels-")), threads)
     per_bs = {1: repeats, 32: max(2, repeats // 5)}
     batches = latency_batches(folder, seq_len, tuple(per_bs))
     ms: dict[str, dict[int, float]] = {name: {} for name in runs}

@@ -353,12 +353,10 @@ def _token_hub(paths, names, order=None):
 
 
 def _token_experiment(tmp_path, paths):
-    from autocompress.testing import make_teacher_dir as teacher_dir
-
     hub = {"path": "fake/conll2003", "validation_split": "validation", "dev_split": "test",
            "columns": {"tokens": "sentence", "ner_tags": "label"}}
     return Experiment.from_file(write_experiment(
-        tmp_path, teacher_dir(tmp_path / "t", task_model=False), paths,
+        tmp_path, make_teacher_dir(tmp_path / "t", task_model=False), paths,
         task={"type": "token_classification", "validation": str(paths["dev"]), "dev": str(paths["test"]),
               "hub": hub}))
 
